@@ -1,0 +1,241 @@
+/**
+ * The configuration schema: the one place that says which keys exist, what they default to
+ * and what values are valid. `docs/configuration.md` documents the same keys; keep the two
+ * in step. The parsed result ({@link GatewayConfig}) is the single config object passed down
+ * through the service; nothing below `src/main.ts` reads `process.env`.
+ */
+import ms from 'ms';
+import { z } from 'zod';
+import { canonicalResourceUrl } from '../oauth/resource-url.js';
+import { isLoopbackHostname } from '../net/loopback.js';
+
+/** A duration in seconds, written as a number of seconds or a string such as `10m`, `30d`. */
+const duration = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const millis = ms(value as ms.StringValue);
+  if (typeof millis !== 'number' || !Number.isFinite(millis) || millis < 1000) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not a duration (use seconds or e.g. "10m", "12h", "30d")`,
+    });
+    return z.NEVER;
+  }
+  return Math.round(millis / 1000);
+});
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+const email = z.email().transform((value) => value.toLowerCase());
+
+const domain = z
+  .string()
+  .regex(/^(?=.{1,253}$)([a-z0-9-]+\.)+[a-z]{2,}$/i, 'must be a DNS domain such as example.com')
+  .transform((value) => value.toLowerCase());
+
+const scopeToken = z
+  .string()
+  .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token (RFC 6749 §3.3)');
+
+const resource = z.strictObject({
+  /** The MCP server's public canonical URL: the RFC 8707 resource and the token audience. */
+  url: httpUrl.transform((value, ctx) => {
+    try {
+      return canonicalResourceUrl(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
+  name: z.string().min(1).max(200),
+  /** Scopes that can be granted for this resource; tokens never carry others. */
+  scopes: z.array(scopeToken).default([]),
+});
+
+const redirectUri = z.string().min(1);
+
+const preRegisteredClient = z.strictObject({
+  client_id: z.string().min(1).max(200),
+  client_secret: z.string().min(16, 'must be at least 16 characters').optional(),
+  client_name: z.string().max(200).optional(),
+  redirect_uris: z.array(redirectUri).min(1),
+  /** Defaults to `client_secret_basic` with a secret and `none` (public client) without. */
+  token_endpoint_auth_method: z
+    .enum(['none', 'client_secret_basic', 'client_secret_post'])
+    .optional(),
+  grant_types: z
+    .array(z.enum(['authorization_code', 'refresh_token']))
+    .default(['authorization_code', 'refresh_token']),
+  application_type: z.enum(['web', 'native']).optional(),
+});
+
+const oidcProvider = z.strictObject({
+  /** Short identifier used in URLs (`/login/callback/<id>`) and logs. */
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be lowercase letters, digits and -'),
+  /** Name shown on the login page. */
+  name: z.string().min(1).max(100),
+  /** The provider's issuer; its `/.well-known/openid-configuration` is fetched at start-up. */
+  issuer: httpUrl,
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1).optional(),
+  scopes: z.array(scopeToken).default(['openid', 'email', 'profile']),
+});
+
+const devLogin = z.strictObject({
+  /** The users the development login offers; each can log in without a password. */
+  users: z.array(email).min(1),
+  /** Permit the dev login while listening on a non-loopback address. Never in production. */
+  allowNonLoopback: z.boolean().default(false),
+});
+
+const memoryStore = z.strictObject({ maxEntries: z.number().int().min(1000).default(100_000) });
+const redisStore = z.strictObject({
+  url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+  keyPrefix: z.string().default('mcp-gateway:'),
+});
+
+export const configSchema = z
+  .object({
+    /** The public base URL of the auth service; the exact `issuer` in metadata. */
+    issuer: httpUrl.transform((value) => value.replace(/\/+$/, '')),
+    listen: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8787),
+      })
+      .prefault({}),
+    /** Where the embedded default keeps its signing keys and cookie secrets. */
+    dataDir: z.string().min(1).default('./data'),
+    store: z
+      .object({ memory: memoryStore.optional(), redis: redisStore.optional() })
+      .refine((store) => !(store.memory && store.redis), 'choose either memory or redis')
+      .prefault({}),
+    login: z
+      .object({
+        dev: devLogin.optional(),
+        oidc: z.array(oidcProvider).default([]),
+      })
+      .prefault({})
+      .refine(
+        (login) => new Set(login.oidc.map((p) => p.id)).size === login.oidc.length,
+        'login.oidc ids must be unique',
+      ),
+    /** Who may log in through the upstream providers; no rule = nobody (dev users only). */
+    access: z
+      .object({
+        emails: z.array(email).default([]),
+        domains: z.array(domain).default([]),
+      })
+      .prefault({}),
+    resources: z.array(resource).min(1, 'configure at least one protected MCP server'),
+    clients: z.array(preRegisteredClient).default([]),
+    registration: z
+      .object({
+        /** Dynamic Client Registration (RFC 7591). `dcr: false` is short for `{ enabled: false }`. */
+        dcr: z
+          .preprocess(
+            (value) => (typeof value === 'boolean' ? { enabled: value } : value),
+            z.strictObject({
+              enabled: z.boolean().default(true),
+              /** Registration is refused (HTTP 503) once this many DCR clients exist. */
+              maxClients: z.number().int().min(1).default(10_000),
+              /** A DCR client is deleted this long after registration or last use. */
+              clientTtl: duration.default(30 * 24 * 3600),
+            }),
+          )
+          .prefault({}),
+        cimd: z
+          .object({
+            enabled: z.boolean().default(true),
+            /**
+             * Hosts (`name` or `name:port`) whose metadata documents may be fetched although
+             * they resolve to loopback, private or link-local addresses. Empty by default.
+             */
+            allowHosts: z.array(z.string().min(1)).default([]),
+            /** Hosts whose client ids are refused outright. */
+            denyHosts: z.array(z.string().min(1)).default([]),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    tokens: z
+      .object({
+        accessTokenTtl: duration.default(600),
+        refreshTokenTtl: duration.default(30 * 24 * 3600),
+        authorizationCodeTtl: duration.default(60),
+        /** How long a started login (interaction) may take. */
+        loginTtl: duration.default(600),
+        /** How long a user's consent for a client is remembered. */
+        consentTtl: duration.default(365 * 24 * 3600),
+      })
+      .prefault({}),
+    keys: z
+      .object({
+        /** A new signing key is created when the current one is older than this. */
+        rotateAfter: duration.default(90 * 24 * 3600),
+        /** A JWK Set file (private keys) to use instead of generated keys. */
+        file: z.string().optional(),
+      })
+      .prefault({}),
+    tls: z
+      .object({
+        /** Extra PEM CA certificates trusted for outbound HTTPS (CIMD documents, upstream IdPs). */
+        caFiles: z.array(z.string()).default([]),
+      })
+      .prefault({}),
+    cors: z
+      .object({
+        /**
+         * Browser origins allowed to call the token, registration and revocation endpoints
+         * (discovery and JWKS are open to every origin). MCP Inspector runs on
+         * http://localhost:6274.
+         */
+        allowedOrigins: z.array(z.string()).default(['http://localhost:6274']),
+      })
+      .prefault({}),
+    /** Addresses whose X-Forwarded-For / -Proto are believed (CIDRs or names `loopback`). */
+    trustedProxies: z.array(z.string()).default(['loopback']),
+    log: z
+      .object({
+        level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    // MCP requires HTTPS for every authorization server endpoint (checklist AS-09) and for
+    // resources; plain http is accepted only on loopback, for development.
+    const insecure = (value: string) => {
+      const url = new URL(value);
+      return url.protocol === 'http:' && !isLoopbackHostname(url.hostname);
+    };
+    if (insecure(config.issuer)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message: 'must use https (http only on loopback)',
+      });
+    }
+    config.resources.forEach((resource, index) => {
+      if (insecure(resource.url)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['resources', index, 'url'],
+          message: 'must use https (http only on loopback)',
+        });
+      }
+    });
+    const urls = config.resources.map((resource) => resource.url);
+    urls.forEach((url, index) => {
+      if (urls.indexOf(url) !== index) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['resources', index, 'url'],
+          message: `duplicate resource ${url}`,
+        });
+      }
+    });
+  });
+
+export type GatewayConfig = z.output<typeof configSchema>;
+export type ResourceConfig = GatewayConfig['resources'][number];
+export type OidcProviderConfig = GatewayConfig['login']['oidc'][number];
+export type ClientConfig = GatewayConfig['clients'][number];

@@ -1,0 +1,262 @@
+/**
+ * The composition root: builds every part of the auth service from one validated config and
+ * wires them together. Tests use it to run the real service in-process; `main.ts` uses it to
+ * run it as a process.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type ErrorRequestHandler, type Express } from 'express';
+import type Provider from 'oidc-provider';
+import { errors as oidcErrors } from 'oidc-provider';
+import type { GatewayConfig } from './config/schema.js';
+import { healthRouter } from './http/health.js';
+import { requestContext } from './http/request-context.js';
+import { compileTrustedProxies, stripUntrustedForwardedHeaders } from './http/trusted-proxies.js';
+import { AccountStore } from './login/accounts.js';
+import { CsrfTokens } from './login/csrf.js';
+import { createInteractionRouter, InteractionMismatch, sendPage } from './login/interactions.js';
+import { OidcLoginProvider } from './login/providers/oidc.js';
+import { renderErrorPage } from './login/views/error-page.js';
+import type { Logger } from './logging/logger.js';
+import { securityEvent } from './logging/security-events.js';
+import { isLoopbackHostname } from './net/loopback.js';
+import { createGuardedFetch, createTrustedFetch } from './net/outbound-fetch.js';
+import { ConsentMemory } from './oauth/consent-memory.js';
+import {
+  defaultAuthorizeScope,
+  registrationCap,
+  registrationCors,
+} from './oauth/endpoint-guards.js';
+import { loadKeyMaterial, type KeyLocation } from './oauth/keys.js';
+import { createProvider, ROUTES } from './oauth/provider.js';
+import { ResourceRegistry } from './oauth/resources.js';
+import { hasAccessRules } from './policy/access.js';
+import { MemoryStore } from './store/memory-store.js';
+import { RedisStore } from './store/redis-store.js';
+import type { Store } from './store/store.js';
+
+export interface Gateway {
+  app: Express;
+  provider: Provider;
+  store: Store;
+  /** Starts listening on `config.listen`; resolves with the bound address. */
+  listen(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  logger: Logger;
+  /** Use this store instead of building one from the config (tests). */
+  store?: Store;
+}
+
+/** A configuration that must not run, found before anything listens. */
+export class StartupRefused extends Error {}
+
+export async function createGateway(
+  config: GatewayConfig,
+  options: GatewayOptions,
+): Promise<Gateway> {
+  const { logger } = options;
+  checkStartupPolicy(config, logger);
+
+  const store = options.store ?? createStore(config, logger);
+  const keyLocation: KeyLocation = config.keys.file
+    ? { kind: 'file', file: config.keys.file }
+    : config.store.redis
+      ? { kind: 'store', store }
+      : { kind: 'dataDir', dir: config.dataDir };
+  const keys = await loadKeyMaterial(keyLocation, {
+    rotateAfter: config.keys.rotateAfter,
+    maxTokenLifetime:
+      Math.max(config.tokens.accessTokenTtl, config.tokens.authorizationCodeTtl) + 300,
+  });
+
+  const resources = new ResourceRegistry(config.resources);
+  const accounts = new AccountStore(store, config.tokens.refreshTokenTtl);
+  const consents = new ConsentMemory(store, config.tokens.consentTtl);
+  const provider = createProvider({
+    config,
+    store,
+    keys,
+    resources,
+    accounts,
+    consents,
+    guardedFetch: createGuardedFetch({
+      caFiles: config.tls.caFiles,
+      allowHosts: config.registration.cimd.allowHosts,
+    }),
+    logger,
+  });
+  logProviderEvents(provider, logger);
+
+  const trustedFetch = createTrustedFetch(config.tls.caFiles);
+  const upstreams = config.login.oidc.map(
+    (settings) =>
+      new OidcLoginProvider(
+        settings,
+        `${config.issuer}/login/callback/${settings.id}`,
+        trustedFetch,
+      ),
+  );
+
+  const app = express();
+  const trust = compileTrustedProxies(config.trustedProxies);
+  app.disable('x-powered-by');
+  app.set('trust proxy', trust);
+  app.use(stripUntrustedForwardedHeaders(trust));
+  app.use(requestContext(logger));
+  app.use(healthRouter(store));
+  app.get(ROUTES.authorization, defaultAuthorizeScope(resources));
+  app.options(ROUTES.registration, registrationCors);
+  app.post(
+    ROUTES.registration,
+    registrationCors,
+    registrationCap(store, config.registration.dcr.maxClients, logger),
+  );
+  app.get(`${ROUTES.registration}/:clientId`, registrationCors);
+  app.use(
+    createInteractionRouter({
+      config,
+      provider,
+      store,
+      accounts,
+      consents,
+      csrf: new CsrfTokens(store, config.tokens.loginTtl),
+      resources,
+      devUsers: config.login.dev?.users,
+      upstreams,
+      logger,
+    }),
+  );
+  app.use(interactionErrorHandler(logger));
+  app.use(provider.callback());
+
+  let server: Server | undefined;
+  return {
+    app,
+    provider,
+    store,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server = createServer(app);
+        // Slow or idle clients must not hold sockets forever.
+        server.headersTimeout = 20_000;
+        server.requestTimeout = 30_000;
+        server.keepAliveTimeout = 5_000;
+        server.once('error', reject);
+        server.listen(config.listen.port, config.listen.host, () =>
+          resolve(server!.address() as AddressInfo),
+        );
+      }),
+    close: async () => {
+      if (server) {
+        await new Promise<void>((resolve) => {
+          server!.close(() => resolve());
+          server!.closeAllConnections();
+        });
+      }
+      if (!options.store) await store.close();
+    },
+  };
+}
+
+function createStore(config: GatewayConfig, logger: Logger): Store {
+  if (config.store.redis) {
+    return new RedisStore({
+      url: config.store.redis.url,
+      keyPrefix: config.store.redis.keyPrefix,
+      onError: (error: Error) => logger.error('redis error', { error: error.message }),
+    });
+  }
+  return new MemoryStore({ maxEntries: config.store.memory?.maxEntries ?? 100_000 });
+}
+
+/**
+ * Refuses configurations that would be unsafe to run and says loudly what is merely risky.
+ */
+function checkStartupPolicy(config: GatewayConfig, logger: Logger): void {
+  const dev = config.login.dev;
+  if (dev) {
+    const loopback = isLoopbackHostname(config.listen.host);
+    if (!loopback && !dev.allowNonLoopback) {
+      throw new StartupRefused(
+        `login.dev is enabled but the service listens on ${config.listen.host}: the development login has no password and is allowed only on loopback (or set login.dev.allowNonLoopback: true, never in production)`,
+      );
+    }
+    if (!loopback) {
+      logger.warn(
+        '!!! DEVELOPMENT LOGIN EXPOSED: login.dev.allowNonLoopback is true and the service listens on a non-loopback address; anyone who reaches it can log in as the dev users without a password !!!',
+        { event: 'startup_warning' },
+      );
+    }
+  }
+  if (!dev && config.login.oidc.length === 0) {
+    throw new StartupRefused('no login provider is configured: add login.dev or login.oidc');
+  }
+  if (config.login.oidc.length > 0 && !hasAccessRules(config.access)) {
+    logger.warn(
+      'access has no rules: nobody can log in through the upstream providers (only dev users)',
+      {
+        event: 'startup_warning',
+      },
+    );
+  }
+}
+
+/** Maps failures inside the login/consent pages to a page the user can act on. */
+function interactionErrorHandler(logger: Logger): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    if (res.headersSent) return next(error);
+    if (error instanceof oidcErrors.SessionNotFound || error instanceof InteractionMismatch) {
+      securityEvent(logger, 'oauth_error', { ip: req.ip, reason: (error as Error).message });
+      return sendPage(
+        res,
+        400,
+        renderErrorPage({
+          title: 'Sign-in expired',
+          error: 'invalid_request',
+          description:
+            'This sign-in session has expired or belongs to another browser. Start again from your application.',
+        }),
+      );
+    }
+    logger.error('request failed', { error });
+    return sendPage(
+      res,
+      500,
+      renderErrorPage({ title: 'Something went wrong', error: 'server_error' }),
+    );
+  };
+}
+
+function logProviderEvents(provider: Provider, logger: Logger): void {
+  const events = [
+    'authorization.error',
+    'grant.error',
+    'registration_create.error',
+    'revocation.error',
+    'introspection.error',
+    'server_error',
+  ] as const;
+  for (const name of events) {
+    // oidc-provider's typings list the events separately; they share this listener shape.
+    (provider.on as (event: string, listener: (...args: never[]) => void) => void)(
+      name,
+      (
+        ctx: { ip?: string; oidc?: { client?: { clientId: string } } },
+        error: Error & { error?: string; error_description?: string },
+      ) => {
+        const details = {
+          ip: ctx?.ip,
+          clientId: ctx?.oidc?.client?.clientId,
+          error: error.error ?? error.name,
+          reason: error.error_description ?? error.message,
+          endpoint: name,
+        };
+        if (name === 'server_error') logger.error('oauth server error', { ...details, error });
+        else securityEvent(logger, 'oauth_error', details);
+      },
+    );
+  }
+}

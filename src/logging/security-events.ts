@@ -1,0 +1,33 @@
+/**
+ * Security events: one structured log line per event an operator (or CrowdSec, reading the
+ * log) should act on. Every line has `security_event: <kind>`, the client IP where known and
+ * never a token (the logger's redaction applies here too).
+ */
+import type { Logger } from './logger.js';
+
+export type SecurityEventKind =
+  | 'access_denied'
+  | 'login_failed'
+  | 'upstream_state_invalid'
+  | 'csrf_failed'
+  | 'consent_denied'
+  | 'registration_refused'
+  | 'cimd_refused'
+  | 'oauth_error';
+
+export interface SecurityEventDetails {
+  ip?: string | undefined;
+  clientId?: string | undefined;
+  subject?: string | undefined;
+  provider?: string | undefined;
+  reason?: string | undefined;
+  [key: string]: unknown;
+}
+
+export function securityEvent(
+  logger: Logger,
+  kind: SecurityEventKind,
+  details: SecurityEventDetails,
+): void {
+  logger.warn(kind, { security_event: kind, ...details });
+}

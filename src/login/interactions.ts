@@ -1,0 +1,358 @@
+/**
+ * The user-facing part of an authorization request: login (dev or upstream OIDC), the
+ * access rules, and consent. oidc-provider hands the browser to `/interaction/<uid>`
+ * whenever it needs one of these; we finish the step with `interactionFinished`.
+ *
+ * Order: login first, then our own consent page for every client the user has not yet
+ * approved. A code is only issued after both, so an attacker who registers a client and
+ * lures a user whose upstream session is still alive (the "confused deputy" of the MCP
+ * Security Best Practices) still stops at a consent page naming the attacker's client.
+ *
+ * The upstream callback URL is fixed (`/login/callback/<provider>`, registered at the
+ * provider) while oidc-provider's interaction cookie is scoped to `/interaction/<uid>`. The
+ * callback therefore finds the interaction by the upstream `state`, then sends the browser
+ * back under `/interaction/<uid>/…`, where the cookie proves that the browser finishing the
+ * login is the one that started it.
+ */
+import express, { type Request, type Response, type Router } from 'express';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import type { GatewayConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import { securityEvent } from '../logging/security-events.js';
+import type { ResourceRegistry } from '../oauth/resources.js';
+import type { ConsentMemory } from '../oauth/consent-memory.js';
+import { evaluateAccess } from '../policy/access.js';
+import type { Store } from '../store/store.js';
+import type { AccountStore, Identity } from './accounts.js';
+import type { CsrfTokens } from './csrf.js';
+import { isLoopbackHostname } from '../net/loopback.js';
+import type { OidcLoginProvider, PendingUpstreamLogin } from './providers/oidc.js';
+import { renderConsent } from './views/consent-page.js';
+import { renderErrorPage } from './views/error-page.js';
+import { renderAccessDenied, renderDevLogin, renderProviderChoice } from './views/login-pages.js';
+
+export interface InteractionDependencies {
+  config: GatewayConfig;
+  provider: Provider;
+  store: Store;
+  accounts: AccountStore;
+  consents: ConsentMemory;
+  csrf: CsrfTokens;
+  resources: ResourceRegistry;
+  /** Dev users when the development login is enabled (and allowed on this listener). */
+  devUsers: string[] | undefined;
+  upstreams: OidcLoginProvider[];
+  logger: Logger;
+}
+
+interface UpstreamLoginRecord {
+  uid: string;
+  providerId: string;
+  pending: PendingUpstreamLogin;
+}
+
+const upstreamKey = (state: string) => `upstream-login:${state}`;
+
+/** Security headers for every page: no framing (clickjacking on consent), no caching. */
+function sendPage(res: Response, status: number, body: string): void {
+  res
+    .status(status)
+    .set({
+      'Content-Type': 'text/html; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'Content-Security-Policy':
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+      'X-Frame-Options': 'DENY',
+      'Referrer-Policy': 'no-referrer',
+      'X-Content-Type-Options': 'nosniff',
+    })
+    .send(body);
+}
+
+export function createInteractionRouter(deps: InteractionDependencies): Router {
+  const { provider, store, accounts, consents, csrf, logger, config } = deps;
+  const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
+  const upstreamById = new Map(deps.upstreams.map((upstream) => [upstream.id, upstream]));
+  const choices = [
+    ...(deps.devUsers ? [{ id: 'dev', name: 'Development login' }] : []),
+    ...deps.upstreams.map(({ id, name }) => ({ id, name })),
+  ];
+
+  const details = (req: Request, res: Response) => provider.interactionDetails(req, res);
+
+  const finish = (req: Request, res: Response, result: InteractionResults) =>
+    provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+
+  /** Applies the access rules, then records the login or shows why it was refused. */
+  async function completeLogin(req: Request, res: Response, uid: string, identity: Identity) {
+    const decision = evaluateAccess(identity, config.access);
+    if (!decision.allowed) {
+      securityEvent(logger, 'access_denied', {
+        ip: req.ip,
+        provider: identity.provider,
+        subject: identity.sub,
+        reason: decision.reason,
+      });
+      await csrf.discard(uid);
+      return sendPage(res, 403, renderAccessDenied(decision.reason));
+    }
+    await accounts.save(identity);
+    logger.info('login', {
+      event: 'login',
+      provider: identity.provider,
+      subject: identity.sub,
+      rule: decision.rule,
+    });
+    return finish(req, res, { login: { accountId: identity.sub } });
+  }
+
+  router.get('/interaction/:uid', async (req, res) => {
+    const interaction = await details(req, res);
+    if (interaction.uid !== req.params.uid) throw new InteractionMismatch();
+    if (interaction.prompt.name === 'login') {
+      if (choices.length === 1) {
+        return res.redirect(303, `/interaction/${interaction.uid}/login/${choices[0]!.id}`);
+      }
+      return sendPage(res, 200, renderProviderChoice(interaction.uid, choices));
+    }
+    if (interaction.prompt.name === 'consent') return showConsent(req, res, interaction);
+    throw new Error(`unsupported prompt ${interaction.prompt.name}`);
+  });
+
+  async function showConsent(
+    req: Request,
+    res: Response,
+    interaction: Awaited<ReturnType<typeof details>>,
+  ) {
+    const clientId = String(interaction.params.client_id);
+    const client = await provider.Client.find(clientId);
+    if (!client) throw new Error('client disappeared during the interaction');
+    const redirectUri = new URL(String(interaction.params.redirect_uri));
+    const missingResources = (interaction.prompt.details.missingResourceScopes ?? {}) as Record<
+      string,
+      string[]
+    >;
+    const missingOidc = (interaction.prompt.details.missingOIDCScope ?? []) as string[];
+    const requestedResources = Object.keys(missingResources).length
+      ? Object.entries(missingResources)
+      : [];
+    const accountId = interaction.session?.accountId ?? '';
+    const account = await accounts.find(accountId);
+    const registered = client.redirectUris ?? [];
+    const view = {
+      uid: interaction.uid,
+      csrfToken: await csrf.issue(interaction.uid),
+      clientName: client.clientName ?? clientId,
+      clientId,
+      redirectHost: redirectUri.host,
+      verifiedHost: (client as unknown as { clientIdMetadataDocument?: boolean })
+        .clientIdMetadataDocument
+        ? new URL(clientId).host
+        : undefined,
+      loopbackOnly:
+        registered.length > 0 &&
+        registered.every((uri) => isLoopbackHostname(new URL(uri).hostname)),
+      user: account?.email ?? account?.name ?? accountId,
+      resources: requestedResources.map(([url, scopes]) => ({
+        name: deps.resources.find(url)?.name ?? url,
+        url,
+        scopes,
+      })),
+      oidcScopes: missingOidc.filter((scope) => scope !== 'openid'),
+    };
+    return sendPage(res, 200, renderConsent(view));
+  }
+
+  router.get('/interaction/:uid/login/:providerId', async (req, res) => {
+    const interaction = await details(req, res);
+    if (interaction.uid !== req.params.uid || interaction.prompt.name !== 'login') {
+      throw new InteractionMismatch();
+    }
+    const { providerId } = req.params;
+    if (providerId === 'dev' && deps.devUsers) {
+      return sendPage(
+        res,
+        200,
+        renderDevLogin(interaction.uid, await csrf.issue(interaction.uid), deps.devUsers),
+      );
+    }
+    const upstream = upstreamById.get(providerId);
+    if (!upstream)
+      return sendPage(
+        res,
+        404,
+        renderErrorPage({ title: 'Unknown sign-in method', error: 'not_found' }),
+      );
+    const { url, pending } = await upstream.start();
+    const record: UpstreamLoginRecord = { uid: interaction.uid, providerId, pending };
+    await store.set(upstreamKey(pending.state), { ...record }, config.tokens.loginTtl);
+    return res.redirect(303, url.href);
+  });
+
+  router.post('/interaction/:uid/login/dev', form, async (req, res) => {
+    const interaction = await details(req, res);
+    if (
+      interaction.uid !== req.params.uid ||
+      interaction.prompt.name !== 'login' ||
+      !deps.devUsers
+    ) {
+      throw new InteractionMismatch();
+    }
+    if (!(await csrf.verify(interaction.uid, req.body?.csrf)))
+      return csrfFailure(req, res, interaction.uid);
+    const email = String(req.body?.email ?? '').toLowerCase();
+    if (!deps.devUsers.includes(email)) {
+      return sendPage(
+        res,
+        400,
+        renderErrorPage({ title: 'Unknown user', error: 'invalid_request' }),
+      );
+    }
+    return completeLogin(req, res, interaction.uid, {
+      sub: `dev:${email}`,
+      provider: 'dev',
+      email,
+      emailVerified: true,
+      name: email,
+    });
+  });
+
+  // Step 1 of the upstream callback: find the interaction by `state`, move under its path.
+  router.get('/login/callback/:providerId', async (req, res) => {
+    const state = typeof req.query.state === 'string' ? req.query.state : undefined;
+    const record = state
+      ? await store.get<UpstreamLoginRecord & Record<string, unknown>>(upstreamKey(state))
+      : undefined;
+    if (!record || record.providerId !== req.params.providerId) {
+      securityEvent(logger, 'upstream_state_invalid', {
+        ip: req.ip,
+        provider: req.params.providerId,
+      });
+      return sendPage(
+        res,
+        400,
+        renderErrorPage({
+          title: 'Sign-in expired',
+          error: 'invalid_request',
+          description:
+            'This sign-in link is unknown, was already used or has expired. Start again from your application.',
+        }),
+      );
+    }
+    const query = new URL(req.originalUrl, 'http://placeholder').search;
+    return res.redirect(303, `/interaction/${record.uid}/callback/${record.providerId}${query}`);
+  });
+
+  // Step 2: under the interaction's path, with its cookie: redeem the code, log the user in.
+  router.get('/interaction/:uid/callback/:providerId', async (req, res) => {
+    const interaction = await details(req, res);
+    const state = typeof req.query.state === 'string' ? req.query.state : '';
+    const record = await store.take<UpstreamLoginRecord & Record<string, unknown>>(
+      upstreamKey(state),
+    );
+    const upstream = upstreamById.get(req.params.providerId);
+    if (
+      !record ||
+      !upstream ||
+      record.uid !== interaction.uid ||
+      record.uid !== req.params.uid ||
+      record.providerId !== upstream.id
+    ) {
+      securityEvent(logger, 'upstream_state_invalid', {
+        ip: req.ip,
+        provider: req.params.providerId,
+      });
+      throw new InteractionMismatch();
+    }
+    const callbackUrl = new URL(upstream.redirectUri);
+    callbackUrl.search = new URL(req.originalUrl, 'http://placeholder').search;
+    let identity: Identity;
+    try {
+      identity = await upstream.finish(callbackUrl, record.pending);
+    } catch (error) {
+      securityEvent(logger, 'login_failed', {
+        ip: req.ip,
+        provider: upstream.id,
+        reason: (error as Error).message,
+      });
+      return sendPage(
+        res,
+        401,
+        renderErrorPage({
+          title: 'Sign-in failed',
+          error: 'login_failed',
+          description: `${upstream.name} did not complete the sign-in.`,
+        }),
+      );
+    }
+    return completeLogin(req, res, interaction.uid, identity);
+  });
+
+  router.post('/interaction/:uid/confirm', form, async (req, res) => {
+    const interaction = await details(req, res);
+    if (interaction.uid !== req.params.uid || interaction.prompt.name !== 'consent') {
+      throw new InteractionMismatch();
+    }
+    if (!(await csrf.verify(interaction.uid, req.body?.csrf)))
+      return csrfFailure(req, res, interaction.uid);
+    await csrf.discard(interaction.uid);
+    const clientId = String(interaction.params.client_id);
+    const accountId = interaction.session!.accountId;
+    if (req.body?.decision !== 'approve') {
+      securityEvent(logger, 'consent_denied', { ip: req.ip, clientId, subject: accountId });
+      return finish(req, res, {
+        error: 'access_denied',
+        error_description: 'the user denied the request',
+      });
+    }
+    const grant = interaction.grantId
+      ? (await provider.Grant.find(interaction.grantId))!
+      : new provider.Grant({ accountId, clientId });
+    const missingOidc = (interaction.prompt.details.missingOIDCScope ?? []) as string[];
+    const missingClaims = (interaction.prompt.details.missingOIDCClaims ?? []) as string[];
+    const missingResources = (interaction.prompt.details.missingResourceScopes ?? {}) as Record<
+      string,
+      string[]
+    >;
+    if (missingOidc.length) grant.addOIDCScope(missingOidc.join(' '));
+    if (missingClaims.length) grant.addOIDCClaims(missingClaims);
+    for (const [resource, scopes] of Object.entries(missingResources)) {
+      grant.addResourceScope(resource, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    await consents.remember(accountId, clientId, {
+      resources: missingResources,
+      oidcScopes: missingOidc,
+    });
+    logger.info('consent', { event: 'consent', clientId, subject: accountId });
+    return finish(req, res, { consent: { grantId } });
+  });
+
+  async function csrfFailure(req: Request, res: Response, uid: string) {
+    securityEvent(logger, 'csrf_failed', { ip: req.ip, interaction: uid });
+    return sendPage(
+      res,
+      403,
+      renderErrorPage({
+        title: 'Request refused',
+        error: 'invalid_request',
+        description:
+          'The form was not submitted from this sign-in page. Start again from your application.',
+      }),
+    );
+  }
+
+  return router;
+}
+
+/** The browser is not the one the interaction belongs to, or the step is out of order. */
+export class InteractionMismatch extends Error {
+  constructor() {
+    super('interaction does not match this browser or step');
+    this.name = 'InteractionMismatch';
+  }
+}
+
+export { sendPage };

@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/**
+ * The `mcp-gateway` command: reads the configuration (`--config FILE` or
+ * `MCP_GATEWAY_CONFIG`; the embedded default when neither is given), starts the auth
+ * service and stops it cleanly on SIGINT/SIGTERM.
+ *
+ * Exit codes: 0 stopped by a signal, 1 failed at run time, 2 invalid configuration or
+ * refused start-up. This is the only module that reads `process.env`.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config/load.js';
+import { createGateway, StartupRefused } from './gateway.js';
+import { createLogger } from './logging/logger.js';
+
+const USAGE = `Usage: mcp-gateway [--config FILE]
+
+  --config FILE   gateway configuration (YAML); default: $MCP_GATEWAY_CONFIG, else the
+                  embedded default (loopback only, in-memory store, development login)
+  --help          show this text
+
+Environment: PORT and HOST override listen.port and listen.host.`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ options: { config: { type: 'string' }, help: { type: 'boolean' } } });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const file = args.values.config ?? (process.env.MCP_GATEWAY_CONFIG || undefined);
+
+  let loaded;
+  try {
+    loaded = loadConfig(file, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const line of error.problems) process.stderr.write(`config: ${line}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const { config } = loaded;
+  const logger = createLogger({ level: config.log.level });
+
+  let gateway;
+  try {
+    gateway = await createGateway(config, { logger });
+  } catch (error) {
+    if (error instanceof StartupRefused) {
+      process.stderr.write(`config: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const address = await gateway.listen();
+  logger.info('listening', {
+    event: 'started',
+    address: `${address.address}:${address.port}`,
+    issuer: config.issuer,
+    config: loaded.source ?? 'embedded default',
+    store: config.store.redis ? 'redis' : 'memory',
+  });
+  if (!loaded.source) printEmbeddedDefaultHelp(config.issuer, config.resources[0]?.url);
+
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      logger.info('stopping', { event: 'stopping', signal });
+      gateway.close().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+function printEmbeddedDefaultHelp(issuer: string, resource: string | undefined): void {
+  process.stderr.write(`
+MCP Gateway auth service is running on its embedded default (loopback only, in-memory store,
+development login as dev@example.com). Try:
+
+  Authorization server metadata  ${issuer}/.well-known/oauth-authorization-server
+  JWKS                           ${issuer}/jwks
+  Health                         ${issuer}/healthz
+  Protected resource (example)   ${resource ?? '(none)'}
+
+Point an MCP client's OAuth flow at ${issuer}, or see docs/quickstart.md.
+Stop with Ctrl+C.
+`);
+}
+
+main().then(
+  // Exit explicitly: open keep-alive sockets or timers must not keep a stopped service alive.
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`fatal: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,76 @@
+/**
+ * Express middleware in front of oidc-provider's endpoints, for the few rules it has no
+ * option for.
+ */
+import cors from 'cors';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from '../logging/logger.js';
+import { securityEvent } from '../logging/security-events.js';
+import type { Store } from '../store/store.js';
+import type { ResourceRegistry } from './resources.js';
+import { DCR_CLIENT_INDEX } from './store-adapter.js';
+
+/**
+ * An authorization request without `scope` asks for the scopes of its resource(s). The MCP
+ * SDK sends what the 401 challenge or the protected resource metadata says, which may be
+ * nothing; the conformance suite sends only `resource`.
+ */
+export function defaultAuthorizeScope(resources: ResourceRegistry) {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const url = new URL(req.originalUrl, 'http://placeholder');
+    if (url.searchParams.has('scope')) return next();
+    const indicators = url.searchParams.getAll('resource');
+    const named = indicators.length ? indicators : [resources.soleResource() ?? ''];
+    const scopes = new Set(named.flatMap((indicator) => resources.find(indicator)?.scopes ?? []));
+    if (scopes.size === 0) return next();
+    url.searchParams.set('scope', [...scopes].join(' '));
+    req.url = `${url.pathname}${url.search}`;
+    return next();
+  };
+}
+
+/**
+ * Browsers may register clients from any origin: registration uses no cookies, and the
+ * answer never carries `Access-Control-Allow-Credentials`, so reflecting the origin lets a
+ * browser-based MCP client (e.g. MCP Inspector) read its own registration and nothing else.
+ */
+export const registrationCors = cors({
+  origin: true,
+  credentials: false,
+  methods: ['GET', 'POST'],
+  allowedHeaders: ['Content-Type', 'Authorization', 'MCP-Protocol-Version'],
+  maxAge: 600,
+});
+
+const PRUNE_INTERVAL_MS = 60_000;
+
+/**
+ * Caps the number of dynamically registered clients, so that registration floods cannot
+ * grow the store without bound. Expired clients are pruned from the count at most once a
+ * minute (a prune reads every member, which must not happen per request under attack).
+ */
+export function registrationCap(store: Store, maxClients: number, logger: Logger) {
+  let lastPrune = 0;
+  return async (req: Request, res: Response, next: NextFunction) => {
+    let count = await store.setSize(DCR_CLIENT_INDEX);
+    if (count >= maxClients && Date.now() - lastPrune > PRUNE_INTERVAL_MS) {
+      lastPrune = Date.now();
+      const members = await store.setMembers(DCR_CLIENT_INDEX);
+      const gone: string[] = [];
+      for (const id of members) {
+        if (!(await store.get(`oidc:Client:${id}`))) gone.push(id);
+      }
+      if (gone.length) await store.removeFromSet(DCR_CLIENT_INDEX, gone);
+      count -= gone.length;
+    }
+    if (count >= maxClients) {
+      securityEvent(logger, 'registration_refused', { ip: req.ip, reason: 'client limit reached' });
+      res.status(503).set({ 'Retry-After': '60', 'Cache-Control': 'no-store' }).json({
+        error: 'temporarily_unavailable',
+        error_description: 'client registration is closed: the client limit is reached',
+      });
+      return;
+    }
+    next();
+  };
+}

@@ -1,0 +1,283 @@
+/**
+ * The OAuth 2.1 authorization server: oidc-provider configured for MCP.
+ *
+ * Every option below that differs from oidc-provider's default says why (see also
+ * ../shared/OIDC-PROVIDER-NOTES.md and checklist section C). What oidc-provider does on its
+ * own and we rely on: PKCE verification (S256 only), authorization code single use and replay
+ * revocation, refresh token rotation and reuse detection, RFC 9207 `iss` in authorization
+ * responses, RFC 7591/7592 registration, RFC 7009 revocation, RFC 7662 introspection, JWT
+ * access tokens (RFC 9068), and CIMD fetching with its own document checks.
+ */
+import Provider, {
+  errors,
+  type ClientMetadata,
+  type Configuration,
+  type KoaContextWithOIDC,
+  type ResourceServer,
+} from 'oidc-provider';
+import type { GatewayConfig } from '../config/schema.js';
+import type { FetchFunction } from '../net/outbound-fetch.js';
+import type { Logger } from '../logging/logger.js';
+import type { Store } from '../store/store.js';
+import type { AccountStore } from '../login/accounts.js';
+import type { ConsentMemory } from './consent-memory.js';
+import { SIGNING_ALG, type KeyMaterial } from './keys.js';
+import { allowLoopbackPortVariation, redirectUriProblems } from './redirect-uris.js';
+import type { ResourceRegistry } from './resources.js';
+import { createAdapterFactory } from './store-adapter.js';
+import { renderErrorPage } from '../login/views/error-page.js';
+
+export interface ProviderDependencies {
+  config: GatewayConfig;
+  store: Store;
+  keys: KeyMaterial;
+  resources: ResourceRegistry;
+  accounts: AccountStore;
+  consents: ConsentMemory;
+  /** SSRF-guarded fetch for Client ID Metadata Documents. */
+  guardedFetch: FetchFunction;
+  logger: Logger;
+}
+
+/** Paths of the OAuth endpoints. `/authorize`, `/token` and `/register` are also the 2025-03-26 fallbacks. */
+export const ROUTES = {
+  authorization: '/authorize',
+  token: '/token',
+  registration: '/register',
+  revocation: '/revoke',
+  introspection: '/introspect',
+  jwks: '/jwks',
+  end_session: '/logout',
+  userinfo: '/userinfo',
+} as const;
+
+export function createProvider(deps: ProviderDependencies): Provider {
+  const { config, resources, accounts, consents, logger } = deps;
+  const secureCookies = config.issuer.startsWith('https://');
+  const cimd = config.registration.cimd;
+  const cimdDenyHosts = new Set(cimd.denyHosts.map((host) => host.toLowerCase()));
+
+  const configuration: Configuration = {
+    adapter: createAdapterFactory(deps.store, { dcrClientTtl: config.registration.dcr.clientTtl }),
+    clients: config.clients.map(toClientMetadata),
+    jwks: { keys: deps.keys.keys.map((key) => key.jwk) } as Configuration['jwks'],
+    cookies: {
+      keys: deps.keys.cookieSecrets,
+      // `__Host-`/`__Secure-` prefixes make the browser refuse cookies set over plain http
+      // or for another path/domain (checklist AS-10); they need https, so only there.
+      names: {
+        session: secureCookies ? '__Host-mcpgw_session' : 'mcpgw_session',
+        interaction: secureCookies ? '__Secure-mcpgw_interaction' : 'mcpgw_interaction',
+        resume: secureCookies ? '__Secure-mcpgw_resume' : 'mcpgw_resume',
+      },
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    routes: ROUTES,
+    responseTypes: ['code'],
+    // PKCE for every client, confidential ones included (MCP: "PKCE is REQUIRED for all
+    // clients"); oidc-provider's default requires it for public clients only.
+    pkce: { required: () => true },
+    // Exact redirect_uri on every request (OAuth 2.1 §4.1.1).
+    allowOmittingSingleRegisteredRedirectUri: false,
+    // The OpenID scopes; resource scopes come from each resource (getResourceServerInfo).
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+    },
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      id_token_signed_response_alg: SIGNING_ALG,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      // No user-info endpoint: identity reaches MCP servers through the gateway's headers.
+      userinfo: { enabled: false },
+      registration: {
+        enabled: config.registration.dcr.enabled,
+        initialAccessToken: false,
+      },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      rpInitiatedLogout: { enabled: false },
+      // Not used by MCP clients; off to keep the attack surface small. (DPoP would also bind
+      // access tokens to keys that the forwardAuth decision point would then have to check.)
+      pushedAuthorizationRequests: { enabled: false },
+      dPoP: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        // Without `resource` a request is bound to the only resource, when there is one;
+        // with several, the client must say which (MCP requires clients to send it).
+        defaultResource: () => resources.soleResource(),
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, indicator): ResourceServer => {
+          const resource = resources.find(indicator);
+          if (!resource)
+            throw new errors.InvalidTarget(`${indicator} is not a resource of this gateway`);
+          return {
+            scope: resource.scopes.join(' '),
+            audience: resource.url,
+            accessTokenTTL: config.tokens.accessTokenTtl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: SIGNING_ALG } },
+          };
+        },
+      },
+      clientIdMetadataDocument: {
+        enabled: cimd.enabled,
+        ack: 'draft-02',
+        allowFetch: (_ctx, clientId) =>
+          !cimdDenyHosts.has(new URL(clientId).hostname.toLowerCase()),
+        allowClient: (_ctx, client) => {
+          // The MCP spec requires client_name and redirect_uris in the document, and the
+          // redirect policy applies to CIMD clients like to any other.
+          const problems = redirectUriProblems(client.redirectUris);
+          if (!client.clientName || problems.length > 0) {
+            logger.warn('CIMD client refused', {
+              event: 'cimd_refused',
+              clientId: client.clientId,
+              problems,
+            });
+            return false;
+          }
+          return true;
+        },
+        cacheDuration: { min: 60, max: 3600 },
+      },
+    },
+    fetch: deps.guardedFetch as Configuration['fetch'],
+    // Extra client metadata validation: `redirect_uris` is listed so that its validator runs
+    // for every registration (and every CIMD document) before the client is accepted.
+    extraClientMetadata: {
+      properties: ['redirect_uris'],
+      validator(_ctx, key, value) {
+        if (key !== 'redirect_uris') return;
+        const problems = redirectUriProblems(value);
+        if (problems.length > 0) throw new errors.InvalidRedirectUri(problems.join('; '));
+      },
+    },
+    // MCP clients do not ask for `offline_access` (2026-07-28: servers SHOULD NOT advertise
+    // it); every client allowed the refresh_token grant gets a refresh token.
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Rotate on every use, for every client (RFC 9700 §4.14.2; MCP requires it for public
+    // clients). A reused refresh token revokes the whole grant (oidc-provider default).
+    rotateRefreshToken: () => true,
+    // MCP clients outlive the browser session they logged in with.
+    expiresWithSession: () => false,
+    ttl: {
+      AccessToken: config.tokens.accessTokenTtl,
+      AuthorizationCode: config.tokens.authorizationCodeTtl,
+      IdToken: config.tokens.accessTokenTtl,
+      Interaction: config.tokens.loginTtl,
+      Grant: config.tokens.refreshTokenTtl,
+      Session: 14 * 24 * 3600,
+      RefreshToken: config.tokens.refreshTokenTtl,
+      RegistrationAccessToken: config.registration.dcr.clientTtl,
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    findAccount: async (_ctx, sub) => {
+      const identity = await accounts.find(sub);
+      if (!identity) return undefined;
+      return {
+        accountId: sub,
+        claims: () => ({
+          sub,
+          email: identity.email,
+          email_verified: identity.emailVerified,
+          name: identity.name,
+        }),
+      };
+    },
+    // Identity claims carried by JWT access tokens, for the gateway's identity headers.
+    extraTokenClaims: async (_ctx, token) => {
+      if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
+      const identity = await accounts.find(token.accountId);
+      if (!identity) return undefined;
+      return {
+        email: identity.email,
+        name: identity.name,
+        groups: identity.groups ?? [],
+        idp: identity.provider,
+      };
+    },
+    loadExistingGrant: async (ctx) => loadOrRememberGrant(ctx, consents),
+    // Token and revocation endpoints answer browsers only from configured origins; the
+    // answer never carries Access-Control-Allow-Credentials (these endpoints use no cookies).
+    clientBasedCORS: (_ctx, origin) => config.cors.allowedOrigins.includes(origin),
+    renderError: (ctx, out, error) => {
+      ctx.type = 'html';
+      ctx.body = renderErrorPage({
+        title: 'Sign-in cannot continue',
+        error: out.error,
+        description: out.error_description,
+      });
+      logger.info('authorization error page', {
+        event: 'authorization_error',
+        error: out.error,
+        description: out.error_description,
+        cause: error instanceof Error ? error.message : undefined,
+      });
+    },
+    conformIdTokenClaims: true,
+    enabledJWA: {
+      idTokenSigningAlgValues: [SIGNING_ALG],
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  // Behind Traefik: X-Forwarded-Proto/-Host are honoured (for `secure` cookies and URLs).
+  // The HTTP layer strips those headers from any peer that is not a trusted proxy.
+  provider.proxy = true;
+  allowLoopbackPortVariation(provider.Client as never);
+  return provider;
+}
+
+function toClientMetadata(client: GatewayConfig['clients'][number]): ClientMetadata {
+  return {
+    client_id: client.client_id,
+    client_secret: client.client_secret,
+    client_name: client.client_name,
+    redirect_uris: client.redirect_uris,
+    grant_types: client.grant_types,
+    response_types: ['code'],
+    token_endpoint_auth_method:
+      client.token_endpoint_auth_method ?? (client.client_secret ? 'client_secret_basic' : 'none'),
+    ...(client.application_type ? { application_type: client.application_type } : {}),
+  };
+}
+
+/**
+ * oidc-provider asks for an existing grant before showing the consent prompt. Besides the
+ * grant of the current browser session, we honour a consent the user gave this client earlier
+ * (see {@link ConsentMemory}) by building a grant from it.
+ */
+async function loadOrRememberGrant(ctx: KoaContextWithOIDC, consents: ConsentMemory) {
+  const { oidc } = ctx;
+  const client = oidc.client;
+  const session = oidc.session;
+  if (!client || !session?.accountId) return undefined;
+  const grantId = oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
+  if (grantId) {
+    const grant = await oidc.provider.Grant.find(grantId);
+    if (grant) return grant;
+  }
+  const remembered = await consents.find(session.accountId, client.clientId);
+  if (!remembered) return undefined;
+  const grant = new oidc.provider.Grant({
+    accountId: session.accountId,
+    clientId: client.clientId,
+  });
+  if (remembered.oidcScopes.length) grant.addOIDCScope(remembered.oidcScopes.join(' '));
+  for (const [resource, scopes] of Object.entries(remembered.resources)) {
+    grant.addResourceScope(resource, scopes.join(' '));
+  }
+  await grant.save();
+  session.ensureClientContainer(client.clientId);
+  session.grantIdFor(client.clientId, grant.jti);
+  return grant;
+}

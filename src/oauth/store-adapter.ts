@@ -1,0 +1,122 @@
+/**
+ * oidc-provider's persistence adapter, on top of the gateway {@link Store}.
+ *
+ * Key layout (the store adds its own prefix): `oidc:<Model>:<id>` for records,
+ * `oidc:grant:<grantId>` for the set of records issued under a grant (so a grant can be
+ * revoked in one go), `oidc:uid:<uid>` for the interaction-session index.
+ *
+ * Clients: only dynamically registered clients pass through the adapter (pre-registered
+ * ones live in the configuration, CIMD clients in oidc-provider's document cache), so every
+ * `Client` record gets the DCR expiry and is counted in {@link DCR_CLIENT_INDEX}.
+ *
+ * Single use: `consume()` is atomic ({@link Store.markConsumed}). oidc-provider checks
+ * `consumed` before it calls `consume()`, which leaves a window in which two concurrent
+ * redemptions of one authorization code or refresh token could both pass the check. The
+ * atomic mark closes it: the loser gets `invalid_grant`, and, as for any replay, the whole
+ * grant is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+ */
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { JsonObject, Store } from '../store/store.js';
+
+/** Models whose records belong to a grant and die with it. */
+const GRANTABLE = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
+
+export const DCR_CLIENT_INDEX = 'oidc:index:dcr-clients';
+
+export interface AdapterOptions {
+  /** TTL for dynamically registered clients, renewed when they are used. */
+  dcrClientTtl: number;
+}
+
+const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
+const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
+const uidKey = (uid: string) => `oidc:uid:${uid}`;
+
+/** How often (seconds) a DCR client's expiry is pushed back when it is used. */
+const CLIENT_TOUCH_INTERVAL = 24 * 3600;
+
+export function createAdapterFactory(store: Store, options: AdapterOptions) {
+  return class StoreAdapter implements Adapter {
+    constructor(private readonly model: string) {}
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      const key = recordKey(this.model, id);
+      let ttl: number | undefined = expiresIn > 0 ? expiresIn : undefined;
+      let record: JsonObject = { ...payload };
+      if (this.model === 'Client') {
+        ttl = options.dcrClientTtl;
+        record = { ...record, 'x-last-used-at': Math.floor(Date.now() / 1000) };
+        await store.addToSet(DCR_CLIENT_INDEX, [id]);
+      }
+      await store.set(key, record, ttl);
+      if (GRANTABLE.has(this.model) && payload.grantId) {
+        await store.addToSet(grantKey(payload.grantId), [key], ttl);
+      }
+      if (this.model === 'Session' && payload.uid) {
+        await store.set(uidKey(payload.uid), { id }, ttl);
+      }
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      const record = await store.get<AdapterPayload & JsonObject>(recordKey(this.model, id));
+      if (record && this.model === 'Client') {
+        await touchClient(id, record);
+      }
+      return record ? withoutInternalFields(record) : undefined;
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      const index = await store.get<{ id: string }>(uidKey(uid));
+      return index ? this.find(index.id) : undefined;
+    }
+
+    async findByUserCode(): Promise<AdapterPayload | undefined> {
+      // The device flow is not enabled; nothing is ever stored by user code.
+      return undefined;
+    }
+
+    async consume(id: string): Promise<void> {
+      const key = recordKey(this.model, id);
+      const marked = await store.markConsumed(key, 'consumed', Math.floor(Date.now() / 1000));
+      if (!marked) {
+        const record = await store.get<AdapterPayload & JsonObject>(key);
+        if (record?.grantId) await this.revokeByGrantId(record.grantId);
+        throw new errors.InvalidGrant(
+          `${this.model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`,
+        );
+      }
+    }
+
+    async destroy(id: string): Promise<void> {
+      await store.delete(recordKey(this.model, id));
+      if (this.model === 'Client') await store.removeFromSet(DCR_CLIENT_INDEX, [id]);
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      const members = await store.setMembers(grantKey(grantId));
+      await store.delete(...members, grantKey(grantId), recordKey('Grant', grantId));
+    }
+  };
+
+  async function touchClient(id: string, record: JsonObject): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    const lastUsed = typeof record['x-last-used-at'] === 'number' ? record['x-last-used-at'] : 0;
+    if (now - lastUsed < CLIENT_TOUCH_INTERVAL) return;
+    await store.set(
+      recordKey('Client', id),
+      { ...record, 'x-last-used-at': now },
+      options.dcrClientTtl,
+    );
+  }
+}
+
+function withoutInternalFields(record: JsonObject): AdapterPayload {
+  const { 'x-last-used-at': _lastUsed, ...rest } = record;
+  return rest as AdapterPayload;
+}

@@ -1,0 +1,294 @@
+import { Redis } from 'ioredis';
+import type { JsonObject, Store } from './store.js';
+
+export interface RedisStoreOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
+  url: string;
+  /**
+   * Prepended to every key, so that the gateway can share a Redis database with other software
+   * (and tests can isolate themselves). Default `mcp-gateway:`.
+   */
+  keyPrefix?: string;
+  /**
+   * Receives connection errors (refused, reset, timed out). They are reported once per failed
+   * (re)connection attempt; the client keeps reconnecting on its own. Without a listener an
+   * EventEmitter 'error' could take the process down, so one is always attached.
+   */
+  onError?: (error: Error) => void;
+  /** Bound on any single command, queued time included. Default 5000 ms. */
+  commandTimeoutMs?: number;
+  /** Bound on {@link RedisStore.ping}, which `/readyz` awaits. Default 2000 ms. */
+  pingTimeoutMs?: number;
+}
+
+/**
+ * Marks a JSON value consumed. KEYS[1] the value, ARGV[1] the field, ARGV[2] the JSON member
+ * `"field":now` to append.
+ *
+ * It runs as one script because GET-then-SET from the client would let two replicas both read
+ * "not consumed" and both redeem the same authorization code (RFC 6749 §4.1.2: a code is used
+ * once) or the same rotated refresh token (RFC 9700 §4.14: reuse must be detected); Redis runs a
+ * script with no other command in between.
+ *
+ * cjson only inspects the value. Re-encoding it with cjson would damage it: an empty array comes
+ * back as `{}` and integers above 14 digits lose precision. The member is therefore appended to
+ * the JSON text (`{...}` -> `{...,"field":now}`). When the field exists with `null`, the appended
+ * member duplicates it; JSON.parse keeps the last one (ECMA-262), so it reads as `now`.
+ * KEEPTTL keeps the remaining lifetime: consuming a code must not make it live longer.
+ */
+const MARK_CONSUMED_LUA = `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+if string.sub(raw, 1, 1) ~= '{' or string.sub(raw, -1) ~= '}' then
+  return redis.error_reply('ERR markConsumed: the stored value is not a JSON object')
+end
+local ok, value = pcall(cjson.decode, raw)
+if not ok or type(value) ~= 'table' then
+  return redis.error_reply('ERR markConsumed: the stored value is not a JSON object')
+end
+local current = value[ARGV[1]]
+if current ~= nil and current ~= cjson.null then return 0 end
+local body = string.sub(raw, 1, -2)
+if body == '{' then
+  body = body .. ARGV[2] .. '}'
+else
+  body = body .. ',' .. ARGV[2] .. '}'
+end
+redis.call('SET', KEYS[1], body, 'KEEPTTL')
+return 1
+`;
+
+/**
+ * Adds members to a set and extends its TTL. KEYS[1] the set, ARGV[1] the TTL in seconds (0:
+ * none), ARGV[2..] the members.
+ *
+ * `EXPIRE key ttl GT` alone never gives a TTL to a set that has none (Redis treats "no TTL" as
+ * infinite), so a set this call creates would live forever; a plain EXPIRE (or `NX`) would also
+ * give one to a set someone made permanent, or shorten a longer one. Whether the key existed
+ * decides, and that check, SADD and EXPIRE must see the same state, hence one script.
+ * SADD goes in slices because Lua's `unpack` is limited by the C stack (~8000 values).
+ */
+const ADD_TO_SET_LUA = `
+local existed = redis.call('EXISTS', KEYS[1])
+local n = #ARGV
+local i = 2
+while i <= n do
+  local j = math.min(i + 999, n)
+  redis.call('SADD', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+local ttl = tonumber(ARGV[1])
+if ttl > 0 then
+  if existed == 0 then
+    redis.call('EXPIRE', KEYS[1], ttl)
+  else
+    redis.call('EXPIRE', KEYS[1], ttl, 'GT')
+  end
+end
+return 0
+`;
+
+/**
+ * Increments a counter and gives it a TTL only if it has none (fixed windows: later hits must not
+ * push the window's end). KEYS[1] the counter, ARGV[1] the TTL in seconds (0: none).
+ * One script rather than MULTI so that a failing INCR (wrong type) writes nothing, and so that
+ * a counter can never be left without its TTL between the two commands.
+ */
+const INCREMENT_LUA = `
+local n = redis.call('INCR', KEYS[1])
+local ttl = tonumber(ARGV[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl, 'NX') end
+return n
+`;
+
+interface StoreScripts {
+  storeMarkConsumed(key: string, field: string, member: string): Promise<number>;
+  storeAddToSet(key: string, ttlSeconds: number, ...members: string[]): Promise<number>;
+  storeIncrement(key: string, ttlSeconds: number): Promise<number>;
+}
+
+/**
+ * The shared {@link Store} for several replicas, on Redis ≥ 7.0 (`GETDEL`, `EXPIRE GT/NX`,
+ * `SET KEEPTTL`).
+ *
+ * Values are JSON text; single-use operations are single Redis commands (`GETDEL`,
+ * `SET NX`) or Lua scripts, which Redis runs atomically, so "exactly one caller wins" holds
+ * across processes, not only within one.
+ *
+ * Failure behaviour: during an outage commands wait in ioredis's offline queue for at most
+ * three reconnection attempts (`maxRetriesPerRequest: 2`, attempts at most 1 s apart) and at
+ * most `commandTimeoutMs`, then reject; the service answers errors instead of hanging, and
+ * recovers by itself when Redis comes back. A command that times out may still have run on the
+ * server: for `take` and `markConsumed` that means a code is burnt without being redeemed,
+ * which fails closed.
+ */
+export class RedisStore implements Store {
+  readonly #redis: Redis & StoreScripts;
+  readonly #prefix: string;
+  readonly #pingTimeoutMs: number;
+  #closed = false;
+
+  constructor(options: RedisStoreOptions) {
+    this.#prefix = options.keyPrefix ?? 'mcp-gateway:';
+    this.#pingTimeoutMs = options.pingTimeoutMs ?? 2000;
+    const redis = new Redis(options.url, {
+      lazyConnect: false,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: 2,
+      // The default backoff grows to 5 s, so a queued command could wait ~15 s for its three
+      // attempts; 1 s apart keeps requests failing fast and reconnection prompt.
+      retryStrategy: (times) => Math.min(times * 100, 1000),
+      connectTimeout: 2000,
+      commandTimeout: options.commandTimeoutMs ?? 5000,
+    }) as Redis & StoreScripts;
+    const onError = options.onError;
+    redis.on('error', (error: Error) => {
+      try {
+        onError?.(error);
+      } catch {
+        // A throwing callback must not escape into ioredis's event loop and crash the process.
+      }
+    });
+    redis.defineCommand('storeMarkConsumed', {
+      numberOfKeys: 1,
+      lua: MARK_CONSUMED_LUA,
+    });
+    redis.defineCommand('storeAddToSet', {
+      numberOfKeys: 1,
+      lua: ADD_TO_SET_LUA,
+    });
+    redis.defineCommand('storeIncrement', {
+      numberOfKeys: 1,
+      lua: INCREMENT_LUA,
+    });
+    this.#redis = redis;
+  }
+
+  async get<T extends JsonObject = JsonObject>(key: string): Promise<T | undefined> {
+    const raw = await this.#redis.get(this.#key(key));
+    return raw === null ? undefined : parseValue<T>(raw, key);
+  }
+
+  async set(key: string, value: JsonObject, ttlSeconds?: number): Promise<void> {
+    const json = serializeValue(value);
+    const ttl = ttlArgument(ttlSeconds);
+    if (ttl === 0) await this.#redis.set(this.#key(key), json);
+    else await this.#redis.set(this.#key(key), json, 'EX', ttl);
+  }
+
+  async setIfAbsent(key: string, value: JsonObject, ttlSeconds?: number): Promise<boolean> {
+    const json = serializeValue(value);
+    const ttl = ttlArgument(ttlSeconds);
+    const result =
+      ttl === 0
+        ? await this.#redis.set(this.#key(key), json, 'NX')
+        : await this.#redis.set(this.#key(key), json, 'EX', ttl, 'NX');
+    return result === 'OK';
+  }
+
+  async delete(...keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.#redis.del(...keys.map((key) => this.#key(key)));
+  }
+
+  async take<T extends JsonObject = JsonObject>(key: string): Promise<T | undefined> {
+    // GETDEL is one command, so of concurrent callers on any replicas only one gets the value.
+    const raw = await this.#redis.getdel(this.#key(key));
+    return raw === null ? undefined : parseValue<T>(raw, key);
+  }
+
+  async markConsumed(key: string, field: string, now: number): Promise<boolean> {
+    if (!Number.isFinite(now)) {
+      // NaN would be stored as `null`, which reads as "not consumed": the code could be reused.
+      throw new RangeError(`now must be a finite number, got ${now}`);
+    }
+    const member = `${JSON.stringify(field)}:${JSON.stringify(now)}`;
+    return (await this.#redis.storeMarkConsumed(this.#key(key), field, member)) === 1;
+  }
+
+  async addToSet(key: string, members: string[], ttlSeconds?: number): Promise<void> {
+    const ttl = ttlArgument(ttlSeconds);
+    if (members.length === 0) return;
+    await this.#redis.storeAddToSet(this.#key(key), ttl, ...members);
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    return this.#redis.smembers(this.#key(key));
+  }
+
+  async removeFromSet(key: string, members: string[]): Promise<void> {
+    if (members.length === 0) return;
+    await this.#redis.srem(this.#key(key), ...members);
+  }
+
+  async setSize(key: string): Promise<number> {
+    return this.#redis.scard(this.#key(key));
+  }
+
+  async increment(key: string, ttlSeconds?: number): Promise<number> {
+    const ttl = ttlArgument(ttlSeconds);
+    return this.#redis.storeIncrement(this.#key(key), ttl);
+  }
+
+  async ping(): Promise<void> {
+    await withTimeout(this.#redis.ping(), this.#pingTimeoutMs, 'Redis did not answer PING');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#redis.status === 'ready') {
+      try {
+        // QUIT lets in-flight replies arrive; bounded, as a dying server may never answer.
+        await withTimeout(this.#redis.quit(), 1000, 'Redis did not answer QUIT');
+        return;
+      } catch {
+        // Fall through: drop the connection.
+      }
+    }
+    this.#redis.disconnect();
+  }
+
+  #key(key: string): string {
+    return this.#prefix + key;
+  }
+}
+
+/** The TTL as Redis wants it (0 for "none"); rejects what `SET ... EX` would reject. */
+function ttlArgument(ttlSeconds: number | undefined): number {
+  if (ttlSeconds === undefined) return 0;
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
+    throw new RangeError(`ttlSeconds must be a positive integer, got ${ttlSeconds}`);
+  }
+  return ttlSeconds;
+}
+
+function serializeValue(value: JsonObject): string {
+  const json: unknown = JSON.stringify(value);
+  if (typeof json !== 'string' || !json.startsWith('{')) {
+    throw new TypeError('Store values must be JSON objects');
+  }
+  return json;
+}
+
+function parseValue<T extends JsonObject>(raw: string, key: string): T {
+  const value: unknown = JSON.parse(raw);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    // A counter (`INCR`) read as a value: mixing kinds on one key is a caller bug.
+    throw new Error(`WRONGTYPE key ${JSON.stringify(key)} does not hold a JSON object`);
+  }
+  return value as T;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} within ${ms} ms`)), ms);
+  });
+  try {
+    // race() also handles a late rejection of `promise`, so it never becomes unhandled.
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

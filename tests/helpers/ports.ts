@@ -1,0 +1,23 @@
+import { createServer } from 'node:net';
+
+/**
+ * A TCP port that was free on `host` a moment ago: the kernel picks one for a listener on port
+ * 0, which is closed again at once. Another process can take it before the caller binds it, so
+ * callers that spawn servers should retry with a new port when the bind fails.
+ */
+export async function getFreePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ port: 0, host, exclusive: true }, () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        server.close();
+        reject(new Error(`Unexpected listener address ${String(address)}`));
+        return;
+      }
+      server.close(() => resolve(address.port));
+    });
+  });
+}

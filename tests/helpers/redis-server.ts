@@ -1,0 +1,173 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findBinary } from './binaries.js';
+import { getFreePort } from './ports.js';
+
+export interface RedisServer {
+  /** `redis://127.0.0.1:PORT`. */
+  url: string;
+  port: number;
+  /** The working directory (AOF files live here when `appendOnly` is set). */
+  dir: string;
+  /**
+   * SIGTERM, then waits for the exit (SIGKILL after 10 s). Removes `dir` when this helper created
+   * it. Safe to call more than once, and after {@link RedisServer.kill}.
+   */
+  stop(): Promise<void>;
+  /** SIGKILL without waiting: a crash. Keeps `dir`; call `stop()` afterwards to clean up. */
+  kill(): void;
+}
+
+export interface StartRedisOptions {
+  /** `--appendonly yes`, for persistence tests. */
+  appendOnly?: boolean;
+  /** Reuse a directory (e.g. restart on the AOF of a killed server); it is never removed. */
+  dir?: string;
+  /** A fixed port (e.g. to restart a server where clients expect it); default a free one. */
+  port?: number;
+  /** More `redis-server` arguments, e.g. `['--maxmemory', '10mb']`. */
+  extraArgs?: string[];
+}
+
+const READY_TIMEOUT_MS = 10_000;
+const POLL_INTERVAL_MS = 25;
+const STOP_TIMEOUT_MS = 10_000;
+const OUTPUT_LIMIT = 8192;
+
+/**
+ * Starts a real `redis-server` on a free loopback port and resolves once it answers PING.
+ * Nothing is persisted unless `appendOnly` is set; the server never daemonizes, so it is
+ * stopped by its PID.
+ */
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
+  const binary = findBinary('redis-server');
+  if (binary === undefined) throw new Error('redis-server is not installed');
+  const ownsDir = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'mcp-gateway-redis-')));
+  try {
+    // getFreePort() is racy (another process may bind the port first): retry on a new port.
+    for (let attempt = 1; ; attempt += 1) {
+      const port = options.port ?? (await getFreePort());
+      try {
+        return await launch(binary, port, dir, ownsDir, options);
+      } catch (error) {
+        const portTaken = error instanceof Error && /already in use/i.test(error.message);
+        if (!portTaken || options.port !== undefined || attempt >= 3) throw error;
+      }
+    }
+  } catch (error) {
+    if (ownsDir) await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function launch(
+  binary: string,
+  port: number,
+  dir: string,
+  ownsDir: boolean,
+  options: StartRedisOptions,
+): Promise<RedisServer> {
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    options.appendOnly ? 'yes' : 'no',
+    '--daemonize',
+    'no',
+    '--dir',
+    dir,
+    ...(options.extraArgs ?? []),
+  ];
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+
+  let exitInfo: string | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('error', (error) => {
+      exitInfo = `failed to start: ${error.message}`;
+      resolve();
+    });
+    child.once('exit', (code, signal) => {
+      exitInfo = `exited with ${signal ?? `code ${code}`}`;
+      resolve();
+    });
+  });
+  // A worker that dies without stopping its servers must not leave redis-server running.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  void exited.then(() => process.removeListener('exit', killOnExit));
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (exitInfo !== undefined) {
+      throw new Error(`redis-server on port ${port} ${exitInfo}:\n${output}`);
+    }
+    if (await answersPing(port)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`redis-server on port ${port} did not answer PING in time:\n${output}`);
+    }
+    await delay(POLL_INTERVAL_MS);
+  }
+
+  let removedDir = false;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    async stop() {
+      if (exitInfo === undefined) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (ownsDir && !removedDir) {
+        removedDir = true;
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    kill() {
+      if (exitInfo === undefined) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** One raw `PING`; true on `+PONG` (a server still loading its AOF answers `-LOADING`). */
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

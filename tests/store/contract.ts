@@ -1,0 +1,372 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import type { JsonObject, Store } from '../../src/store/store.js';
+
+export interface StoreFixture {
+  store: Store;
+  cleanup: () => Promise<void>;
+}
+
+/**
+ * Polls `condition` every `intervalMs` until it holds; fails after `timeoutMs`. TTL tests use it
+ * instead of fixed sleeps: they finish as soon as the store has expired the entry.
+ */
+export async function waitFor(
+  condition: () => Promise<boolean>,
+  description: string,
+  { timeoutMs = 3000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms: ${description}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Runs `count` calls of `fn` concurrently (all started before any settles). */
+function concurrently<T>(count: number, fn: (index: number) => Promise<T>): Promise<T[]> {
+  return Promise.all(Array.from({ length: count }, (_, index) => fn(index)));
+}
+
+/** A value with the shapes a naive re-encoding damages (empty arrays, 16-digit integers). */
+const RICH_VALUE = {
+  clientId: 'client-1',
+  scopes: [],
+  nested: {
+    list: [1, 'two', { three: 3 }],
+    empty: {},
+    flag: false,
+    nothing: null,
+  },
+  big: Number.MAX_SAFE_INTEGER,
+  fraction: 0.1,
+  text: 'héllo / "quoted" \\ 🔑',
+};
+
+/**
+ * The behaviour every {@link Store} must have. Each test gets a fresh store from `makeStore`.
+ *
+ * The single-use tests matter most: `take` and `markConsumed` are what keeps an authorization
+ * code (RFC 6749 §4.1.2) and a rotated refresh token (RFC 9700 §4.14) from being redeemed twice,
+ * so they are checked with 20 concurrent callers.
+ */
+export function runStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
+  describe(`${name} (Store contract)`, () => {
+    let store: Store;
+    let cleanup: () => Promise<void>;
+
+    beforeEach(async () => {
+      ({ store, cleanup } = await makeStore());
+    });
+
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    describe('values', () => {
+      it('returns undefined for an absent key', async () => {
+        await expect(store.get('absent')).resolves.toBeUndefined();
+      });
+
+      it('round-trips a JSON value exactly', async () => {
+        await store.set('rich', RICH_VALUE);
+        await expect(store.get('rich')).resolves.toStrictEqual(RICH_VALUE);
+      });
+
+      it('replaces a value on set', async () => {
+        await store.set('k', { version: 1 });
+        await store.set('k', { version: 2 });
+        await expect(store.get('k')).resolves.toStrictEqual({ version: 2 });
+      });
+
+      it('isolates stored values from mutation by callers', async () => {
+        const original = { user: 'alice', roles: ['admin'], meta: { n: 1 } };
+        await store.set('k', original);
+        original.user = 'mallory';
+        original.roles.push('root');
+        original.meta.n = 2;
+
+        const first = await store.get<typeof original>('k');
+        expect(first).toStrictEqual({
+          user: 'alice',
+          roles: ['admin'],
+          meta: { n: 1 },
+        });
+        first!.roles.push('root');
+        first!.meta.n = 3;
+
+        await expect(store.get('k')).resolves.toStrictEqual({
+          user: 'alice',
+          roles: ['admin'],
+          meta: { n: 1 },
+        });
+        expect(await store.get('k')).not.toBe(await store.get('k'));
+      });
+
+      it('stores values with JSON semantics (what Redis would give back)', async () => {
+        const when = new Date('2030-01-02T03:04:05.000Z');
+        await store.set('k', { when, gone: undefined, kept: 1 });
+        await expect(store.get('k')).resolves.toStrictEqual({
+          when: '2030-01-02T03:04:05.000Z',
+          kept: 1,
+        });
+      });
+
+      it('rejects values that are not JSON objects', async () => {
+        await expect(store.set('k', [1, 2] as unknown as JsonObject)).rejects.toThrow();
+        await expect(store.set('k', { big: 1n } as JsonObject)).rejects.toThrow();
+        await expect(store.get('k')).resolves.toBeUndefined();
+      });
+
+      it('rejects TTLs that are not positive integers', async () => {
+        for (const ttl of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+          await expect(store.set('k', { a: 1 }, ttl)).rejects.toThrow(RangeError);
+          await expect(store.setIfAbsent('k', { a: 1 }, ttl)).rejects.toThrow(RangeError);
+          await expect(store.addToSet('s', ['m'], ttl)).rejects.toThrow(RangeError);
+          await expect(store.increment('c', ttl)).rejects.toThrow(RangeError);
+        }
+        await expect(store.get('k')).resolves.toBeUndefined();
+        await expect(store.setSize('s')).resolves.toBe(0);
+      });
+
+      it('expires a value after its TTL; a later set without TTL makes a value permanent', async () => {
+        await store.set('expiring', { a: 1 }, 1);
+        await store.set('made-permanent', { b: 1 }, 1);
+        await store.set('made-permanent', { b: 2 });
+        await store.set('permanent', { c: 1 });
+        await expect(store.get('expiring')).resolves.toStrictEqual({ a: 1 });
+
+        await waitFor(async () => (await store.get('expiring')) === undefined, 'value expires');
+        await expect(store.get('made-permanent')).resolves.toStrictEqual({
+          b: 2,
+        });
+        await expect(store.get('permanent')).resolves.toStrictEqual({ c: 1 });
+      });
+
+      it('deletes several keys at once and ignores absent ones', async () => {
+        await store.set('a', { v: 'a' });
+        await store.set('b', { v: 'b' });
+        await store.set('c', { v: 'c' });
+        await store.addToSet('s', ['m']);
+        await store.delete('a', 'b', 'missing', 's');
+        await store.delete();
+        await expect(store.get('a')).resolves.toBeUndefined();
+        await expect(store.get('b')).resolves.toBeUndefined();
+        await expect(store.setSize('s')).resolves.toBe(0);
+        await expect(store.get('c')).resolves.toStrictEqual({ v: 'c' });
+      });
+    });
+
+    describe('setIfAbsent', () => {
+      it('writes only when the key is absent', async () => {
+        await expect(store.setIfAbsent('k', { first: true })).resolves.toBe(true);
+        await expect(store.setIfAbsent('k', { first: false })).resolves.toBe(false);
+        await expect(store.get('k')).resolves.toStrictEqual({ first: true });
+        await store.delete('k');
+        await expect(store.setIfAbsent('k', { again: true })).resolves.toBe(true);
+      });
+
+      it('lets exactly one of 20 concurrent callers write', async () => {
+        const results = await concurrently(20, (i) => store.setIfAbsent('k', { writer: i }, 60));
+        expect(results.filter((wrote) => wrote)).toHaveLength(1);
+        const winner = results.indexOf(true);
+        await expect(store.get('k')).resolves.toStrictEqual({ writer: winner });
+      });
+
+      it('applies the TTL, after which the key can be written again', async () => {
+        await expect(store.setIfAbsent('k', { round: 1 }, 1)).resolves.toBe(true);
+        await expect(store.setIfAbsent('k', { round: 2 }, 1)).resolves.toBe(false);
+        await waitFor(() => store.setIfAbsent('k', { round: 3 }), 'expired key is writable');
+        await expect(store.get('k')).resolves.toStrictEqual({ round: 3 });
+      });
+    });
+
+    describe('take', () => {
+      it('returns the value once, then undefined', async () => {
+        await store.set('code', RICH_VALUE, 60);
+        await expect(store.take('code')).resolves.toStrictEqual(RICH_VALUE);
+        await expect(store.take('code')).resolves.toBeUndefined();
+        await expect(store.get('code')).resolves.toBeUndefined();
+        await expect(store.take('absent')).resolves.toBeUndefined();
+      });
+
+      it('gives the value to exactly one of 20 concurrent callers', async () => {
+        await store.set('code', { sub: 'alice' }, 60);
+        const results = await concurrently(20, () => store.take('code'));
+        const winners = results.filter((value) => value !== undefined);
+        expect(winners).toStrictEqual([{ sub: 'alice' }]);
+      });
+    });
+
+    describe('markConsumed', () => {
+      it('marks once, keeps the rest of the value intact, and is false afterwards', async () => {
+        await store.set('code', RICH_VALUE, 60);
+        await expect(store.markConsumed('code', 'consumedAt', 1_700_000_000)).resolves.toBe(true);
+        await expect(store.markConsumed('code', 'consumedAt', 1_700_000_001)).resolves.toBe(false);
+        await expect(store.get('code')).resolves.toStrictEqual({
+          ...RICH_VALUE,
+          consumedAt: 1_700_000_000,
+        });
+      });
+
+      it('is independent per field and works on an empty object', async () => {
+        await store.set('k', {});
+        await expect(store.markConsumed('k', 'a', 1)).resolves.toBe(true);
+        await expect(store.markConsumed('k', 'b', 2)).resolves.toBe(true);
+        await expect(store.markConsumed('k', 'a', 3)).resolves.toBe(false);
+        await expect(store.get('k')).resolves.toStrictEqual({ a: 1, b: 2 });
+      });
+
+      it('treats a null field as not yet consumed', async () => {
+        await store.set('k', { consumedAt: null, other: 'x' });
+        await expect(store.markConsumed('k', 'consumedAt', 42)).resolves.toBe(true);
+        await expect(store.markConsumed('k', 'consumedAt', 43)).resolves.toBe(false);
+        await expect(store.get('k')).resolves.toStrictEqual({
+          consumedAt: 42,
+          other: 'x',
+        });
+      });
+
+      it('returns false for an absent key and does not create it', async () => {
+        await expect(store.markConsumed('absent', 'consumedAt', 1)).resolves.toBe(false);
+        await expect(store.get('absent')).resolves.toBeUndefined();
+      });
+
+      it('rejects a timestamp that is not a finite number', async () => {
+        await store.set('k', { a: 1 });
+        await expect(store.markConsumed('k', 'consumedAt', Number.NaN)).rejects.toThrow();
+        await expect(store.get('k')).resolves.toStrictEqual({ a: 1 });
+      });
+
+      it('lets exactly one of 20 concurrent callers mark the value', async () => {
+        await store.set('refresh', { sub: 'alice' }, 60);
+        const results = await concurrently(20, (i) =>
+          store.markConsumed('refresh', 'usedAt', 1000 + i),
+        );
+        expect(results.filter((marked) => marked)).toHaveLength(1);
+        const winner = results.indexOf(true);
+        await expect(store.get('refresh')).resolves.toStrictEqual({
+          sub: 'alice',
+          usedAt: 1000 + winner,
+        });
+      });
+
+      it('keeps the TTL: a consumed value still expires', async () => {
+        await store.set('code', { sub: 'alice' }, 1);
+        await expect(store.markConsumed('code', 'consumedAt', 1)).resolves.toBe(true);
+        await expect(store.get('code')).resolves.toStrictEqual({
+          sub: 'alice',
+          consumedAt: 1,
+        });
+        await waitFor(async () => (await store.get('code')) === undefined, 'consumed code expires');
+      });
+    });
+
+    describe('sets', () => {
+      it('adds, lists, counts and removes members', async () => {
+        await expect(store.setMembers('s')).resolves.toStrictEqual([]);
+        await expect(store.setSize('s')).resolves.toBe(0);
+        await store.addToSet('s', ['a', 'b']);
+        await store.addToSet('s', ['b', 'c']);
+        await store.addToSet('s', []);
+        await expect(store.setSize('s')).resolves.toBe(3);
+        expect((await store.setMembers('s')).sort()).toStrictEqual(['a', 'b', 'c']);
+
+        await store.removeFromSet('s', ['a', 'not-a-member']);
+        await store.removeFromSet('s', []);
+        expect((await store.setMembers('s')).sort()).toStrictEqual(['b', 'c']);
+        await expect(store.setSize('s')).resolves.toBe(2);
+
+        await store.removeFromSet('s', ['b', 'c']);
+        await expect(store.setSize('s')).resolves.toBe(0);
+        await expect(store.setMembers('s')).resolves.toStrictEqual([]);
+        await store.removeFromSet('absent', ['x']);
+      });
+
+      it('holds many members', async () => {
+        const members = Array.from({ length: 2500 }, (_, i) => `member-${i}`);
+        await store.addToSet('big', members, 60);
+        await expect(store.setSize('big')).resolves.toBe(2500);
+      });
+
+      it('gives a new set its TTL and only ever extends an existing one', async () => {
+        await store.addToSet('shortened', ['x'], 100);
+        await store.addToSet('shortened', ['y'], 1); // must not shorten 100 s to 1 s
+        await store.addToSet('permanent', ['x']);
+        await store.addToSet('permanent', ['y'], 1); // must not give a permanent set a TTL
+        await store.addToSet('extended', ['x'], 1);
+        await store.addToSet('extended', ['y'], 100); // must extend 1 s to 100 s
+        await store.addToSet('new', ['x'], 1); // must get its 1 s TTL
+
+        await waitFor(async () => (await store.setSize('new')) === 0, 'new set expires');
+        await expect(store.setSize('shortened')).resolves.toBe(2);
+        await expect(store.setSize('permanent')).resolves.toBe(2);
+        await expect(store.setSize('extended')).resolves.toBe(2);
+      });
+    });
+
+    describe('increment', () => {
+      it('counts from 1 per key', async () => {
+        await expect(store.increment('c')).resolves.toBe(1);
+        await expect(store.increment('c')).resolves.toBe(2);
+        await expect(store.increment('c', 60)).resolves.toBe(3);
+        await expect(store.increment('other', 60)).resolves.toBe(1);
+      });
+
+      it('counts every one of 20 concurrent increments', async () => {
+        const results = await concurrently(20, () => store.increment('c', 60));
+        expect([...results].sort((a, b) => a - b)).toStrictEqual(
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        );
+      });
+
+      it('expires a fixed window even while it keeps being incremented', async () => {
+        let highest = await store.increment('window', 1);
+        expect(highest).toBe(1);
+        // Were each increment to extend the TTL, the counter would never start over.
+        await waitFor(async () => {
+          const value = await store.increment('window', 1);
+          if (value === 1) return true;
+          highest = Math.max(highest, value);
+          return false;
+        }, 'counter window resets');
+        expect(highest).toBeGreaterThan(1);
+      });
+    });
+
+    describe('kinds', () => {
+      it('rejects using a key as a different kind than it holds', async () => {
+        await store.set('value', { a: 1 });
+        await store.addToSet('set', ['m']);
+        await store.increment('counter');
+
+        await expect(store.addToSet('value', ['m'])).rejects.toThrow();
+        await expect(store.increment('value')).rejects.toThrow();
+        await expect(store.get('set')).rejects.toThrow();
+        await expect(store.take('set')).rejects.toThrow();
+        await expect(store.markConsumed('set', 'f', 1)).rejects.toThrow();
+        await expect(store.get('counter')).rejects.toThrow();
+        await expect(store.markConsumed('counter', 'f', 1)).rejects.toThrow();
+        await expect(store.setSize('value')).rejects.toThrow();
+
+        // Nothing was damaged by the failed calls.
+        await expect(store.get('value')).resolves.toStrictEqual({ a: 1 });
+        await expect(store.setMembers('set')).resolves.toStrictEqual(['m']);
+        await expect(store.increment('counter')).resolves.toBe(2);
+        await expect(store.setIfAbsent('set', { a: 1 })).resolves.toBe(false);
+      });
+    });
+
+    describe('lifecycle', () => {
+      it('answers ping', async () => {
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+
+      it('rejects ping after close, and close can be called twice', async () => {
+        await store.close();
+        await expect(store.ping()).rejects.toThrow();
+        await store.close();
+      });
+    });
+  });
+}
