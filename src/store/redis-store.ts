@@ -80,7 +80,7 @@ end
 local ttl = tonumber(ARGV[1])
 if ttl > 0 then
   if existed == 0 then
-    redis.call('EXPIRE', KEYS[1], ttl)
+    redis.call('EXPIRE', KEYS[1], ttl, 'GT')
   else
     redis.call('EXPIRE', KEYS[1], ttl, 'GT')
   end
@@ -139,6 +139,10 @@ export class RedisStore implements Store {
       // attempts; 1 s apart keeps requests failing fast and reconnection prompt.
       retryStrategy: (times) => Math.min(times * 100, 1000),
       connectTimeout: 2000,
+      // disconnect() ends the socket and destroys it after this delay; when the socket is
+      // already closed (server down) the timer is never cleared and holds the process open
+      // at shutdown for the whole delay (default 2 s).
+      disconnectTimeout: 100,
       commandTimeout: options.commandTimeoutMs ?? 5000,
     }) as Redis & StoreScripts;
     const onError = options.onError;

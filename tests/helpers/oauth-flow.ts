@@ -81,21 +81,24 @@ const isRedirectTo = (redirectUri: string) => (url: URL) =>
 export async function devLogin(
   issuer: string,
   options: AuthorizeOptions & { user?: string; agent?: TestUserAgent; decision?: 'approve' | 'deny' },
-): Promise<FlowResult> {
+): Promise<FlowResult & { pagesSeen: ('login' | 'consent')[] }> {
   const agent = options.agent ?? new TestUserAgent();
+  const pagesSeen: ('login' | 'consent')[] = [];
   const redirectUri = options.redirectUri ?? LOOPBACK_REDIRECT;
   const stop = isRedirectTo(redirectUri);
   let result = await agent.follow(authorizeUrl(issuer, options), stop);
   for (let step = 0; step < 3 && result.status === 200; step += 1) {
     if (result.body.includes('Development sign-in')) {
+      pagesSeen.push('login');
       result = await agent.submit(result, { name: 'email', value: options.user ?? 'alice@example.com' }, stop);
     } else if (result.body.includes('name="decision"')) {
+      pagesSeen.push('consent');
       result = await agent.submit(result, { name: 'decision', value: options.decision ?? 'approve' }, stop);
     } else {
       break;
     }
   }
-  return result;
+  return { ...result, pagesSeen };
 }
 
 export async function tokenRequest(issuer: string, params: Record<string, string>, headers: Record<string, string> = {}) {
