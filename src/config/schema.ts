@@ -94,11 +94,11 @@ const redisStore = z.strictObject({
 });
 
 export const configSchema = z
-  .object({
+  .strictObject({
     /** The public base URL of the auth service; the exact `issuer` in metadata. */
     issuer: httpUrl.transform((value) => value.replace(/\/+$/, '')),
     listen: z
-      .object({
+      .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8787),
       })
@@ -106,11 +106,11 @@ export const configSchema = z
     /** Where the embedded default keeps its signing keys and cookie secrets. */
     dataDir: z.string().min(1).default('./data'),
     store: z
-      .object({ memory: memoryStore.optional(), redis: redisStore.optional() })
+      .strictObject({ memory: memoryStore.optional(), redis: redisStore.optional() })
       .refine((store) => !(store.memory && store.redis), 'choose either memory or redis')
       .prefault({}),
     login: z
-      .object({
+      .strictObject({
         dev: devLogin.optional(),
         oidc: z.array(oidcProvider).default([]),
       })
@@ -121,7 +121,7 @@ export const configSchema = z
       ),
     /** Who may log in through the upstream providers; no rule = nobody (dev users only). */
     access: z
-      .object({
+      .strictObject({
         emails: z.array(email).default([]),
         domains: z.array(domain).default([]),
       })
@@ -129,7 +129,7 @@ export const configSchema = z
     resources: z.array(resource).min(1, 'configure at least one protected MCP server'),
     clients: z.array(preRegisteredClient).default([]),
     registration: z
-      .object({
+      .strictObject({
         /** Dynamic Client Registration (RFC 7591). `dcr: false` is short for `{ enabled: false }`. */
         dcr: z
           .preprocess(
@@ -144,7 +144,7 @@ export const configSchema = z
           )
           .prefault({}),
         cimd: z
-          .object({
+          .strictObject({
             enabled: z.boolean().default(true),
             /**
              * Hosts (`name` or `name:port`) whose metadata documents may be fetched although
@@ -158,7 +158,7 @@ export const configSchema = z
       })
       .prefault({}),
     tokens: z
-      .object({
+      .strictObject({
         accessTokenTtl: duration.default(600),
         refreshTokenTtl: duration.default(30 * 24 * 3600),
         authorizationCodeTtl: duration.default(60),
@@ -169,7 +169,7 @@ export const configSchema = z
       })
       .prefault({}),
     keys: z
-      .object({
+      .strictObject({
         /** A new signing key is created when the current one is older than this. */
         rotateAfter: duration.default(90 * 24 * 3600),
         /** A JWK Set file (private keys) to use instead of generated keys. */
@@ -177,13 +177,13 @@ export const configSchema = z
       })
       .prefault({}),
     tls: z
-      .object({
+      .strictObject({
         /** Extra PEM CA certificates trusted for outbound HTTPS (CIMD documents, upstream IdPs). */
         caFiles: z.array(z.string()).default([]),
       })
       .prefault({}),
     cors: z
-      .object({
+      .strictObject({
         /**
          * Browser origins allowed to call the token, registration and revocation endpoints
          * (discovery and JWKS are open to every origin). MCP Inspector runs on
@@ -195,7 +195,7 @@ export const configSchema = z
     /** Addresses whose X-Forwarded-For / -Proto are believed (CIDRs or names `loopback`). */
     trustedProxies: z.array(z.string()).default(['loopback']),
     log: z
-      .object({
+      .strictObject({
         level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
       })
       .prefault({}),

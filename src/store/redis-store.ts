@@ -80,7 +80,7 @@ end
 local ttl = tonumber(ARGV[1])
 if ttl > 0 then
   if existed == 0 then
-    redis.call('EXPIRE', KEYS[1], ttl, 'GT')
+    redis.call('EXPIRE', KEYS[1], ttl)
   else
     redis.call('EXPIRE', KEYS[1], ttl, 'GT')
   end
@@ -97,7 +97,7 @@ return 0
 const INCREMENT_LUA = `
 local n = redis.call('INCR', KEYS[1])
 local ttl = tonumber(ARGV[1])
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl, 'NX') end
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return n
 `;
 
