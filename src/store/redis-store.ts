@@ -97,7 +97,7 @@ return 0
 const INCREMENT_LUA = `
 local n = redis.call('INCR', KEYS[1])
 local ttl = tonumber(ARGV[1])
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl, 'NX') end
 return n
 `;
 
