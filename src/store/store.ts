@@ -7,7 +7,13 @@
  * chosen by callers (the implementation adds its own prefix where it needs one).
  *
  * Every write takes a time-to-live in seconds; `undefined` means "keep until deleted".
- * Expired entries are never returned.
+ * Expired entries are never returned. A TTL must be a positive integer (what Redis's
+ * `EX` accepts); anything else rejects with a `RangeError` rather than silently storing forever.
+ *
+ * Values have JSON semantics in both implementations (a `Date` comes back as its ISO string,
+ * `undefined` fields disappear) and are copies: mutating an object passed to or returned by the
+ * store never changes what is stored. A key holds one kind of data (value, set or counter);
+ * using it as another kind rejects, as Redis's WRONGTYPE does.
  */
 export type JsonObject = { [key: string]: unknown };
 
@@ -29,8 +35,9 @@ export interface Store {
   delete(...keys: string[]): Promise<void>;
 
   /**
-   * Atomically reads and deletes a value: of any number of concurrent callers exactly one
-   * gets the value, the others get `undefined`. Used for single-use records.
+   * Atomically reads and deletes a value: of any number of concurrent callers (on any replica)
+   * exactly one gets the value, the others get `undefined`. Used for single-use records such as
+   * the upstream login `state`; a read followed by a delete would let two callers both win.
    */
   take<T extends JsonObject = JsonObject>(key: string): Promise<T | undefined>;
 
@@ -38,17 +45,24 @@ export interface Store {
    * Atomically marks a stored value as consumed by setting `value[field] = now` (epoch
    * seconds) when the field is not yet set, keeping the remaining TTL. Returns `true` when
    * this call marked it, `false` when it was already marked or the key is absent. This is
-   * what makes authorization codes and refresh tokens single-use across replicas.
+   * what makes authorization codes (RFC 6749 §4.1.2) and rotated refresh tokens (RFC 9700
+   * §4.14) single-use across replicas: of concurrent callers exactly one gets `true`.
+   * A field holding `null` counts as not set. `now` must be finite: NaN would be stored as
+   * `null` and the record could be consumed again. The rest of the value is kept byte-exact.
    */
   markConsumed(key: string, field: string, now: number): Promise<boolean>;
 
-  /** Adds members to a set, extending the set's TTL to at least `ttlSeconds` if given. */
+  /**
+   * Adds members to a set. With `ttlSeconds`, a set this call creates gets that TTL and an
+   * existing set's TTL is only ever extended (never shortened; a set without TTL stays without).
+   * Adding no members is a no-op.
+   */
   addToSet(key: string, members: string[], ttlSeconds?: number): Promise<void>;
 
   /** Lists a set's members (empty when absent). */
   setMembers(key: string): Promise<string[]>;
 
-  /** Removes members from a set. */
+  /** Removes members from a set; a set left empty ceases to exist, as in Redis. */
   removeFromSet(key: string, members: string[]): Promise<void>;
 
   /** Number of members in a set (0 when absent). */
