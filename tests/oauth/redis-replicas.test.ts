@@ -1,0 +1,84 @@
+/**
+ * The authorization server on a real redis-server, as two replicas: keys, clients, codes and
+ * refresh tokens are shared, and single use holds across replicas.
+ */
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { describeWithBinary } from '../helpers/binaries.js';
+import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { devLogin, LOOPBACK_REDIRECT, pkcePair, registerClient, tokenRequest } from '../helpers/oauth-flow.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+
+const RESOURCE = 'http://localhost:3999/mcp';
+
+describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
+  let redis: RedisServer;
+  let a: RunningGateway;
+  let b: RunningGateway;
+  /** B's own address (its configured issuer is A's, as behind one load balancer). */
+  let bUrl: string;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const config = (port: number) => (issuer: string) => ({
+      // Both replicas answer as the same issuer (behind one load balancer): take A's.
+      issuer: port === 0 ? issuer : `http://localhost:${port}`,
+      store: { redis: { url: redis.url, keyPrefix: 'replicas:' } },
+    });
+    a = await startGateway(config(0));
+    b = await startGateway(config(Number(new URL(a.url).port)));
+    bUrl = `http://127.0.0.1:${b.config.listen.port}`;
+  });
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+    await redis?.stop();
+  });
+
+  it('publishes the same signing keys from both replicas', async () => {
+    const jwksA = await (await fetch(`${a.url}/jwks`)).json();
+    const jwksB = await (await fetch(`${bUrl}/jwks`)).json();
+    expect(jwksB).toEqual(jwksA);
+  });
+
+  it('redeems at B a code issued by A, refreshes at A, and refuses a replay at B', async () => {
+    const client = await registerClient(a.url);
+    const { verifier, challenge } = pkcePair();
+    const login = await devLogin(a.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+    const code = login.url.searchParams.get('code')!;
+    const params = { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: LOOPBACK_REDIRECT, client_id: client.client_id, resource: RESOURCE };
+    const token = await tokenRequest(bUrl, params);
+    expect(token.status).toBe(200);
+    const accessToken = String(token.body.access_token);
+    const jwks = (await (await fetch(`${a.url}/jwks`)).json()) as { keys: { kid: string }[] };
+    expect(jwks.keys.map((key) => key.kid)).toContain(decodeProtectedHeader(accessToken).kid);
+    expect(decodeJwt(accessToken).aud).toBe(RESOURCE);
+
+    const replay = await tokenRequest(bUrl, params);
+    expect(replay.body.error).toBe('invalid_grant');
+  });
+
+  it('rotates refresh tokens across replicas and detects reuse on the other one', async () => {
+    const client = await registerClient(bUrl);
+    const { verifier, challenge } = pkcePair();
+    const login = await devLogin(a.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+    const token = await tokenRequest(a.url, {
+      grant_type: 'authorization_code',
+      code: login.url.searchParams.get('code')!,
+      code_verifier: verifier,
+      redirect_uri: LOOPBACK_REDIRECT,
+      client_id: client.client_id,
+    });
+    const rt1 = String(token.body.refresh_token);
+    const rotated = await tokenRequest(bUrl, { grant_type: 'refresh_token', refresh_token: rt1, client_id: client.client_id });
+    expect(rotated.status).toBe(200);
+    const reuse = await tokenRequest(a.url, { grant_type: 'refresh_token', refresh_token: rt1, client_id: client.client_id });
+    expect(reuse.body.error).toBe('invalid_grant');
+    const revoked = await tokenRequest(bUrl, { grant_type: 'refresh_token', refresh_token: String(rotated.body.refresh_token), client_id: client.client_id });
+    expect(revoked.body.error).toBe('invalid_grant');
+  });
+
+  it('reports ready while Redis answers', async () => {
+    expect((await fetch(`${a.url}/readyz`)).status).toBe(200);
+  });
+});
