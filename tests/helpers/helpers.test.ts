@@ -1,0 +1,430 @@
+/**
+ * Checks each end-to-end test helper on its own, so a failure in a gateway test can be blamed
+ * on the gateway and not on its test fixtures: the test CA's chain really verifies (and only
+ * with the CA), the upstream IdP serves discovery over that TLS and completes a real
+ * authorization code flow, and the MCP server challenges, publishes its PRM and accepts only
+ * proper access tokens.
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, get as httpsGet, type Server } from 'node:https';
+import { X509Certificate, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import * as oidcClient from 'openid-client';
+import { CookieJar } from 'tough-cookie';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { describeWithBinary } from './binaries.js';
+import { startProtectedMcpServer, type ProtectedMcpServer } from './mcp-resource-server.js';
+import { getFreePort } from './ports.js';
+import { createTestCa, type TestCa } from './test-ca.js';
+import { startUpstreamIdp, type UpstreamIdp } from './upstream-idp.js';
+
+type Fetch = (url: string, init?: RequestInit) => Promise<Response>;
+
+/** A fetch that trusts exactly `ca` (not the system CAs). */
+function fetchTrusting(agent: Agent): Fetch {
+  return (url, init) =>
+    undiciFetch(url, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>;
+}
+
+async function listen(server: Server | HttpServer): Promise<number> {
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await getFreePort();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      return port;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 3) throw error;
+    }
+  }
+}
+
+async function close(server: Server | HttpServer): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** One GET with node:https; resolves with the status, rejects with the TLS error. */
+function httpsStatus(url: string, ca?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { ca, agent: false, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Plays the browser through the IdP: follows redirects by hand with a cookie jar until the
+ * client's redirect URI is reached, and returns that URL (code or error in the query).
+ */
+async function followToRedirectUri(start: URL, redirectUri: string, fetch: Fetch): Promise<URL> {
+  const jar = new CookieJar();
+  let url = start.href;
+  for (let hop = 0; hop < 15; hop += 1) {
+    if (url.startsWith(redirectUri)) return new URL(url);
+    const cookie = await jar.getCookieString(url);
+    const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+    for (const setCookie of res.headers.getSetCookie()) await jar.setCookie(setCookie, url);
+    const body = await res.text();
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || location === null) {
+      throw new Error(`expected a redirect from ${url}, got ${res.status}: ${body.slice(0, 500)}`);
+    }
+    url = new URL(location, url).href;
+  }
+  throw new Error('too many redirects');
+}
+
+describeWithBinary('openssl', 'test helpers', () => {
+  let ca: TestCa;
+  let trustingAgent: Agent;
+  let trustingFetch: Fetch;
+
+  beforeAll(async () => {
+    ca = await createTestCa();
+    trustingAgent = new Agent({ connect: { ca: ca.ca } });
+    trustingFetch = fetchTrusting(trustingAgent);
+  });
+
+  afterAll(async () => {
+    await trustingAgent?.close();
+    await ca?.cleanup();
+  });
+
+  describe('createTestCa', () => {
+    let server: Server;
+    let port: number;
+
+    beforeAll(async () => {
+      server = createHttpsServer({ cert: ca.cert, key: ca.key }, (_req, res) => res.end('ok'));
+      port = await listen(server);
+    });
+
+    afterAll(async () => {
+      if (server) await close(server);
+    });
+
+    it('writes the CA, certificate and key into its own directory', () => {
+      for (const file of [ca.caFile, ca.certFile, ca.keyFile]) {
+        expect(file.startsWith(`${ca.dir}/`)).toBe(true);
+        expect(existsSync(file)).toBe(true);
+      }
+      expect(ca.ca).toContain('BEGIN CERTIFICATE');
+      expect(ca.cert).toContain('BEGIN CERTIFICATE');
+      expect(ca.key).toContain('PRIVATE KEY');
+    });
+
+    it('makes a P-256 CA and a 2-day serverAuth certificate for localhost, 127.0.0.1 and ::1', () => {
+      const caCert = new X509Certificate(ca.ca);
+      const serverCert = new X509Certificate(ca.cert);
+      expect(caCert.ca).toBe(true);
+      expect(caCert.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+      expect(serverCert.ca).toBe(false);
+      expect(serverCert.checkIssued(caCert)).toBe(true);
+      expect(serverCert.verify(caCert.publicKey)).toBe(true);
+      expect(serverCert.subjectAltName).toBe(
+        'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1',
+      );
+      expect(serverCert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']); // extendedKeyUsage serverAuth
+      const lifetimeMs = Date.parse(serverCert.validTo) - Date.parse(serverCert.validFrom);
+      expect(lifetimeMs).toBe(2 * 24 * 60 * 60 * 1000);
+    });
+
+    it('is accepted by Node TLS trusting only the CA, by name and by IP', async () => {
+      await expect(httpsStatus(`https://localhost:${port}/`, ca.ca)).resolves.toBe(200);
+      await expect(httpsStatus(`https://127.0.0.1:${port}/`, ca.ca)).resolves.toBe(200);
+    });
+
+    it('is rejected without the CA', async () => {
+      await expect(httpsStatus(`https://localhost:${port}/`)).rejects.toMatchObject({
+        code: expect.stringMatching(/UNABLE_TO_(GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE)/),
+      });
+    });
+
+    it('is rejected for a name the certificate does not cover', async () => {
+      const other = await createTestCa();
+      try {
+        // Right CA, wrong server name: the TLS name check must still run.
+        const req = httpsStatus(`https://127.0.0.2:${port}/`, ca.ca);
+        await expect(req).rejects.toBeDefined();
+      } finally {
+        await other.cleanup();
+      }
+      expect(existsSync(other.dir)).toBe(false);
+    });
+  });
+
+  describe('startUpstreamIdp', () => {
+    const clientId = 'gateway';
+    const clientSecret = 'gateway-secret-0123456789';
+    const redirectUri = 'https://gateway.example.test/login/callback/corp';
+    const users = {
+      alice: { email: 'alice@corp.example', name: 'Alice Example', groups: ['engineering'] },
+      bob: { email: 'bob@corp.example', email_verified: false },
+    };
+    let idp: UpstreamIdp;
+
+    beforeAll(async () => {
+      idp = await startUpstreamIdp({ ca, clientId, clientSecret, redirectUris: [redirectUri], users });
+    });
+
+    afterAll(async () => {
+      await idp?.stop();
+    });
+
+    async function startLogin(): Promise<{
+      config: oidcClient.Configuration;
+      callback: URL;
+      verifier: string;
+      state: string;
+      nonce: string;
+    }> {
+      const config = await oidcClient.discovery(
+        new URL(idp.issuer),
+        clientId,
+        clientSecret,
+        undefined,
+        { [oidcClient.customFetch]: trustingFetch as oidcClient.CustomFetch },
+      );
+      const verifier = oidcClient.randomPKCECodeVerifier();
+      const state = oidcClient.randomState();
+      const nonce = oidcClient.randomNonce();
+      const authorizationUrl = oidcClient.buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri,
+        scope: 'openid email profile',
+        code_challenge: await oidcClient.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+      });
+      const callback = await followToRedirectUri(authorizationUrl, redirectUri, trustingFetch);
+      return { config, callback, verifier, state, nonce };
+    }
+
+    it('serves discovery over https to a client trusting only the test CA', async () => {
+      expect(idp.issuer).toMatch(/^https:\/\/localhost:\d+$/);
+      const res = await trustingFetch(`${idp.issuer}/.well-known/openid-configuration`);
+      expect(res.status).toBe(200);
+      const metadata = (await res.json()) as Record<string, unknown>;
+      expect(metadata.issuer).toBe(idp.issuer);
+      expect(metadata.jwks_uri).toBe(`${idp.issuer}/jwks`);
+      expect(metadata.code_challenge_methods_supported).toEqual(['S256']);
+      expect(metadata.scopes_supported).toEqual(expect.arrayContaining(['openid', 'email', 'profile']));
+      expect(metadata.id_token_signing_alg_values_supported).toContain('RS256');
+    });
+
+    it('is not trusted without the test CA', async () => {
+      await expect(httpsStatus(`${idp.issuer}/.well-known/openid-configuration`)).rejects.toBeDefined();
+    });
+
+    it('ends the login with access_denied while no user is chosen', async () => {
+      const { callback } = await startLogin();
+      expect(callback.searchParams.get('error')).toBe('access_denied');
+      expect(idp.logins).toBe(0);
+    });
+
+    it('refuses an authorization request without PKCE', async () => {
+      const url = new URL(`${idp.issuer}/auth`);
+      url.search = new URLSearchParams({
+        client_id: clientId,
+        redirect_uri: redirectUri,
+        response_type: 'code',
+        scope: 'openid',
+      }).toString();
+      const callback = await followToRedirectUri(url, redirectUri, trustingFetch);
+      expect(callback.searchParams.get('error')).toBe('invalid_request');
+      expect(callback.searchParams.get('error_description')).toMatch(/code_challenge/);
+    });
+
+    it('completes an authorization code flow as the loginAs() user, claims in the ID token', async () => {
+      idp.loginAs('alice');
+      const { config, callback, verifier, state, nonce } = await startLogin();
+      expect(callback.searchParams.get('code')).toBeTruthy();
+      expect(idp.logins).toBe(1);
+      const tokens = await oidcClient.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        expectedNonce: nonce,
+      });
+      expect(tokens.claims()).toMatchObject({
+        iss: idp.issuer,
+        aud: clientId,
+        sub: 'alice',
+        email: 'alice@corp.example',
+        email_verified: true,
+        name: 'Alice Example',
+        groups: ['engineering'],
+      });
+      const header = JSON.parse(
+        Buffer.from(tokens.id_token!.split('.')[0]!, 'base64url').toString(),
+      ) as { alg: string };
+      expect(header.alg).toBe('RS256');
+    });
+
+    it('signs in a different user after loginAs() changes', async () => {
+      idp.loginAs('bob');
+      const { config, callback, verifier, state, nonce } = await startLogin();
+      const tokens = await oidcClient.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        expectedNonce: nonce,
+      });
+      expect(tokens.claims()).toMatchObject({ sub: 'bob', email: 'bob@corp.example', email_verified: false });
+      expect(idp.logins).toBe(2);
+    });
+
+    it('rejects an unknown user in loginAs()', () => {
+      expect(() => idp.loginAs('mallory')).toThrow(/unknown/);
+    });
+  });
+
+  describe('startProtectedMcpServer', () => {
+    const scopes = ['mcp:tools', 'mcp:read'];
+    let issuerServer: HttpServer;
+    let issuer: string;
+    let signingKey: CryptoKey;
+    let kid: string;
+    let mcp: ProtectedMcpServer;
+
+    /** A stand-in authorization server: only its JWKS, at `<issuer>/jwks`. */
+    beforeAll(async () => {
+      const { privateKey, publicKey } = await generateKeyPair('RS256');
+      signingKey = privateKey;
+      kid = randomUUID();
+      const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }] };
+      issuerServer = createHttpServer((req, res) => {
+        if (req.url === '/jwks') {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks));
+          return;
+        }
+        res.writeHead(404).end();
+      });
+      issuer = `http://127.0.0.1:${await listen(issuerServer)}`;
+      mcp = await startProtectedMcpServer({ issuer, scopes });
+    });
+
+    afterAll(async () => {
+      await mcp?.stop();
+      if (issuerServer) await close(issuerServer);
+    });
+
+    function accessToken(overrides: { audience?: string; typ?: string } = {}): Promise<string> {
+      return new SignJWT({ email: 'alice@corp.example', client_id: 'client-1', scope: 'mcp:tools' })
+        .setProtectedHeader({ alg: 'RS256', kid, typ: overrides.typ ?? 'at+jwt' })
+        .setIssuer(issuer)
+        .setAudience(overrides.audience ?? mcp.url)
+        .setSubject('alice')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .setJti(randomUUID())
+        .sign(signingKey);
+    }
+
+    async function postInitialize(authorization?: string): Promise<Response> {
+      return fetch(mcp.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          ...(authorization !== undefined && { authorization }),
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'helpers-test', version: '1.0.0' },
+          },
+        }),
+      });
+    }
+
+    it('listens on 127.0.0.1 at /mcp', () => {
+      expect(mcp.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+      expect(mcp.resource).toBe(mcp.url);
+      expect(mcp.prmUrl).toBe(mcp.url.replace(/\/mcp$/, '/.well-known/oauth-protected-resource/mcp'));
+    });
+
+    it('serves RFC 9728 protected resource metadata', async () => {
+      const res = await fetch(mcp.prmUrl);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        resource: mcp.url,
+        authorization_servers: [issuer],
+        scopes_supported: scopes,
+        bearer_methods_supported: ['header'],
+        resource_name: 'Test MCP server',
+      });
+    });
+
+    it('answers 401 with a resource_metadata challenge when no token is presented', async () => {
+      const before = mcp.seenAuthorizations.length;
+      const res = await postInitialize();
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe(
+        `Bearer resource_metadata="${mcp.prmUrl}", scope="mcp:tools mcp:read"`,
+      );
+      expect(mcp.seenAuthorizations.length).toBe(before);
+      const get = await fetch(mcp.url);
+      expect(get.status).toBe(401);
+    });
+
+    it('answers 401 invalid_token for a bad, mis-addressed or wrongly typed token, and records them', async () => {
+      const presented = [
+        'Bearer not-a-jwt',
+        `Bearer ${await accessToken({ audience: 'http://127.0.0.1:1/other' })}`,
+        `Bearer ${await accessToken({ typ: 'JWT' })}`,
+      ];
+      for (const authorization of presented) {
+        const res = await postInitialize(authorization);
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toBe(
+          `Bearer resource_metadata="${mcp.prmUrl}", scope="mcp:tools mcp:read", error="invalid_token"`,
+        );
+      }
+      expect(mcp.seenAuthorizations).toEqual(expect.arrayContaining(presented));
+    });
+
+    it('serves MCP (whoami, echo) to a valid token', async () => {
+      const authorization = `Bearer ${await accessToken()}`;
+      const client = new Client({ name: 'helpers-test', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(new URL(mcp.url), {
+        requestInit: { headers: { authorization } },
+      });
+      await client.connect(transport);
+      try {
+        const tools = await client.listTools();
+        expect(tools.tools.map((tool) => tool.name).sort()).toEqual(['echo', 'whoami']);
+        const whoami = await client.callTool({ name: 'whoami', arguments: {} });
+        const text = (whoami.content as Array<{ type: string; text: string }>)[0]!.text;
+        expect(JSON.parse(text)).toEqual({
+          sub: 'alice',
+          email: 'alice@corp.example',
+          client_id: 'client-1',
+          scope: 'mcp:tools',
+        });
+        const echo = await client.callTool({ name: 'echo', arguments: { text: 'hello' } });
+        expect(echo.content).toEqual([{ type: 'text', text: 'hello' }]);
+      } finally {
+        await client.close();
+      }
+      expect(mcp.seenAuthorizations).toContain(authorization);
+    });
+  });
+});
