@@ -9,6 +9,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer, get as httpsGet, type Server } from 'node:https';
 import { X509Certificate, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidcClient from 'openid-client';
@@ -155,16 +156,28 @@ describeWithBinary('openssl', 'test helpers', () => {
       });
     });
 
-    it('is rejected for a name the certificate does not cover', async () => {
+    it('is rejected when only another CA is trusted', async () => {
       const other = await createTestCa();
       try {
-        // Right CA, wrong server name: the TLS name check must still run.
-        const req = httpsStatus(`https://127.0.0.2:${port}/`, ca.ca);
-        await expect(req).rejects.toBeDefined();
+        await expect(httpsStatus(`https://localhost:${port}/`, other.ca)).rejects.toMatchObject({
+          code: expect.stringMatching(/UNABLE_TO_(GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE)/),
+        });
       } finally {
         await other.cleanup();
       }
       expect(existsSync(other.dir)).toBe(false);
+    });
+
+    it('is rejected for a name the certificate does not cover', async () => {
+      const error = await new Promise<Error>((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.ca, servername: 'other.test' });
+        socket.once('secureConnect', () => {
+          socket.destroy();
+          reject(new Error('TLS accepted a certificate for the wrong name'));
+        });
+        socket.once('error', resolve);
+      });
+      expect(error).toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
     });
   });
 

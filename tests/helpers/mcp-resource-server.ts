@@ -121,7 +121,7 @@ async function launch(
   const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`), {
     ...(dispatcher !== undefined && {
       [customFetch]: (input: string, init: RequestInit) =>
-        undiciFetch(input, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+        undiciFetch(input, { ...(init as object), dispatcher }) as unknown as Promise<globalThis.Response>,
     }),
   });
 

@@ -14,7 +14,7 @@ describe('authorization code flow with the development login', () => {
 
   it('issues an audience-bound JWT access token and a rotating refresh token', async () => {
     const client = await registerClient(gw.url);
-    const { token, redirect } = await obtainTokens(gw.url, { client, resource: RESOURCE });
+    const { token, redirect, code, verifier } = await obtainTokens(gw.url, { client, resource: RESOURCE });
     expect(redirect.searchParams.get('iss')).toBe(gw.url);
     expect(token.status).toBe(200);
     expect(token.headers.get('cache-control')).toBe('no-store');
@@ -37,5 +37,22 @@ describe('authorization code flow with the development login', () => {
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.refresh_token).not.toBe(token.body.refresh_token);
     expect(decodeJwt(String(refreshed.body.access_token)).aud).toBe(RESOURCE);
+
+    // RS-13: none of what this flow handled appears anywhere in the service's log.
+    const secrets = [
+      code,
+      verifier,
+      String(token.body.access_token),
+      String(token.body.refresh_token),
+      String(refreshed.body.access_token),
+      String(refreshed.body.refresh_token),
+      String(client.registration_access_token),
+    ];
+    const log = gw.logs.join('\n');
+    expect(gw.logs.length).toBeGreaterThan(5);
+    for (const secret of secrets) {
+      expect(secret.length).toBeGreaterThan(20);
+      expect(log).not.toContain(secret);
+    }
   });
 });
