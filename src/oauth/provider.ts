@@ -154,7 +154,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     extraClientMetadata: {
       properties: ['redirect_uris'],
       validator(_ctx, key, value) {
-        if (key !== 'redirect_uris') return;
+        // An absent value is left to oidc-provider, which reports it as a missing property.
+        if (key !== 'redirect_uris' || value === undefined) return;
         const problems = redirectUriProblems(value);
         if (problems.length > 0) throw new errors.InvalidRedirectUri(problems.join('; '));
       },

@@ -72,8 +72,12 @@ function httpsStatus(url: string, ca?: string): Promise<number> {
  * Plays the browser through the IdP: follows redirects by hand with a cookie jar until the
  * client's redirect URI is reached, and returns that URL (code or error in the query).
  */
-async function followToRedirectUri(start: URL, redirectUri: string, fetch: Fetch): Promise<URL> {
-  const jar = new CookieJar();
+async function followToRedirectUri(
+  start: URL,
+  redirectUri: string,
+  fetch: Fetch,
+  jar = new CookieJar(),
+): Promise<URL> {
   let url = start.href;
   for (let hop = 0; hop < 15; hop += 1) {
     if (url.startsWith(redirectUri)) return new URL(url);
@@ -192,14 +196,20 @@ describeWithBinary('openssl', 'test helpers', () => {
     let idp: UpstreamIdp;
 
     beforeAll(async () => {
-      idp = await startUpstreamIdp({ ca, clientId, clientSecret, redirectUris: [redirectUri], users });
+      idp = await startUpstreamIdp({
+        ca,
+        clientId,
+        clientSecret,
+        redirectUris: [redirectUri],
+        users,
+      });
     });
 
     afterAll(async () => {
       await idp?.stop();
     });
 
-    async function startLogin(): Promise<{
+    async function startLogin(jar?: CookieJar): Promise<{
       config: oidcClient.Configuration;
       callback: URL;
       verifier: string;
@@ -224,8 +234,18 @@ describeWithBinary('openssl', 'test helpers', () => {
         state,
         nonce,
       });
-      const callback = await followToRedirectUri(authorizationUrl, redirectUri, trustingFetch);
+      const callback = await followToRedirectUri(authorizationUrl, redirectUri, trustingFetch, jar);
       return { config, callback, verifier, state, nonce };
+    }
+
+    async function loginSubject(jar?: CookieJar): Promise<unknown> {
+      const { config, callback, verifier, state, nonce } = await startLogin(jar);
+      const tokens = await oidcClient.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        expectedNonce: nonce,
+      });
+      return tokens.claims()?.sub;
     }
 
     it('serves discovery over https to a client trusting only the test CA', async () => {
@@ -236,12 +256,16 @@ describeWithBinary('openssl', 'test helpers', () => {
       expect(metadata.issuer).toBe(idp.issuer);
       expect(metadata.jwks_uri).toBe(`${idp.issuer}/jwks`);
       expect(metadata.code_challenge_methods_supported).toEqual(['S256']);
-      expect(metadata.scopes_supported).toEqual(expect.arrayContaining(['openid', 'email', 'profile']));
+      expect(metadata.scopes_supported).toEqual(
+        expect.arrayContaining(['openid', 'email', 'profile']),
+      );
       expect(metadata.id_token_signing_alg_values_supported).toContain('RS256');
     });
 
     it('is not trusted without the test CA', async () => {
-      await expect(httpsStatus(`${idp.issuer}/.well-known/openid-configuration`)).rejects.toBeDefined();
+      await expect(
+        httpsStatus(`${idp.issuer}/.well-known/openid-configuration`),
+      ).rejects.toBeDefined();
     });
 
     it('ends the login with access_denied while no user is chosen', async () => {
@@ -260,7 +284,7 @@ describeWithBinary('openssl', 'test helpers', () => {
       }).toString();
       const callback = await followToRedirectUri(url, redirectUri, trustingFetch);
       expect(callback.searchParams.get('error')).toBe('invalid_request');
-      expect(callback.searchParams.get('error_description')).toMatch(/code_challenge/);
+      expect(callback.searchParams.get('error_description')).toMatch(/PKCE/);
     });
 
     it('completes an authorization code flow as the loginAs() user, claims in the ID token', async () => {
@@ -296,8 +320,25 @@ describeWithBinary('openssl', 'test helpers', () => {
         expectedState: state,
         expectedNonce: nonce,
       });
-      expect(tokens.claims()).toMatchObject({ sub: 'bob', email: 'bob@corp.example', email_verified: false });
+      expect(tokens.claims()).toMatchObject({
+        sub: 'bob',
+        email: 'bob@corp.example',
+        email_verified: false,
+      });
       expect(idp.logins).toBe(2);
+    });
+
+    it('keeps a browser session (SSO) but re-authenticates when loginAs() switches user', async () => {
+      const browser = new CookieJar();
+      const before = idp.logins;
+      idp.loginAs('alice');
+      await expect(loginSubject(browser)).resolves.toBe('alice');
+      expect(idp.logins).toBe(before + 1);
+      await expect(loginSubject(browser)).resolves.toBe('alice');
+      expect(idp.logins).toBe(before + 1);
+      idp.loginAs('bob');
+      await expect(loginSubject(browser)).resolves.toBe('bob');
+      expect(idp.logins).toBe(before + 2);
     });
 
     it('rejects an unknown user in loginAs()', () => {
@@ -371,7 +412,9 @@ describeWithBinary('openssl', 'test helpers', () => {
     it('listens on 127.0.0.1 at /mcp', () => {
       expect(mcp.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
       expect(mcp.resource).toBe(mcp.url);
-      expect(mcp.prmUrl).toBe(mcp.url.replace(/\/mcp$/, '/.well-known/oauth-protected-resource/mcp'));
+      expect(mcp.prmUrl).toBe(
+        mcp.url.replace(/\/mcp$/, '/.well-known/oauth-protected-resource/mcp'),
+      );
     });
 
     it('serves RFC 9728 protected resource metadata', async () => {

@@ -117,16 +117,23 @@ async function launch(
   const prmUrl = `${origin}/.well-known/oauth-protected-resource/mcp`;
   const seenAuthorizations: string[] = [];
 
-  const dispatcher = options.ca !== undefined ? new Agent({ connect: { ca: options.ca } }) : undefined;
+  const dispatcher =
+    options.ca !== undefined ? new Agent({ connect: { ca: options.ca } }) : undefined;
   const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`), {
     ...(dispatcher !== undefined && {
       [customFetch]: (input: string, init: RequestInit) =>
-        undiciFetch(input, { ...(init as object), dispatcher }) as unknown as Promise<globalThis.Response>,
+        undiciFetch(input, {
+          ...(init as object),
+          dispatcher,
+        }) as unknown as Promise<globalThis.Response>,
     }),
   });
 
   const challenge = (invalidToken: boolean): string => {
-    const params = [`resource_metadata=${quoted(prmUrl)}`, `scope=${quoted(options.scopes.join(' '))}`];
+    const params = [
+      `resource_metadata=${quoted(prmUrl)}`,
+      `scope=${quoted(options.scopes.join(' '))}`,
+    ];
     if (invalidToken) params.push('error="invalid_token"');
     return `Bearer ${params.join(', ')}`;
   };
@@ -172,11 +179,14 @@ async function launch(
   };
 
   const methodNotAllowed = (_req: Request, res: Response): void => {
-    res.status(405).set('Allow', 'POST').json({
-      jsonrpc: '2.0',
-      error: { code: -32000, message: 'Method not allowed.' },
-      id: null,
-    });
+    res
+      .status(405)
+      .set('Allow', 'POST')
+      .json({
+        jsonrpc: '2.0',
+        error: { code: -32000, message: 'Method not allowed.' },
+        id: null,
+      });
   };
 
   app.use('/mcp', requireToken);

@@ -28,6 +28,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, {
+  interactionPolicy,
   type Adapter,
   type AdapterPayload,
   type Configuration,
@@ -112,7 +113,10 @@ function createMemoryAdapterFactory(): (name: string) => Adapter {
   };
 }
 
-function accountClaims(userId: string, user: UpstreamUser): { sub: string } & Record<string, unknown> {
+function accountClaims(
+  userId: string,
+  user: UpstreamUser,
+): { sub: string } & Record<string, unknown> {
   const claims: { sub: string } & Record<string, unknown> = {
     sub: userId,
     email: user.email,
@@ -143,7 +147,29 @@ async function launch(options: StartUpstreamIdpOptions, port: number): Promise<U
   let logins = 0;
 
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const signingJwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'RS256', use: 'sig' };
+  const signingJwk = {
+    ...(await exportJWK(privateKey)),
+    kid: randomUUID(),
+    alg: 'RS256',
+    use: 'sig',
+  };
+
+  // A browser keeps its IdP session cookie between logins; without this check a second login
+  // in the same browser would silently reuse the first user's session after loginAs() changed.
+  const policy = interactionPolicy.base();
+  policy
+    .get('login')!
+    .checks.add(
+      new interactionPolicy.Check(
+        'test_user_switched',
+        'loginAs() chose a different user than the session holds',
+        'login_required',
+        (ctx) =>
+          currentUser !== undefined &&
+          ctx.oidc.session?.accountId !== undefined &&
+          ctx.oidc.session.accountId !== currentUser,
+      ),
+    );
 
   const configuration: Configuration = {
     adapter: createMemoryAdapterFactory(),
@@ -170,7 +196,16 @@ async function launch(options: StartUpstreamIdpOptions, port: number): Promise<U
     },
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: false } },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy, url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // Explicit lifetimes (oidc-provider prints a notice for each default it falls back to).
+    ttl: {
+      AccessToken: 600,
+      AuthorizationCode: 60,
+      Grant: 3600,
+      IdToken: 600,
+      Interaction: 600,
+      Session: 3600,
+    },
     async findAccount(_ctx, id) {
       const user = users[id];
       if (user === undefined) return undefined;
@@ -225,21 +260,24 @@ async function launch(options: StartUpstreamIdpOptions, port: number): Promise<U
     throw new Error(`unexpected prompt ${details.prompt.name}`);
   }
 
-  const server: Server = createServer({ cert: options.ca.cert, key: options.ca.key }, (req, res) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (/^\/interaction\/[^/]+$/.test(path)) {
-      interact(req, res).catch((error: unknown) => {
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end(`upstream test IdP interaction failed: ${(error as Error).message}`);
-      });
-      return;
-    }
-    void providerCallback(req, res);
-  });
+  const server: Server = createServer(
+    { cert: options.ca.cert, key: options.ca.key },
+    (req, res) => {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (/^\/interaction\/[^/]+$/.test(path)) {
+        interact(req, res).catch((error: unknown) => {
+          if (res.headersSent) {
+            res.destroy();
+            return;
+          }
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end(`upstream test IdP interaction failed: ${(error as Error).message}`);
+        });
+        return;
+      }
+      void providerCallback(req, res);
+    },
+  );
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

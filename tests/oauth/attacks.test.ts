@@ -196,6 +196,16 @@ describe('authorization server under attack', () => {
       expect(result.url.searchParams.get('error_description')).toMatch(/PKCE/);
     });
 
+    it('requires it of confidential clients too', async () => {
+      const confidential = await registerClient(gw.url, { token_endpoint_auth_method: 'client_secret_basic' });
+      expect(confidential.client_secret).toBeTruthy();
+      const result = await new TestUserAgent().follow(
+        authorizeUrl(gw.url, { clientId: confidential.client_id, resource: RESOURCE, codeChallenge: null }),
+        (url) => url.origin === 'http://127.0.0.1:8976',
+      );
+      expect(result.url.searchParams.get('error')).toBe('invalid_request');
+    });
+
     it('refuses the plain method', async () => {
       const result = await new TestUserAgent().follow(
         authorizeUrl(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: 'x'.repeat(43), codeChallengeMethod: 'plain' }),
