@@ -32,9 +32,9 @@ export const DEFAULT_RESOURCE_PATH = '/mcp';
  */
 export async function startGateway(
   overrides: (issuer: string, port: number) => Record<string, unknown> = () => ({}),
-  options: { store?: Store } = {},
+  options: { store?: Store; port?: number } = {},
 ): Promise<RunningGateway> {
-  const port = await getFreePort();
+  const port = options.port ?? (await getFreePort());
   const issuer = `http://localhost:${port}`;
   const dataDir = await mkdtemp(path.join(tmpdir(), 'mcpgw-data-'));
   const raw = {
@@ -59,7 +59,7 @@ export async function startGateway(
     console: false,
     transports: [new winston.transports.Stream({ stream: sink })],
   });
-  const gateway = await createGateway(config, { logger, ...options });
+  const gateway = await createGateway(config, { logger, ...(options.store ? { store: options.store } : {}) });
   await gateway.listen();
   return {
     url: issuer,

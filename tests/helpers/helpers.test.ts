@@ -68,9 +68,24 @@ function httpsStatus(url: string, ca?: string): Promise<number> {
   });
 }
 
+/** The self-submitting `<form method="post">` oidc-provider renders, if `html` is one. */
+function autoSubmitForm(html: string): { action: string; fields: URLSearchParams } | undefined {
+  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+  if (action === undefined || !html.includes('document.forms[0].submit()')) return undefined;
+  const fields = new URLSearchParams();
+  for (const [, name, value] of html.matchAll(
+    /<input type="hidden" name="([^"]+)" value="([^"]*)"\/>/g,
+  )) {
+    fields.append(name!, value!);
+  }
+  return { action, fields };
+}
+
 /**
- * Plays the browser through the IdP: follows redirects by hand with a cookie jar until the
- * client's redirect URI is reached, and returns that URL (code or error in the query).
+ * Plays the browser through the IdP: follows redirects by hand with a cookie jar, and submits
+ * oidc-provider's self-submitting forms (the logout confirmation when the signed-in user
+ * changes) as a browser's script would, until the client's redirect URI is reached; returns
+ * that URL (code or error in the query).
  */
 async function followToRedirectUri(
   start: URL,
@@ -79,17 +94,34 @@ async function followToRedirectUri(
   jar = new CookieJar(),
 ): Promise<URL> {
   let url = start.href;
+  let form: URLSearchParams | undefined;
   for (let hop = 0; hop < 15; hop += 1) {
     if (url.startsWith(redirectUri)) return new URL(url);
     const cookie = await jar.getCookieString(url);
-    const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+    const res = await fetch(url, {
+      redirect: 'manual',
+      headers: cookie ? { cookie } : {},
+      ...(form !== undefined && { method: 'POST', body: form }),
+    });
+    form = undefined;
     for (const setCookie of res.headers.getSetCookie()) await jar.setCookie(setCookie, url);
     const body = await res.text();
     const location = res.headers.get('location');
-    if (res.status < 300 || res.status >= 400 || location === null) {
-      throw new Error(`expected a redirect from ${url}, got ${res.status}: ${body.slice(0, 500)}`);
+    if (res.status >= 300 && res.status < 400 && location !== null) {
+      url = new URL(location, url).href;
+      continue;
     }
-    url = new URL(location, url).href;
+    const submit = res.status === 200 ? autoSubmitForm(body) : undefined;
+    if (submit === undefined) {
+      throw new Error(
+        `expected a redirect from ${url}, got ${res.status}: ${body
+          .replace(/<style>[^]*?<\/style>|<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .slice(0, 500)}`,
+      );
+    }
+    url = new URL(submit.action, url).href;
+    form = submit.fields;
   }
   throw new Error('too many redirects');
 }

@@ -21,7 +21,12 @@
  *
  * The browser side (cookies, redirects) is the caller's: the IdP sets its interaction and
  * session cookies as `Secure` (the socket is TLS), so drive it with a real browser or a
- * cookie jar over https.
+ * cookie jar over https. The IdP keeps an SSO session: a second login in the same browser
+ * for the same user needs no login step (so `logins` does not grow). When `loginAs()` has
+ * picked a different user, the login step runs again and oidc-provider first ends the old
+ * session through a self-submitting POST form (`/session/end/confirm`): a real browser
+ * submits it; a fetch-based driver must POST its hidden fields (see `followToRedirectUri` in
+ * helpers.test.ts) or use a fresh cookie jar per login.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
@@ -69,6 +74,15 @@ export interface UpstreamIdp {
 
 const LISTEN_ATTEMPTS = 3;
 
+/** The models `revokeByGrantId` removes (as oidc-provider's own memory adapter does). */
+const GRANT_MEMBERS = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
+
 /**
  * oidc-provider's own in-memory adapter prints a "development-only" warning and shares one
  * process-wide store between instances; this one is per IdP and silent. Expiry is ignored:
@@ -105,8 +119,11 @@ function createMemoryAdapterFactory(): (name: string) => Adapter {
         store.delete(key(id));
       },
       async revokeByGrantId(grantId) {
+        // Only tokens and codes belong to a grant; an Interaction also carries `grantId` but
+        // must survive (the logout before a user switch revokes grants mid-interaction).
         for (const [entryKey, payload] of store) {
-          if (payload.grantId === grantId) store.delete(entryKey);
+          const entryModel = entryKey.slice(0, entryKey.indexOf(':'));
+          if (payload.grantId === grantId && GRANT_MEMBERS.has(entryModel)) store.delete(entryKey);
         }
       },
     };
