@@ -54,6 +54,9 @@ interface UpstreamLoginRecord {
 
 const upstreamKey = (state: string) => `upstream-login:${state}`;
 
+/** OpenID scopes that reveal something about the user, named on the consent page. */
+const IDENTITY_SCOPES = new Set(['email', 'profile']);
+
 /** Security headers for every page: no framing (clickjacking on consent), no caching. */
 function sendPage(res: Response, status: number, body: string): void {
   res
@@ -160,7 +163,7 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
         url,
         scopes,
       })),
-      oidcScopes: missingOidc.filter((scope) => scope !== 'openid'),
+      oidcScopes: missingOidc.filter((scope) => IDENTITY_SCOPES.has(scope)),
     };
     return sendPage(res, 200, renderConsent(view));
   }

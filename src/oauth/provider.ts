@@ -80,8 +80,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
     pkce: { required: () => true },
     // Exact redirect_uri on every request (OAuth 2.1 §4.1.1).
     allowOmittingSingleRegisteredRedirectUri: false,
-    // The OpenID scopes; resource scopes come from each resource (getResourceServerInfo).
-    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    // Every scope the server knows. Resource scopes are granted per resource (see
+    // getResourceServerInfo); they are listed here too because clients (the MCP SDK among
+    // them) register with `scope`, which oidc-provider checks against this list.
+    scopes: ['openid', 'offline_access', 'email', 'profile', ...resources.allScopes()],
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],

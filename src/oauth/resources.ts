@@ -22,6 +22,11 @@ export class ResourceRegistry {
     return [...this.byUrl.values()];
   }
 
+  /** Every scope of every resource. */
+  allScopes(): string[] {
+    return [...new Set(this.list().flatMap((resource) => resource.scopes))];
+  }
+
   /** The only resource, when exactly one is configured (used when a client sends none). */
   soleResource(): string | undefined {
     return this.byUrl.size === 1 ? [...this.byUrl.keys()][0] : undefined;

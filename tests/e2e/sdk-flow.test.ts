@@ -1,0 +1,296 @@
+/**
+ * End to end with real parts: the MCP SDK's own client, given only an MCP server URL,
+ * discovers the gateway's authorization server from the server's protected resource metadata,
+ * registers (DCR, then CIMD), logs the user in through a real upstream OpenID provider (a
+ * second oidc-provider over https, trusted through a test CA), passes the gateway's consent
+ * page, exchanges the code with PKCE and `resource`, calls tools, and refreshes.
+ *
+ * The MCP server checks bearer tokens itself and serves its own protected resource metadata
+ * (tests/helpers/mcp-resource-server.ts): a stand-in for the gateway's decision point, which
+ * comes with the forwardAuth issue.
+ */
+import { createServer, type Server } from 'node:https';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type {
+  OAuthClientInformationMixed,
+  OAuthClientMetadata,
+  OAuthTokens,
+} from '@modelcontextprotocol/sdk/shared/auth.js';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { describeWithBinary } from '../helpers/binaries.js';
+import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startProtectedMcpServer, type ProtectedMcpServer } from '../helpers/mcp-resource-server.js';
+import { getFreePort } from '../helpers/ports.js';
+import { createTestCa, type TestCa } from '../helpers/test-ca.js';
+import { startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
+import { TestUserAgent, type FlowResult } from '../helpers/user-agent.js';
+import { authorizeUrl, pkcePair } from '../helpers/oauth-flow.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:33418/callback';
+const UPSTREAM_CLIENT_SECRET = 'upstream-client-secret-9f8e7d6c5b4a';
+
+/** The SDK's client-side storage, in memory; records what the flow produced. */
+class TestOAuthProvider implements OAuthClientProvider {
+  authorizationUrl: URL | undefined;
+  savedTokens: OAuthTokens | undefined;
+  private info: OAuthClientInformationMixed | undefined;
+  private verifier = '';
+  readonly clientMetadataUrl: string | undefined;
+
+  constructor(options: { clientMetadataUrl?: string } = {}) {
+    this.clientMetadataUrl = options.clientMetadataUrl;
+  }
+
+  get redirectUrl() {
+    return REDIRECT_URI;
+  }
+  get clientMetadata(): OAuthClientMetadata {
+    return {
+      client_name: 'SDK end-to-end client',
+      redirect_uris: [REDIRECT_URI],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  clientInformation() {
+    return this.info;
+  }
+  saveClientInformation(info: OAuthClientInformationMixed) {
+    this.info = info;
+  }
+  tokens() {
+    return this.savedTokens;
+  }
+  saveTokens(tokens: OAuthTokens) {
+    this.savedTokens = tokens;
+  }
+  redirectToAuthorization(url: URL) {
+    this.authorizationUrl = url;
+  }
+  saveCodeVerifier(verifier: string) {
+    this.verifier = verifier;
+  }
+  codeVerifier() {
+    return this.verifier;
+  }
+  clientId(): string {
+    return String(this.info?.client_id);
+  }
+}
+
+const atRedirectUri = (url: URL) => `${url.origin}${url.pathname}` === REDIRECT_URI;
+
+/** The user's part: login at the IdP (automatic there), then approve the consent page. */
+async function userApproves(agent: TestUserAgent, authorizationUrl: URL): Promise<FlowResult & { consentPage: string }> {
+  const page = await agent.follow(authorizationUrl, atRedirectUri);
+  expect(page.status).toBe(200);
+  expect(page.body).toContain('name="decision"');
+  const result = await agent.submit(page, { name: 'decision', value: 'approve' }, atRedirectUri);
+  return { ...result, consentPage: page.body };
+}
+
+async function connect(url: string, provider: TestOAuthProvider): Promise<Client> {
+  const client = new Client({ name: 'e2e', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { authProvider: provider }));
+  return client;
+}
+
+/** Runs the SDK's whole flow from the MCP URL alone; returns the connected client. */
+async function sdkLogin(mcpUrl: string, provider: TestOAuthProvider, ca: TestCa) {
+  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+  const first = new Client({ name: 'e2e', version: '1.0.0' });
+  await expect(first.connect(transport)).rejects.toThrow(UnauthorizedError);
+  expect(provider.authorizationUrl).toBeDefined();
+  const result = await userApproves(new TestUserAgent({ ca: ca.ca }), provider.authorizationUrl!);
+  const code = result.url.searchParams.get('code');
+  expect(code).toBeTruthy();
+  await transport.finishAuth(code!);
+  return { client: await connect(mcpUrl, provider), result };
+}
+
+describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
+  let ca: TestCa;
+  let idp: UpstreamIdp;
+  let gw: RunningGateway;
+  let mcp: ProtectedMcpServer;
+  let cimdServer: Server;
+  let cimdUrl: string;
+  const secretsSeen: string[] = [];
+
+  beforeAll(async () => {
+    ca = await createTestCa();
+    const gatewayPort = await getFreePort();
+    const issuer = `http://localhost:${gatewayPort}`;
+    idp = await startUpstreamIdp({
+      ca,
+      clientId: 'mcp-gateway',
+      clientSecret: UPSTREAM_CLIENT_SECRET,
+      redirectUris: [`${issuer}/login/callback/corp`],
+      users: {
+        alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Example', groups: ['eng'] },
+        mallory: { email: 'mallory@evil.example', email_verified: true, name: 'Mallory' },
+      },
+    });
+    mcp = await startProtectedMcpServer({ issuer, scopes: ['mcp:tools'] });
+
+    // A Client ID Metadata Document host on loopback, over https with the test CA.
+    const cimdPort = await getFreePort();
+    cimdUrl = `https://localhost:${cimdPort}/clients/e2e.json`;
+    cimdServer = createServer({ cert: ca.cert, key: ca.key }, (req, res) => {
+      if (req.url !== '/clients/e2e.json') return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+      res.end(
+        JSON.stringify({
+          client_id: cimdUrl,
+          client_name: 'CIMD end-to-end client',
+          redirect_uris: [REDIRECT_URI],
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'none',
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => cimdServer.listen(cimdPort, '127.0.0.1', resolve));
+
+    gw = await startGateway(
+      () => ({
+        login: {
+          oidc: [{ id: 'corp', name: 'Corp IdP', issuer: idp.issuer, clientId: 'mcp-gateway', clientSecret: UPSTREAM_CLIENT_SECRET }],
+        },
+        access: { domains: ['example.com'] },
+        resources: [{ url: mcp.url, name: 'E2E MCP server', scopes: ['mcp:tools'] }],
+        tls: { caFiles: [ca.caFile] },
+        registration: { cimd: { allowHosts: [`localhost:${cimdPort}`] } },
+      }),
+      { port: gatewayPort },
+    );
+    expect(gw.url).toBe(issuer);
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => cimdServer?.close(resolve));
+    await gw?.stop();
+    await mcp?.stop();
+    await idp?.stop();
+    await ca?.cleanup();
+  });
+
+  it('discovers, registers (DCR), logs in upstream, consents, calls tools and refreshes', async () => {
+    idp.loginAs('alice');
+    const provider = new TestOAuthProvider();
+    const { client, result } = await sdkLogin(mcp.url, provider, ca);
+
+    // The authorization request the SDK built from discovery alone.
+    const request = provider.authorizationUrl!;
+    expect(request.origin).toBe(gw.url);
+    expect(request.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(request.searchParams.get('resource')).toBe(mcp.url);
+    expect(result.url.searchParams.get('iss')).toBe(gw.url);
+    expect(result.consentPage).toContain('SDK end-to-end client');
+    expect(result.consentPage).toContain('E2E MCP server');
+
+    // The token: audience-bound JWT with the resource's scope and a short lifetime.
+    const tokens = provider.savedTokens!;
+    secretsSeen.push(tokens.access_token, String(tokens.refresh_token));
+    expect(decodeProtectedHeader(tokens.access_token).typ).toBe('at+jwt');
+    const claims = decodeJwt(tokens.access_token);
+    expect(claims.iss).toBe(gw.url);
+    expect(claims.aud).toBe(mcp.url);
+    expect(claims.scope).toBe('mcp:tools');
+    expect(claims.exp! - claims.iat!).toBe(600);
+    expect(claims.sub).toBe('oidc:corp:alice');
+    expect(claims.email).toBe('alice@example.com');
+    expect(claims.client_id).toBe(provider.clientId());
+    expect(tokens.refresh_token).toBeTruthy();
+
+    const tools = await client.listTools();
+    expect(tools.tools.map((tool) => tool.name)).toEqual(expect.arrayContaining(['whoami', 'echo']));
+    const whoami = await client.callTool({ name: 'whoami', arguments: {} });
+    expect(JSON.stringify(whoami.content)).toContain('alice@example.com');
+    await client.close();
+
+    // Refresh: the access token is no longer accepted, the SDK refreshes by itself.
+    const firstRefreshToken = tokens.refresh_token;
+    provider.savedTokens = { ...tokens, access_token: 'expired-or-revoked' };
+    const again = await connect(mcp.url, provider);
+    const echoed = await again.callTool({ name: 'echo', arguments: { text: 'after refresh' } });
+    expect(JSON.stringify(echoed.content)).toContain('after refresh');
+    const refreshed = provider.savedTokens!;
+    secretsSeen.push(refreshed.access_token, String(refreshed.refresh_token));
+    expect(refreshed.access_token).not.toBe(tokens.access_token);
+    expect(refreshed.refresh_token).toBeTruthy();
+    expect(refreshed.refresh_token).not.toBe(firstRefreshToken);
+    expect(decodeJwt(refreshed.access_token).aud).toBe(mcp.url);
+    await again.close();
+  });
+
+  it('does the same with a Client ID Metadata Document client', async () => {
+    idp.loginAs('alice');
+    const provider = new TestOAuthProvider({ clientMetadataUrl: cimdUrl });
+    const { client, result } = await sdkLogin(mcp.url, provider, ca);
+    expect(provider.authorizationUrl!.searchParams.get('client_id')).toBe(cimdUrl);
+    expect(result.consentPage).toContain('CIMD end-to-end client');
+    expect(result.consentPage).toContain(`${new URL(cimdUrl).host} (verified client metadata document)`);
+    const tokens = provider.savedTokens!;
+    secretsSeen.push(tokens.access_token, String(tokens.refresh_token));
+    const claims = decodeJwt(tokens.access_token);
+    expect(claims.client_id).toBe(cimdUrl);
+    expect(claims.aud).toBe(mcp.url);
+    expect(claims.scope).toBe('mcp:tools');
+    expect(claims.iss).toBe(gw.url);
+    const whoami = await client.callTool({ name: 'whoami', arguments: {} });
+    expect(JSON.stringify(whoami.content)).toContain(cimdUrl);
+    await client.close();
+  });
+
+  it('refuses CIMD client ids that point at private or loopback addresses', async () => {
+    const literal = `https://127.0.0.1:${new URL(cimdUrl).port}/clients/e2e.json`;
+    const notAllowed = `https://localhost:${await getFreePort()}/clients/e2e.json`;
+    for (const clientId of [literal, notAllowed, 'https://10.0.0.1/client.json']) {
+      const agent = new TestUserAgent({ ca: ca.ca });
+      const page = await agent.follow(
+        authorizeUrl(gw.url, { clientId, redirectUri: REDIRECT_URI, resource: mcp.url, codeChallenge: pkcePair().challenge }),
+        atRedirectUri,
+      );
+      expect(page.status).toBe(400);
+      expect(page.hops).toHaveLength(1);
+      expect(page.body).toContain('invalid_client');
+    }
+  });
+
+  it('gives no code to a user outside the access rules and says why', async () => {
+    idp.loginAs('mallory');
+    const provider = new TestOAuthProvider();
+    const transport = new StreamableHTTPClientTransport(new URL(mcp.url), { authProvider: provider });
+    await expect(new Client({ name: 'e2e', version: '1' }).connect(transport)).rejects.toThrow(UnauthorizedError);
+    const page = await new TestUserAgent({ ca: ca.ca }).follow(provider.authorizationUrl!, atRedirectUri);
+    expect(page.status).toBe(403);
+    expect(page.body).toContain('mallory@evil.example is not in access.emails');
+    // Nothing was ever sent to the client's redirect URI.
+    expect(page.url.origin).toBe(gw.url);
+    expect(page.hops.some((hop) => hop.location?.startsWith(REDIRECT_URI))).toBe(false);
+    const event = gw.logRecords().find((record) => record.security_event === 'access_denied');
+    expect(event).toMatchObject({ provider: 'corp', subject: 'oidc:corp:mallory' });
+  });
+
+  it('never writes a token or secret it handled to its log (RS-13)', () => {
+    expect(secretsSeen.length).toBeGreaterThanOrEqual(6);
+    const log = gw.logs.join('\n');
+    for (const secret of [...secretsSeen, UPSTREAM_CLIENT_SECRET]) expect(log).not.toContain(secret);
+  });
+
+  it('keeps the upstream tokens to itself', () => {
+    // The only tokens the MCP server ever saw are the gateway's own access tokens.
+    for (const authorization of mcp.seenAuthorizations) {
+      const token = authorization.replace(/^Bearer /, '');
+      if (token === 'expired-or-revoked') continue;
+      expect(decodeJwt(token).iss).toBe(gw.url);
+    }
+    expect(mcp.seenAuthorizations.length).toBeGreaterThan(0);
+  });
+});
+
