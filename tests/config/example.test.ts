@@ -10,6 +10,8 @@ describe('gateway.example.yaml', () => {
     });
     expect(config.store.redis?.url).toBe('redis://redis:6379/0');
     expect(config.login.oidc[0]?.clientSecret).toBe('secret');
-    expect(config.resources.map((resource) => resource.url)).toContain('https://mcp.example.com/mcp');
+    expect(config.resources.map((resource) => resource.url)).toContain(
+      'https://mcp.example.com/mcp',
+    );
   });
 });

@@ -55,7 +55,10 @@ access: { domains: [example.com] }
   });
 
   it('canonicalises resource URLs (case, trailing slash)', async () => {
-    const file = await write('canon.yaml', `issuer: https://auth.example.com\nresources: [{ url: "HTTPS://MCP.Example.com/mcp/", name: A }]\nlogin: { dev: { users: [a@example.com] } }\n`);
+    const file = await write(
+      'canon.yaml',
+      `issuer: https://auth.example.com\nresources: [{ url: "HTTPS://MCP.Example.com/mcp/", name: A }]\nlogin: { dev: { users: [a@example.com] } }\n`,
+    );
     expect(loadConfig(file, {}).config.resources[0]?.url).toBe('https://mcp.example.com/mcp');
   });
 
@@ -84,8 +87,13 @@ unknownKey: 1
   });
 
   it('refuses http for a non-loopback issuer or resource', async () => {
-    const file = await write('http.yaml', `issuer: http://auth.example.com\nresources: [{ url: http://mcp.example.com/mcp, name: A }]\nlogin: { dev: { users: [a@example.com] } }\n`);
-    expect(() => loadConfig(file, {})).toThrow(/issuer: must use https[\s\S]*resources\[0\]\.url: must use https/);
+    const file = await write(
+      'http.yaml',
+      `issuer: http://auth.example.com\nresources: [{ url: http://mcp.example.com/mcp, name: A }]\nlogin: { dev: { users: [a@example.com] } }\n`,
+    );
+    expect(() => loadConfig(file, {})).toThrow(
+      /issuer: must use https[\s\S]*resources\[0\]\.url: must use https/,
+    );
   });
 
   it('names a missing environment variable', async () => {
@@ -98,17 +106,29 @@ unknownKey: 1
 
     it('exits with code 2 and one line per problem for an invalid file', async () => {
       const file = await write('cli-bad.yaml', 'issuer: 42\nresources: []\n');
-      const failure = await run(process.execPath, [...cli, '--config', file]).catch((error: unknown) => error);
+      const failure = await run(process.execPath, [...cli, '--config', file]).catch(
+        (error: unknown) => error,
+      );
       const { code, stderr } = failure as { code: number; stderr: string };
       expect(code).toBe(2);
       const lines = stderr.trim().split('\n');
-      expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^config: issuer: /), expect.stringMatching(/^config: resources: /)]));
+      expect(lines).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^config: issuer: /),
+          expect.stringMatching(/^config: resources: /),
+        ]),
+      );
       expect(lines.every((line) => line.startsWith('config: '))).toBe(true);
     });
 
     it('refuses the dev login on a non-loopback address (exit 2)', async () => {
-      const file = await write('cli-dev.yaml', `issuer: https://auth.example.com\nlisten: { host: 0.0.0.0, port: 0 }\nresources: [{ url: https://mcp.example.com/mcp, name: A }]\nlogin: { dev: { users: [a@example.com] } }\n`);
-      const failure = await run(process.execPath, [...cli, '--config', file]).catch((error: unknown) => error);
+      const file = await write(
+        'cli-dev.yaml',
+        `issuer: https://auth.example.com\nlisten: { host: 0.0.0.0, port: 0 }\nresources: [{ url: https://mcp.example.com/mcp, name: A }]\nlogin: { dev: { users: [a@example.com] } }\n`,
+      );
+      const failure = await run(process.execPath, [...cli, '--config', file]).catch(
+        (error: unknown) => error,
+      );
       expect((failure as { code: number }).code).toBe(2);
       expect((failure as { stderr: string }).stderr).toMatch(/login\.dev .* loopback/);
     });

@@ -10,9 +10,12 @@
  * comes with the forwardAuth issue.
  */
 import { createServer, type Server } from 'node:https';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import {
+  UnauthorizedError,
+  type OAuthClientProvider,
+} from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type {
   OAuthClientInformationMixed,
@@ -22,7 +25,10 @@ import type {
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { startProtectedMcpServer, type ProtectedMcpServer } from '../helpers/mcp-resource-server.js';
+import {
+  startProtectedMcpServer,
+  type ProtectedMcpServer,
+} from '../helpers/mcp-resource-server.js';
 import { getFreePort } from '../helpers/ports.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
@@ -85,7 +91,10 @@ class TestOAuthProvider implements OAuthClientProvider {
 const atRedirectUri = (url: URL) => `${url.origin}${url.pathname}` === REDIRECT_URI;
 
 /** The user's part: login at the IdP (automatic there), then approve the consent page. */
-async function userApproves(agent: TestUserAgent, authorizationUrl: URL): Promise<FlowResult & { consentPage: string }> {
+async function userApproves(
+  agent: TestUserAgent,
+  authorizationUrl: URL,
+): Promise<FlowResult & { consentPage: string }> {
   const page = await agent.follow(authorizationUrl, atRedirectUri);
   expect(page.status).toBe(200);
   expect(page.body).toContain('name="decision"');
@@ -131,7 +140,12 @@ describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
       clientSecret: UPSTREAM_CLIENT_SECRET,
       redirectUris: [`${issuer}/login/callback/corp`],
       users: {
-        alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Example', groups: ['eng'] },
+        alice: {
+          email: 'alice@example.com',
+          email_verified: true,
+          name: 'Alice Example',
+          groups: ['eng'],
+        },
         mallory: { email: 'mallory@evil.example', email_verified: true, name: 'Mallory' },
       },
     });
@@ -159,7 +173,15 @@ describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
     gw = await startGateway(
       () => ({
         login: {
-          oidc: [{ id: 'corp', name: 'Corp IdP', issuer: idp.issuer, clientId: 'mcp-gateway', clientSecret: UPSTREAM_CLIENT_SECRET }],
+          oidc: [
+            {
+              id: 'corp',
+              name: 'Corp IdP',
+              issuer: idp.issuer,
+              clientId: 'mcp-gateway',
+              clientSecret: UPSTREAM_CLIENT_SECRET,
+            },
+          ],
         },
         access: { domains: ['example.com'] },
         resources: [{ url: mcp.url, name: 'E2E MCP server', scopes: ['mcp:tools'] }],
@@ -208,7 +230,9 @@ describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
     expect(tokens.refresh_token).toBeTruthy();
 
     const tools = await client.listTools();
-    expect(tools.tools.map((tool) => tool.name)).toEqual(expect.arrayContaining(['whoami', 'echo']));
+    expect(tools.tools.map((tool) => tool.name)).toEqual(
+      expect.arrayContaining(['whoami', 'echo']),
+    );
     const whoami = await client.callTool({ name: 'whoami', arguments: {} });
     expect(JSON.stringify(whoami.content)).toContain('alice@example.com');
     await client.close();
@@ -234,7 +258,9 @@ describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
     const { client, result } = await sdkLogin(mcp.url, provider, ca);
     expect(provider.authorizationUrl!.searchParams.get('client_id')).toBe(cimdUrl);
     expect(result.consentPage).toContain('CIMD end-to-end client');
-    expect(result.consentPage).toContain(`${new URL(cimdUrl).host} (verified client metadata document)`);
+    expect(result.consentPage).toContain(
+      `${new URL(cimdUrl).host} (verified client metadata document)`,
+    );
     const tokens = provider.savedTokens!;
     secretsSeen.push(tokens.access_token, String(tokens.refresh_token));
     const claims = decodeJwt(tokens.access_token);
@@ -253,7 +279,12 @@ describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
     for (const clientId of [literal, notAllowed, 'https://10.0.0.1/client.json']) {
       const agent = new TestUserAgent({ ca: ca.ca });
       const page = await agent.follow(
-        authorizeUrl(gw.url, { clientId, redirectUri: REDIRECT_URI, resource: mcp.url, codeChallenge: pkcePair().challenge }),
+        authorizeUrl(gw.url, {
+          clientId,
+          redirectUri: REDIRECT_URI,
+          resource: mcp.url,
+          codeChallenge: pkcePair().challenge,
+        }),
         atRedirectUri,
       );
       expect(page.status).toBe(400);
@@ -265,9 +296,16 @@ describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
   it('gives no code to a user outside the access rules and says why', async () => {
     idp.loginAs('mallory');
     const provider = new TestOAuthProvider();
-    const transport = new StreamableHTTPClientTransport(new URL(mcp.url), { authProvider: provider });
-    await expect(new Client({ name: 'e2e', version: '1' }).connect(transport)).rejects.toThrow(UnauthorizedError);
-    const page = await new TestUserAgent({ ca: ca.ca }).follow(provider.authorizationUrl!, atRedirectUri);
+    const transport = new StreamableHTTPClientTransport(new URL(mcp.url), {
+      authProvider: provider,
+    });
+    await expect(new Client({ name: 'e2e', version: '1' }).connect(transport)).rejects.toThrow(
+      UnauthorizedError,
+    );
+    const page = await new TestUserAgent({ ca: ca.ca }).follow(
+      provider.authorizationUrl!,
+      atRedirectUri,
+    );
     expect(page.status).toBe(403);
     expect(page.body).toContain('mallory@evil.example is not in access.emails');
     // Nothing was ever sent to the client's redirect URI.
@@ -280,7 +318,8 @@ describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
   it('never writes a token or secret it handled to its log (RS-13)', () => {
     expect(secretsSeen.length).toBeGreaterThanOrEqual(6);
     const log = gw.logs.join('\n');
-    for (const secret of [...secretsSeen, UPSTREAM_CLIENT_SECRET]) expect(log).not.toContain(secret);
+    for (const secret of [...secretsSeen, UPSTREAM_CLIENT_SECRET])
+      expect(log).not.toContain(secret);
   });
 
   it('keeps the upstream tokens to itself', () => {
@@ -293,4 +332,3 @@ describeWithBinary('openssl', 'MCP SDK client against the auth service', () => {
     expect(mcp.seenAuthorizations.length).toBeGreaterThan(0);
   });
 });
-

@@ -29,18 +29,25 @@ export async function startGatewayProcess(
   const dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-proc-'));
   const configFile = path.join(dir, 'gateway.yaml');
   await writeFile(configFile, stringify(makeConfig(issuer, port, path.join(dir, 'data'))));
-  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('src/main.ts'), '--config', configFile], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.resolve('src/main.ts'), '--config', configFile],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout!.on('data', (chunk) => (output += String(chunk)));
   child.stderr!.on('data', (chunk) => (output += String(chunk)));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
 
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`gateway exited early (${child.exitCode}):\n${output}`);
+    if (child.exitCode !== null)
+      throw new Error(`gateway exited early (${child.exitCode}):\n${output}`);
     const health = await fetch(`${issuer}/healthz`).catch(() => undefined);
     if (health?.status === 200) break;
     if (Date.now() > deadline) {

@@ -59,7 +59,10 @@ export async function startGateway(
     console: false,
     transports: [new winston.transports.Stream({ stream: sink })],
   });
-  const gateway = await createGateway(config, { logger, ...(options.store ? { store: options.store } : {}) });
+  const gateway = await createGateway(config, {
+    logger,
+    ...(options.store ? { store: options.store } : {}),
+  });
   await gateway.listen();
   return {
     url: issuer,

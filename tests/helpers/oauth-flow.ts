@@ -33,7 +33,10 @@ export async function register(issuer: string, metadata: Record<string, unknown>
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-export async function registerClient(issuer: string, metadata: Record<string, unknown> = {}): Promise<RegisteredClient> {
+export async function registerClient(
+  issuer: string,
+  metadata: Record<string, unknown> = {},
+): Promise<RegisteredClient> {
   const { status, body } = await register(issuer, metadata);
   if (status !== 201) throw new Error(`registration failed: ${status} ${JSON.stringify(body)}`);
   return body as unknown as RegisteredClient;
@@ -80,7 +83,11 @@ const isRedirectTo = (redirectUri: string) => (url: URL) =>
  */
 export async function devLogin(
   issuer: string,
-  options: AuthorizeOptions & { user?: string; agent?: TestUserAgent; decision?: 'approve' | 'deny' },
+  options: AuthorizeOptions & {
+    user?: string;
+    agent?: TestUserAgent;
+    decision?: 'approve' | 'deny';
+  },
 ): Promise<FlowResult & { pagesSeen: ('login' | 'consent')[] }> {
   const agent = options.agent ?? new TestUserAgent();
   const pagesSeen: ('login' | 'consent')[] = [];
@@ -90,10 +97,18 @@ export async function devLogin(
   for (let step = 0; step < 3 && result.status === 200; step += 1) {
     if (result.body.includes('Development sign-in')) {
       pagesSeen.push('login');
-      result = await agent.submit(result, { name: 'email', value: options.user ?? 'alice@example.com' }, stop);
+      result = await agent.submit(
+        result,
+        { name: 'email', value: options.user ?? 'alice@example.com' },
+        stop,
+      );
     } else if (result.body.includes('name="decision"')) {
       pagesSeen.push('consent');
-      result = await agent.submit(result, { name: 'decision', value: options.decision ?? 'approve' }, stop);
+      result = await agent.submit(
+        result,
+        { name: 'decision', value: options.decision ?? 'approve' },
+        stop,
+      );
     } else {
       break;
     }
@@ -101,7 +116,11 @@ export async function devLogin(
   return { ...result, pagesSeen };
 }
 
-export async function tokenRequest(issuer: string, params: Record<string, string>, headers: Record<string, string> = {}) {
+export async function tokenRequest(
+  issuer: string,
+  params: Record<string, string>,
+  headers: Record<string, string> = {},
+) {
   const response = await fetch(`${issuer}/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
@@ -128,7 +147,8 @@ export async function obtainTokens(
     user: options.user,
   });
   const code = result.url.searchParams.get('code');
-  if (!code) throw new Error(`no code: ${result.url.href} ${result.status} ${result.body.slice(0, 300)}`);
+  if (!code)
+    throw new Error(`no code: ${result.url.href} ${result.status} ${result.body.slice(0, 300)}`);
   const token = await tokenRequest(issuer, {
     grant_type: 'authorization_code',
     code,

@@ -29,7 +29,10 @@ export class TestUserAgent {
     this.dispatcher = new Agent({ connect: options.ca ? { ca: options.ca } : {} });
   }
 
-  private async request(url: URL, init: { method?: string; body?: URLSearchParams; origin?: string } = {}) {
+  private async request(
+    url: URL,
+    init: { method?: string; body?: URLSearchParams; origin?: string } = {},
+  ) {
     const cookie = await this.jar.getCookieString(url.href);
     const headers: Record<string, string> = { accept: 'text/html' };
     if (cookie) headers.cookie = cookie;
@@ -99,7 +102,9 @@ export function parseForm(body: string): { action: string; fields: Record<string
   const action = /<form[^>]*action="([^"]+)"/.exec(body)?.[1];
   if (!action) throw new Error(`no form on page: ${body.slice(0, 500)}`);
   const fields: Record<string, string> = {};
-  for (const match of body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\s*\/?>/g)) {
+  for (const match of body.matchAll(
+    /<input type="hidden" name="([^"]+)" value="([^"]*)"\s*\/?>/g,
+  )) {
     fields[match[1]!] = decodeEntities(match[2]!);
   }
   return { action: decodeEntities(action), fields };

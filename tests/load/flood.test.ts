@@ -67,7 +67,11 @@ describe('flooding /authorize and /register', () => {
         duration: 10,
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ client_name: 'flood', redirect_uris: ['http://127.0.0.1:1/cb'], token_endpoint_auth_method: 'none' }),
+        body: JSON.stringify({
+          client_name: 'flood',
+          redirect_uris: ['http://127.0.0.1:1/cb'],
+          token_endpoint_auth_method: 'none',
+        }),
       }),
     ]);
     flooding = false;

@@ -15,7 +15,11 @@ function capture() {
       callback();
     },
   });
-  const logger = createLogger({ level: 'debug', console: false, transports: [new winston.transports.Stream({ stream })] });
+  const logger = createLogger({
+    level: 'debug',
+    console: false,
+    transports: [new winston.transports.Stream({ stream })],
+  });
   return { logger, lines };
 }
 
@@ -23,7 +27,11 @@ describe('log redaction', () => {
   it('replaces fields named like secrets at any depth', () => {
     const cleaned = redact({
       access_token: 'a',
-      nested: { refreshToken: 'b', client_secret: 'c', headers: { authorization: 'Bearer x', cookie: 'sid=1' } },
+      nested: {
+        refreshToken: 'b',
+        client_secret: 'c',
+        headers: { authorization: 'Bearer x', cookie: 'sid=1' },
+      },
       code: 'd',
       code_verifier: 'e',
       state: 'f',

@@ -38,7 +38,11 @@ describe('authorization server under attack', () => {
   describe('code redemption (AS-01, RFC 6749 §4.1.3)', () => {
     it('refuses a code presented with a different redirect_uri', async () => {
       const { verifier, challenge } = pkcePair();
-      const result = await devLogin(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+      const result = await devLogin(gw.url, {
+        clientId: client.client_id,
+        resource: RESOURCE,
+        codeChallenge: challenge,
+      });
       const code = result.url.searchParams.get('code')!;
       const token = await tokenRequest(gw.url, {
         grant_type: 'authorization_code',
@@ -54,7 +58,11 @@ describe('authorization server under attack', () => {
     it('refuses a code presented by another client', async () => {
       const thief = await registerClient(gw.url, { client_name: 'Thief' });
       const { verifier, challenge } = pkcePair();
-      const result = await devLogin(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+      const result = await devLogin(gw.url, {
+        clientId: client.client_id,
+        resource: RESOURCE,
+        codeChallenge: challenge,
+      });
       const token = await tokenRequest(gw.url, {
         grant_type: 'authorization_code',
         code: result.url.searchParams.get('code')!,
@@ -68,7 +76,11 @@ describe('authorization server under attack', () => {
 
     it('refuses a token request without code_verifier', async () => {
       const { challenge } = pkcePair();
-      const result = await devLogin(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+      const result = await devLogin(gw.url, {
+        clientId: client.client_id,
+        resource: RESOURCE,
+        codeChallenge: challenge,
+      });
       const token = await tokenRequest(gw.url, {
         grant_type: 'authorization_code',
         code: result.url.searchParams.get('code')!,
@@ -81,7 +93,11 @@ describe('authorization server under attack', () => {
 
     it('refuses a wrong code_verifier', async () => {
       const { challenge } = pkcePair();
-      const result = await devLogin(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+      const result = await devLogin(gw.url, {
+        clientId: client.client_id,
+        resource: RESOURCE,
+        codeChallenge: challenge,
+      });
       const token = await tokenRequest(gw.url, {
         grant_type: 'authorization_code',
         code: result.url.searchParams.get('code')!,
@@ -113,7 +129,11 @@ describe('authorization server under attack', () => {
 
     it('lets exactly one of many concurrent redemptions of a code succeed', async () => {
       const { verifier, challenge } = pkcePair();
-      const result = await devLogin(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+      const result = await devLogin(gw.url, {
+        clientId: client.client_id,
+        resource: RESOURCE,
+        codeChallenge: challenge,
+      });
       const code = result.url.searchParams.get('code')!;
       const answers = await Promise.all(
         Array.from({ length: 8 }, () =>
@@ -130,7 +150,12 @@ describe('authorization server under attack', () => {
     });
 
     it('answers an unknown grant_type with unsupported_grant_type', async () => {
-      const token = await tokenRequest(gw.url, { grant_type: 'password', username: 'a', password: 'b', client_id: client.client_id });
+      const token = await tokenRequest(gw.url, {
+        grant_type: 'password',
+        username: 'a',
+        password: 'b',
+        client_id: client.client_id,
+      });
       expect(token.status).toBe(400);
       expect(token.body.error).toBe('unsupported_grant_type');
     });
@@ -140,12 +165,24 @@ describe('authorization server under attack', () => {
     it('revokes the whole grant when a rotated refresh token is reused', async () => {
       const { token } = await obtainTokens(gw.url, { client, resource: RESOURCE });
       const rt1 = String(token.body.refresh_token);
-      const second = await tokenRequest(gw.url, { grant_type: 'refresh_token', refresh_token: rt1, client_id: client.client_id });
+      const second = await tokenRequest(gw.url, {
+        grant_type: 'refresh_token',
+        refresh_token: rt1,
+        client_id: client.client_id,
+      });
       expect(second.status).toBe(200);
       const rt2 = String(second.body.refresh_token);
-      const reuse = await tokenRequest(gw.url, { grant_type: 'refresh_token', refresh_token: rt1, client_id: client.client_id });
+      const reuse = await tokenRequest(gw.url, {
+        grant_type: 'refresh_token',
+        refresh_token: rt1,
+        client_id: client.client_id,
+      });
       expect(reuse.body.error).toBe('invalid_grant');
-      const afterReuse = await tokenRequest(gw.url, { grant_type: 'refresh_token', refresh_token: rt2, client_id: client.client_id });
+      const afterReuse = await tokenRequest(gw.url, {
+        grant_type: 'refresh_token',
+        refresh_token: rt2,
+        client_id: client.client_id,
+      });
       expect(afterReuse.body.error).toBe('invalid_grant');
     });
 
@@ -165,7 +202,11 @@ describe('authorization server under attack', () => {
     it('refuses an authorization request for a resource that is not configured', async () => {
       const agent = new TestUserAgent();
       const result = await agent.follow(
-        authorizeUrl(gw.url, { clientId: client.client_id, resource: 'https://evil.example/mcp', codeChallenge: pkcePair().challenge }),
+        authorizeUrl(gw.url, {
+          clientId: client.client_id,
+          resource: 'https://evil.example/mcp',
+          codeChallenge: pkcePair().challenge,
+        }),
         (url) => url.origin === 'http://127.0.0.1:8976',
       );
       expect(result.url.searchParams.get('error')).toBe('invalid_target');
@@ -173,15 +214,26 @@ describe('authorization server under attack', () => {
     });
 
     it('accepts the canonical URL in another spelling and binds the canonical audience', async () => {
-      const { token } = await obtainTokens(gw.url, { client, resource: 'HTTP://LOCALHOST:3999/mcp/' });
+      const { token } = await obtainTokens(gw.url, {
+        client,
+        resource: 'HTTP://LOCALHOST:3999/mcp/',
+      });
       expect(token.status).toBe(200);
-      const payload = JSON.parse(Buffer.from(String(token.body.access_token).split('.')[1]!, 'base64url').toString());
+      const payload = JSON.parse(
+        Buffer.from(String(token.body.access_token).split('.')[1]!, 'base64url').toString(),
+      );
       expect(payload.aud).toBe(RESOURCE);
     });
 
     it('never grants a scope the resource does not offer', async () => {
-      const { token } = await obtainTokens(gw.url, { client, resource: RESOURCE, scope: 'mcp:tools admin other:read' });
-      const payload = JSON.parse(Buffer.from(String(token.body.access_token).split('.')[1]!, 'base64url').toString());
+      const { token } = await obtainTokens(gw.url, {
+        client,
+        resource: RESOURCE,
+        scope: 'mcp:tools admin other:read',
+      });
+      const payload = JSON.parse(
+        Buffer.from(String(token.body.access_token).split('.')[1]!, 'base64url').toString(),
+      );
       expect(payload.scope).toBe('mcp:tools');
     });
   });
@@ -189,7 +241,11 @@ describe('authorization server under attack', () => {
   describe('PKCE (AS-03)', () => {
     it('refuses an authorization request without code_challenge', async () => {
       const result = await new TestUserAgent().follow(
-        authorizeUrl(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: null }),
+        authorizeUrl(gw.url, {
+          clientId: client.client_id,
+          resource: RESOURCE,
+          codeChallenge: null,
+        }),
         (url) => url.origin === 'http://127.0.0.1:8976',
       );
       expect(result.url.searchParams.get('error')).toBe('invalid_request');
@@ -197,10 +253,16 @@ describe('authorization server under attack', () => {
     });
 
     it('requires it of confidential clients too', async () => {
-      const confidential = await registerClient(gw.url, { token_endpoint_auth_method: 'client_secret_basic' });
+      const confidential = await registerClient(gw.url, {
+        token_endpoint_auth_method: 'client_secret_basic',
+      });
       expect(confidential.client_secret).toBeTruthy();
       const result = await new TestUserAgent().follow(
-        authorizeUrl(gw.url, { clientId: confidential.client_id, resource: RESOURCE, codeChallenge: null }),
+        authorizeUrl(gw.url, {
+          clientId: confidential.client_id,
+          resource: RESOURCE,
+          codeChallenge: null,
+        }),
         (url) => url.origin === 'http://127.0.0.1:8976',
       );
       expect(result.url.searchParams.get('error')).toBe('invalid_request');
@@ -208,7 +270,12 @@ describe('authorization server under attack', () => {
 
     it('refuses the plain method', async () => {
       const result = await new TestUserAgent().follow(
-        authorizeUrl(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: 'x'.repeat(43), codeChallengeMethod: 'plain' }),
+        authorizeUrl(gw.url, {
+          clientId: client.client_id,
+          resource: RESOURCE,
+          codeChallenge: 'x'.repeat(43),
+          codeChallengeMethod: 'plain',
+        }),
         (url) => url.origin === 'http://127.0.0.1:8976',
       );
       expect(result.url.searchParams.get('error')).toBe('invalid_request');
@@ -273,12 +340,21 @@ describe('authorization server under attack', () => {
     it('refuses a consent form posted without the CSRF token', async () => {
       const agent = new TestUserAgent();
       let page = await agent.follow(
-        authorizeUrl(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: pkcePair().challenge }),
+        authorizeUrl(gw.url, {
+          clientId: client.client_id,
+          resource: RESOURCE,
+          codeChallenge: pkcePair().challenge,
+        }),
         () => false,
       );
       page = await agent.submit(page, { name: 'email', value: 'bob@example.com' }, () => false);
       if (page.body.includes('name="decision"')) {
-        const forged = await agent.submit(page, { name: 'decision', value: 'approve' }, () => false, { csrf: 'forged' });
+        const forged = await agent.submit(
+          page,
+          { name: 'decision', value: 'approve' },
+          () => false,
+          { csrf: 'forged' },
+        );
         expect(forged.status).toBe(403);
         expect(forged.body).toContain('Request refused');
       } else {
@@ -288,11 +364,20 @@ describe('authorization server under attack', () => {
 
     it('shows the consent page to a new client even when the user approved another one', async () => {
       const agent = new TestUserAgent();
-      const first = await devLogin(gw.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: pkcePair().challenge, agent });
+      const first = await devLogin(gw.url, {
+        clientId: client.client_id,
+        resource: RESOURCE,
+        codeChallenge: pkcePair().challenge,
+        agent,
+      });
       expect(first.url.searchParams.get('code')).toBeTruthy();
       const attacker = await registerClient(gw.url, { client_name: 'Innocent looking app' });
       const page = await agent.follow(
-        authorizeUrl(gw.url, { clientId: attacker.client_id, resource: RESOURCE, codeChallenge: pkcePair().challenge }),
+        authorizeUrl(gw.url, {
+          clientId: attacker.client_id,
+          resource: RESOURCE,
+          codeChallenge: pkcePair().challenge,
+        }),
         (url) => url.origin === 'http://127.0.0.1:8976',
       );
       expect(page.status).toBe(200);
@@ -304,11 +389,20 @@ describe('authorization server under attack', () => {
     it('remembers an approval for the same user and client (no second consent page)', async () => {
       const agent = new TestUserAgent();
       const fresh = await registerClient(gw.url, { client_name: 'Remembered app' });
-      const first = await devLogin(gw.url, { clientId: fresh.client_id, resource: RESOURCE, codeChallenge: pkcePair().challenge, agent });
+      const first = await devLogin(gw.url, {
+        clientId: fresh.client_id,
+        resource: RESOURCE,
+        codeChallenge: pkcePair().challenge,
+        agent,
+      });
       expect(first.url.searchParams.get('code')).toBeTruthy();
       expect(first.pagesSeen).toEqual(['login', 'consent']);
       // A new browser: login again, but consent is remembered server-side.
-      const second = await devLogin(gw.url, { clientId: fresh.client_id, resource: RESOURCE, codeChallenge: pkcePair().challenge });
+      const second = await devLogin(gw.url, {
+        clientId: fresh.client_id,
+        resource: RESOURCE,
+        codeChallenge: pkcePair().challenge,
+      });
       expect(second.url.searchParams.get('code')).toBeTruthy();
       expect(second.pagesSeen).toEqual(['login']);
     });
@@ -330,12 +424,18 @@ describe('authorization server under attack', () => {
       const agent = new TestUserAgent();
       const fresh = await registerClient(gw.url, { client_name: 'Framed app' });
       let page = await agent.follow(
-        authorizeUrl(gw.url, { clientId: fresh.client_id, resource: RESOURCE, codeChallenge: pkcePair().challenge }),
+        authorizeUrl(gw.url, {
+          clientId: fresh.client_id,
+          resource: RESOURCE,
+          codeChallenge: pkcePair().challenge,
+        }),
         () => false,
       );
       page = await agent.submit(page, { name: 'email', value: 'alice@example.com' }, () => false);
       expect(page.body).toContain('name="decision"');
-      const response = await fetch(page.url, { headers: { cookie: await agent.jar.getCookieString(page.url.href) } });
+      const response = await fetch(page.url, {
+        headers: { cookie: await agent.jar.getCookieString(page.url.href) },
+      });
       expect(response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
       expect(response.headers.get('x-frame-options')).toBe('DENY');
     });

@@ -14,7 +14,10 @@ describe('authorization code flow with the development login', () => {
 
   it('issues an audience-bound JWT access token and a rotating refresh token', async () => {
     const client = await registerClient(gw.url);
-    const { token, redirect, code, verifier } = await obtainTokens(gw.url, { client, resource: RESOURCE });
+    const { token, redirect, code, verifier } = await obtainTokens(gw.url, {
+      client,
+      resource: RESOURCE,
+    });
     expect(redirect.searchParams.get('iss')).toBe(gw.url);
     expect(token.status).toBe(200);
     expect(token.headers.get('cache-control')).toBe('no-store');

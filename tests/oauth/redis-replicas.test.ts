@@ -6,7 +6,13 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { devLogin, LOOPBACK_REDIRECT, pkcePair, registerClient, tokenRequest } from '../helpers/oauth-flow.js';
+import {
+  devLogin,
+  LOOPBACK_REDIRECT,
+  pkcePair,
+  registerClient,
+  tokenRequest,
+} from '../helpers/oauth-flow.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
@@ -44,9 +50,20 @@ describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
   it('redeems at B a code issued by A, refreshes at A, and refuses a replay at B', async () => {
     const client = await registerClient(a.url);
     const { verifier, challenge } = pkcePair();
-    const login = await devLogin(a.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+    const login = await devLogin(a.url, {
+      clientId: client.client_id,
+      resource: RESOURCE,
+      codeChallenge: challenge,
+    });
     const code = login.url.searchParams.get('code')!;
-    const params = { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: LOOPBACK_REDIRECT, client_id: client.client_id, resource: RESOURCE };
+    const params = {
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: LOOPBACK_REDIRECT,
+      client_id: client.client_id,
+      resource: RESOURCE,
+    };
     const token = await tokenRequest(bUrl, params);
     expect(token.status).toBe(200);
     const accessToken = String(token.body.access_token);
@@ -61,7 +78,11 @@ describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
   it('rotates refresh tokens across replicas and detects reuse on the other one', async () => {
     const client = await registerClient(bUrl);
     const { verifier, challenge } = pkcePair();
-    const login = await devLogin(a.url, { clientId: client.client_id, resource: RESOURCE, codeChallenge: challenge });
+    const login = await devLogin(a.url, {
+      clientId: client.client_id,
+      resource: RESOURCE,
+      codeChallenge: challenge,
+    });
     const token = await tokenRequest(a.url, {
       grant_type: 'authorization_code',
       code: login.url.searchParams.get('code')!,
@@ -70,11 +91,23 @@ describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
       client_id: client.client_id,
     });
     const rt1 = String(token.body.refresh_token);
-    const rotated = await tokenRequest(bUrl, { grant_type: 'refresh_token', refresh_token: rt1, client_id: client.client_id });
+    const rotated = await tokenRequest(bUrl, {
+      grant_type: 'refresh_token',
+      refresh_token: rt1,
+      client_id: client.client_id,
+    });
     expect(rotated.status).toBe(200);
-    const reuse = await tokenRequest(a.url, { grant_type: 'refresh_token', refresh_token: rt1, client_id: client.client_id });
+    const reuse = await tokenRequest(a.url, {
+      grant_type: 'refresh_token',
+      refresh_token: rt1,
+      client_id: client.client_id,
+    });
     expect(reuse.body.error).toBe('invalid_grant');
-    const revoked = await tokenRequest(bUrl, { grant_type: 'refresh_token', refresh_token: String(rotated.body.refresh_token), client_id: client.client_id });
+    const revoked = await tokenRequest(bUrl, {
+      grant_type: 'refresh_token',
+      refresh_token: String(rotated.body.refresh_token),
+      client_id: client.client_id,
+    });
     expect(revoked.body.error).toBe('invalid_grant');
   });
 
