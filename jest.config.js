@@ -21,4 +21,7 @@ export default {
   testTimeout: 60000,
   // Several suites start real servers (redis-server, Caddy, IdPs) on this 2-core machine.
   maxWorkers: 2,
+  // A test that fails half-way may leave a server it started listening; exit anyway once
+  // every suite has finished rather than hang CI until its time limit.
+  forceExit: true,
 };
