@@ -221,6 +221,19 @@ function interactionErrorHandler(logger: Logger): ErrorRequestHandler {
         }),
       );
     }
+    // Client errors raised by Express itself (e.g. body-parser's 413 or malformed bodies).
+    const status = (error as { status?: unknown }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return sendPage(
+        res,
+        status,
+        renderErrorPage({
+          title: 'Request refused',
+          error: 'invalid_request',
+          description: (error as Error).message,
+        }),
+      );
+    }
     logger.error('request failed', { error });
     return sendPage(
       res,
