@@ -58,7 +58,11 @@ describe('bad input', () => {
     ['an empty form', 'application/x-www-form-urlencoded', ''],
     ['garbage', 'application/x-www-form-urlencoded', '%%%&&&=='],
   ])('answers a token request with %s with an OAuth error', async (_label, type, body) => {
-    const response = await fetch(`${gw.url}/token`, { method: 'POST', headers: { 'content-type': type }, body });
+    const response = await fetch(`${gw.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': type },
+      body,
+    });
     expect(response.status).toBeGreaterThanOrEqual(400);
     expect(response.status).toBeLessThan(500);
     const json = (await response.json()) as Record<string, unknown>;
@@ -73,7 +77,9 @@ describe('bad input', () => {
         body: 'token=abc',
       });
       expect(response.status).toBeGreaterThanOrEqual(400);
-      expect(((await response.json()) as Record<string, unknown>).error).toEqual(expect.any(String));
+      expect(((await response.json()) as Record<string, unknown>).error).toEqual(
+        expect.any(String),
+      );
     }
   });
 
