@@ -66,6 +66,11 @@ const preRegisteredClient = z.strictObject({
     .array(z.enum(['authorization_code', 'refresh_token']))
     .default(['authorization_code', 'refresh_token']),
   application_type: z.enum(['web', 'native']).optional(),
+  /**
+   * Lets this (confidential) client introspect tokens issued to other clients: for resource
+   * servers that check tokens at /introspect. Every other client sees only its own tokens.
+   */
+  allowIntrospection: z.boolean().default(false),
 });
 
 const oidcProvider = z.strictObject({

@@ -55,6 +55,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const { config, resources, accounts, consents, logger } = deps;
   const secureCookies = config.issuer.startsWith('https://');
   const cimd = config.registration.cimd;
+  const introspectors = new Set(
+    config.clients.filter((client) => client.allowIntrospection).map((client) => client.client_id),
+  );
   const cimdDenyHosts = new Set(cimd.denyHosts.map((host) => host.toLowerCase()));
 
   const configuration: Configuration = {
@@ -102,8 +105,19 @@ export function createProvider(deps: ProviderDependencies): Provider {
         enabled: config.registration.dcr.enabled,
         initialAccessToken: false,
       },
-      revocation: { enabled: true },
-      introspection: { enabled: true },
+      // A client revokes only its own tokens (RFC 7009 §2.1).
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      // A client introspects only its own tokens, unless the configuration names it a
+      // resource server (`clients[].allowIntrospection`); oidc-provider's default would let
+      // any confidential client, dynamically registered ones included, read anyone's tokens.
+      introspection: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) =>
+          token.clientId === client.clientId || introspectors.has(client.clientId),
+      },
       rpInitiatedLogout: { enabled: false },
       // Not used by MCP clients; off to keep the attack surface small. (DPoP would also bind
       // access tokens to keys that the forwardAuth decision point would then have to check.)
