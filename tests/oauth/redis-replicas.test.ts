@@ -111,7 +111,15 @@ describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
     expect(revoked.body.error).toBe('invalid_grant');
   });
 
-  it('reports ready while Redis answers', async () => {
+  it('reports ready while Redis answers, and not ready (but alive) when it is gone', async () => {
     expect((await fetch(`${a.url}/readyz`)).status).toBe(200);
+    await redis.stop();
+    const deadline = Date.now() + 15_000;
+    let status = 200;
+    while (status === 200 && Date.now() < deadline) {
+      status = (await fetch(`${a.url}/readyz`)).status;
+    }
+    expect(status).toBe(503);
+    expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
   });
 });
