@@ -25,7 +25,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
-import { getFreePort } from './ports.js';
+import { getFreePort, listenOn } from './ports.js';
 
 export interface StartProtectedMcpServerOptions {
   /** The authorization server whose tokens are accepted, e.g. the gateway's issuer. */
@@ -214,13 +214,7 @@ async function launch(
   app.delete('/mcp', methodNotAllowed);
 
   const httpServer: Server = createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(port, '127.0.0.1', () => {
-      httpServer.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(httpServer, port);
 
   let stopped: Promise<void> | undefined;
   return {

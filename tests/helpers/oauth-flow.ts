@@ -133,6 +133,28 @@ export async function tokenRequest(
   };
 }
 
+/** Redeems an authorization code as `clientId` (override any parameter to attack). */
+export function redeemCode(
+  issuer: string,
+  options: {
+    code: string;
+    verifier?: string;
+    clientId: string;
+    redirectUri?: string;
+    resource?: string;
+  },
+) {
+  const params: Record<string, string> = {
+    grant_type: 'authorization_code',
+    code: options.code,
+    redirect_uri: options.redirectUri ?? LOOPBACK_REDIRECT,
+    client_id: options.clientId,
+  };
+  if (options.verifier !== undefined) params.code_verifier = options.verifier;
+  if (options.resource !== undefined) params.resource = options.resource;
+  return tokenRequest(issuer, params);
+}
+
 /** Runs the whole dev flow and redeems the code: returns the token response and inputs. */
 export async function obtainTokens(
   issuer: string,

@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 
 /**
  * A TCP port that was free on `host` a moment ago: the kernel picks one for a listener on port
@@ -19,5 +19,24 @@ export async function getFreePort(host = '127.0.0.1'): Promise<number> {
       }
       server.close(() => resolve(address.port));
     });
+  });
+}
+
+/** Starts `server` listening on `host:port`; rejects if the bind fails. */
+export function listenOn(server: Server, port: number, host = '127.0.0.1'): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Closes `server` and every connection still open on it (keep-alive included). */
+export function closeServer(server: Server & { closeAllConnections?: () => void }): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections?.();
   });
 }

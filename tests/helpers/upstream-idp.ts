@@ -39,7 +39,7 @@ import Provider, {
   type Configuration,
   type InteractionResults,
 } from 'oidc-provider';
-import { getFreePort } from './ports.js';
+import { getFreePort, listenOn } from './ports.js';
 import type { TestCa } from './test-ca.js';
 
 export interface UpstreamUser {
@@ -296,13 +296,7 @@ async function launch(options: StartUpstreamIdpOptions, port: number): Promise<U
     },
   );
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, port);
 
   let stopped: Promise<void> | undefined;
   return {

@@ -7,9 +7,9 @@ import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   authorizeUrl,
   devLogin,
-  LOOPBACK_REDIRECT,
   obtainTokens,
   pkcePair,
+  redeemCode,
   register,
   registerClient,
   tokenRequest,
@@ -36,20 +36,24 @@ describe('authorization server under attack', () => {
   afterAll(async () => gw.stop());
 
   describe('code redemption (AS-01, RFC 6749 §4.1.3)', () => {
-    it('refuses a code presented with a different redirect_uri', async () => {
+    /** A fresh code for `client`, with the verifier that redeems it. */
+    async function freshCode() {
       const { verifier, challenge } = pkcePair();
       const result = await devLogin(gw.url, {
         clientId: client.client_id,
         resource: RESOURCE,
         codeChallenge: challenge,
       });
-      const code = result.url.searchParams.get('code')!;
-      const token = await tokenRequest(gw.url, {
-        grant_type: 'authorization_code',
+      return { code: result.url.searchParams.get('code')!, verifier };
+    }
+
+    it('refuses a code presented with a different redirect_uri', async () => {
+      const { code, verifier } = await freshCode();
+      const token = await redeemCode(gw.url, {
         code,
-        code_verifier: verifier,
-        redirect_uri: 'http://127.0.0.1:8976/other',
-        client_id: client.client_id,
+        verifier,
+        clientId: client.client_id,
+        redirectUri: 'http://127.0.0.1:8976/other',
       });
       expect(token.status).toBe(400);
       expect(token.body.error).toBe('invalid_grant');
@@ -57,53 +61,25 @@ describe('authorization server under attack', () => {
 
     it('refuses a code presented by another client', async () => {
       const thief = await registerClient(gw.url, { client_name: 'Thief' });
-      const { verifier, challenge } = pkcePair();
-      const result = await devLogin(gw.url, {
-        clientId: client.client_id,
-        resource: RESOURCE,
-        codeChallenge: challenge,
-      });
-      const token = await tokenRequest(gw.url, {
-        grant_type: 'authorization_code',
-        code: result.url.searchParams.get('code')!,
-        code_verifier: verifier,
-        redirect_uri: LOOPBACK_REDIRECT,
-        client_id: thief.client_id,
-      });
+      const { code, verifier } = await freshCode();
+      const token = await redeemCode(gw.url, { code, verifier, clientId: thief.client_id });
       expect(token.status).toBe(400);
       expect(token.body.error).toBe('invalid_grant');
     });
 
     it('refuses a token request without code_verifier', async () => {
-      const { challenge } = pkcePair();
-      const result = await devLogin(gw.url, {
-        clientId: client.client_id,
-        resource: RESOURCE,
-        codeChallenge: challenge,
-      });
-      const token = await tokenRequest(gw.url, {
-        grant_type: 'authorization_code',
-        code: result.url.searchParams.get('code')!,
-        redirect_uri: LOOPBACK_REDIRECT,
-        client_id: client.client_id,
-      });
+      const { code } = await freshCode();
+      const token = await redeemCode(gw.url, { code, clientId: client.client_id });
       expect(token.status).toBe(400);
       expect(token.body.error).toBe('invalid_grant');
     });
 
     it('refuses a wrong code_verifier', async () => {
-      const { challenge } = pkcePair();
-      const result = await devLogin(gw.url, {
+      const { code } = await freshCode();
+      const token = await redeemCode(gw.url, {
+        code,
+        verifier: pkcePair().verifier,
         clientId: client.client_id,
-        resource: RESOURCE,
-        codeChallenge: challenge,
-      });
-      const token = await tokenRequest(gw.url, {
-        grant_type: 'authorization_code',
-        code: result.url.searchParams.get('code')!,
-        code_verifier: pkcePair().verifier,
-        redirect_uri: LOOPBACK_REDIRECT,
-        client_id: client.client_id,
       });
       expect(token.body.error).toBe('invalid_grant');
     });
@@ -111,12 +87,10 @@ describe('authorization server under attack', () => {
     it('refuses a replayed code and revokes what the first redemption issued', async () => {
       const first = await obtainTokens(gw.url, { client, resource: RESOURCE });
       expect(first.token.status).toBe(200);
-      const replay = await tokenRequest(gw.url, {
-        grant_type: 'authorization_code',
+      const replay = await redeemCode(gw.url, {
         code: first.code,
-        code_verifier: first.verifier,
-        redirect_uri: LOOPBACK_REDIRECT,
-        client_id: client.client_id,
+        verifier: first.verifier,
+        clientId: client.client_id,
       });
       expect(replay.body.error).toBe('invalid_grant');
       const refresh = await tokenRequest(gw.url, {
@@ -128,22 +102,10 @@ describe('authorization server under attack', () => {
     });
 
     it('lets exactly one of many concurrent redemptions of a code succeed', async () => {
-      const { verifier, challenge } = pkcePair();
-      const result = await devLogin(gw.url, {
-        clientId: client.client_id,
-        resource: RESOURCE,
-        codeChallenge: challenge,
-      });
-      const code = result.url.searchParams.get('code')!;
+      const { code, verifier } = await freshCode();
       const answers = await Promise.all(
         Array.from({ length: 8 }, () =>
-          tokenRequest(gw.url, {
-            grant_type: 'authorization_code',
-            code,
-            code_verifier: verifier,
-            redirect_uri: LOOPBACK_REDIRECT,
-            client_id: client.client_id,
-          }),
+          redeemCode(gw.url, { code, verifier, clientId: client.client_id }),
         ),
       );
       expect(answers.filter((answer) => answer.status === 200)).toHaveLength(1);
