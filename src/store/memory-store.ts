@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import type { JsonObject, Store } from './store.js';
 
@@ -40,6 +41,7 @@ const PURGE_INTERVAL_MS = 60_000;
 export class MemoryStore implements Store {
   readonly #cache: LRUCache<string, Entry>;
   readonly #purgeTimer: NodeJS.Timeout;
+  readonly #channels = new EventEmitter().setMaxListeners(0);
   #closed = false;
 
   constructor(options: MemoryStoreOptions) {
@@ -162,6 +164,22 @@ export class MemoryStore implements Store {
     return counter.count;
   }
 
+  async publish(channel: string, message: string): Promise<void> {
+    this.#assertOpen();
+    this.#channels.emit(channel, message);
+  }
+
+  async subscribe(
+    channel: string,
+    listener: (message: string) => void,
+  ): Promise<() => Promise<void>> {
+    this.#assertOpen();
+    this.#channels.on(channel, listener);
+    return async () => {
+      this.#channels.off(channel, listener);
+    };
+  }
+
   async ping(): Promise<void> {
     this.#assertOpen();
   }
@@ -169,6 +187,7 @@ export class MemoryStore implements Store {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#purgeTimer);
+    this.#channels.removeAllListeners();
     this.#cache.clear();
   }
 

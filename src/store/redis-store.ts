@@ -126,6 +126,9 @@ export class RedisStore implements Store {
   readonly #redis: Redis & StoreScripts;
   readonly #prefix: string;
   readonly #pingTimeoutMs: number;
+  /** A second connection, opened on first subscribe: a subscribed connection can do nothing else. */
+  #subscriber: Redis | undefined;
+  readonly #listeners = new Map<string, Set<(message: string) => void>>();
   #closed = false;
 
   constructor(options: RedisStoreOptions) {
@@ -234,6 +237,54 @@ export class RedisStore implements Store {
     return this.#redis.storeIncrement(this.#key(key), ttl);
   }
 
+  async publish(channel: string, message: string): Promise<void> {
+    await this.#redis.publish(this.#key(channel), message);
+  }
+
+  async subscribe(
+    channel: string,
+    listener: (message: string) => void,
+  ): Promise<() => Promise<void>> {
+    const subscriber = this.#connectSubscriber();
+    const name = this.#key(channel);
+    let listeners = this.#listeners.get(name);
+    if (!listeners) {
+      listeners = new Set();
+      this.#listeners.set(name, listeners);
+      await subscriber.subscribe(name);
+    }
+    listeners.add(listener);
+    return async () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.#listeners.get(name) === listeners) {
+        this.#listeners.delete(name);
+        if (!this.#closed) await subscriber.unsubscribe(name).catch(() => undefined);
+      }
+    };
+  }
+
+  #connectSubscriber(): Redis {
+    if (!this.#subscriber) {
+      // ioredis re-subscribes by itself after a reconnection (autoResubscribe).
+      const subscriber = this.#redis.duplicate({
+        enableOfflineQueue: true,
+        maxRetriesPerRequest: null,
+      });
+      subscriber.on('error', () => undefined);
+      subscriber.on('message', (channel: string, message: string) => {
+        for (const listener of this.#listeners.get(channel) ?? []) {
+          try {
+            listener(message);
+          } catch {
+            // A failing listener must not stop delivery to the others.
+          }
+        }
+      });
+      this.#subscriber = subscriber;
+    }
+    return this.#subscriber;
+  }
+
   async ping(): Promise<void> {
     await withTimeout(this.#redis.ping(), this.#pingTimeoutMs, 'Redis did not answer PING');
   }
@@ -241,6 +292,7 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#subscriber?.disconnect();
     if (this.#redis.status === 'ready') {
       try {
         // QUIT lets in-flight replies arrive; bounded, as a dying server may never answer.

@@ -74,6 +74,16 @@ export interface Store {
    */
   increment(key: string, ttlSeconds?: number): Promise<number>;
 
+  /**
+   * Sends a message to every current subscriber of `channel`, in this process and (with
+   * Redis) in every replica. Delivery is best effort: a replica that is disconnected misses
+   * it, so subscribers that must not miss anything also re-read the state they follow.
+   */
+  publish(channel: string, message: string): Promise<void>;
+
+  /** Calls `listener` for every message published on `channel`; returns the unsubscribe. */
+  subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+
   /** Resolves when the store answers; rejects otherwise. Used by `/readyz`. */
   ping(): Promise<void>;
 

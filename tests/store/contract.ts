@@ -357,6 +357,26 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
       });
     });
 
+    describe('publish and subscribe', () => {
+      it('delivers messages to every subscriber of the channel until it unsubscribes', async () => {
+        const a: string[] = [];
+        const b: string[] = [];
+        const stopA = await store.subscribe('events', (message) => a.push(message));
+        const stopB = await store.subscribe('events', (message) => b.push(message));
+        const other: string[] = [];
+        await store.subscribe('elsewhere', (message) => other.push(message));
+        await store.publish('events', 'one');
+        await waitFor(async () => a.length === 1 && b.length === 1, 'both subscribers receive');
+        await stopA();
+        await store.publish('events', 'two');
+        await waitFor(async () => b.length === 2, 'remaining subscriber receives');
+        expect(a).toEqual(['one']);
+        expect(b).toEqual(['one', 'two']);
+        expect(other).toEqual([]);
+        await stopB();
+      });
+    });
+
     describe('lifecycle', () => {
       it('answers ping', async () => {
         await expect(store.ping()).resolves.toBeUndefined();
