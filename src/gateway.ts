@@ -9,6 +9,11 @@ import express, { type ErrorRequestHandler, type Express } from 'express';
 import type Provider from 'oidc-provider';
 import { errors as oidcErrors } from 'oidc-provider';
 import type { GatewayConfig } from './config/schema.js';
+import { BackendTokenSigner } from './forward-auth/backend-token.js';
+import { DecisionPoint, VERIFY_PATH } from './forward-auth/decision-point.js';
+import { protectedResourceMetadataRouter } from './forward-auth/protected-resource-metadata.js';
+import { RevocationList } from './forward-auth/revocations.js';
+import { TokenVerifier } from './forward-auth/token-verifier.js';
 import { healthRouter } from './http/health.js';
 import { requestContext } from './http/request-context.js';
 import { compileTrustedProxies, stripUntrustedForwardedHeaders } from './http/trusted-proxies.js';
@@ -27,7 +32,7 @@ import {
   registrationCap,
   registrationCors,
 } from './oauth/endpoint-guards.js';
-import { loadKeyMaterial, type KeyLocation } from './oauth/keys.js';
+import { loadKeyMaterial, publicJwk, type KeyLocation } from './oauth/keys.js';
 import { createProvider, ROUTES } from './oauth/provider.js';
 import { ResourceRegistry } from './oauth/resources.js';
 import { hasAccessRules } from './policy/access.js';
@@ -66,11 +71,20 @@ export async function createGateway(
     : config.store.redis
       ? { kind: 'store', store }
       : { kind: 'dataDir', dir: config.dataDir };
-  const keys = await loadKeyMaterial(keyLocation, {
+  const keyPolicy = {
     rotateAfter: config.keys.rotateAfter,
     maxTokenLifetime:
       Math.max(config.tokens.accessTokenTtl, config.tokens.authorizationCodeTtl) + 300,
-  });
+  };
+  const keys = await loadKeyMaterial(keyLocation, keyPolicy);
+
+  const revocations = new RevocationList(
+    store,
+    config.tokens.accessTokenTtl + config.verify.clockSkew,
+    config.verify.revocationPollInterval,
+    logger,
+  );
+  await revocations.start();
 
   const resources = new ResourceRegistry(config.resources);
   const accounts = new AccountStore(store, config.tokens.refreshTokenTtl);
@@ -87,8 +101,35 @@ export async function createGateway(
       allowHosts: config.registration.cimd.allowHosts,
     }),
     logger,
+    onGrantRevoked: (grantId) => revocations.revoke(grantId),
   });
   logProviderEvents(provider, logger);
+
+  const trust = compileTrustedProxies(config.trustedProxies);
+  const decisionPoint = new DecisionPoint({
+    config,
+    trust,
+    verifier: new TokenVerifier({
+      issuer: config.issuer,
+      publicKeys: keys.keys.map((key) => publicJwk(key.jwk)),
+      clockSkew: config.verify.clockSkew,
+      cacheSize: config.verify.cacheSize,
+      revocations,
+      // Another replica may have rotated the keys since this one started.
+      ...(keyLocation.kind === 'store'
+        ? {
+            reloadKeys: async () =>
+              (await loadKeyMaterial(keyLocation, keyPolicy)).keys.map((key) => publicJwk(key.jwk)),
+          }
+        : {}),
+    }),
+    backendSigner: new BackendTokenSigner(
+      config.issuer,
+      keys.keys[0]!.jwk,
+      config.verify.backendTokenTtl,
+    ),
+    logger,
+  });
 
   const trustedFetch = createTrustedFetch(config.tls.caFiles);
   const upstreams = config.login.oidc.map(
@@ -101,12 +142,12 @@ export async function createGateway(
   );
 
   const app = express();
-  const trust = compileTrustedProxies(config.trustedProxies);
   app.disable('x-powered-by');
   app.set('trust proxy', trust);
   app.use(stripUntrustedForwardedHeaders(trust));
   app.use(requestContext(logger));
   app.use(healthRouter(store));
+  app.use(protectedResourceMetadataRouter(config));
   app.get(ROUTES.authorization, defaultAuthorizeScope(resources));
   app.options(ROUTES.registration, registrationCors);
   app.post(
@@ -139,7 +180,11 @@ export async function createGateway(
     store,
     listen: () =>
       new Promise((resolve, reject) => {
-        server = createServer(app);
+        // `/verify` is answered before Express sees the request (see decision-point.ts).
+        server = createServer((req, res) => {
+          if (isVerifyRequest(req.url)) decisionPoint.handle(req, res);
+          else app(req, res);
+        });
         // Slow or idle clients must not hold sockets forever.
         server.headersTimeout = 20_000;
         server.requestTimeout = 30_000;
@@ -156,9 +201,15 @@ export async function createGateway(
           server!.closeAllConnections();
         });
       }
+      await revocations.stop();
       if (!options.store) await store.close();
     },
   };
+}
+
+/** `/verify` with any query string (Caddy keeps the original request's query on it). */
+function isVerifyRequest(url: string | undefined): boolean {
+  return url === VERIFY_PATH || (url?.startsWith(`${VERIFY_PATH}?`) ?? false);
 }
 
 function createStore(config: GatewayConfig, logger: Logger): Store {

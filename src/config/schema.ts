@@ -36,6 +36,25 @@ const scopeToken = z
   .string()
   .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token (RFC 6749 §3.3)');
 
+const toolRule = z.strictObject({
+  /** The token must carry every one of these scopes (more can be obtained by step-up). */
+  scopes: z.array(scopeToken).default([]),
+  /** The user must be in one of these groups (when the list is not empty). */
+  groups: z.array(z.string().min(1)).default([]),
+});
+
+const toolPolicy = z.strictObject({
+  /** What happens to a tool no rule names. */
+  default: z.enum(['allow', 'deny']).default('allow'),
+  /** Tool name or glob (`files_*`) → who may call it. The most specific match wins. */
+  rules: z.record(z.string().min(1).max(200), toolRule).default({}),
+});
+
+const origin = z
+  .string()
+  .regex(/^https?:\/\/[^/?#]+$/, 'must be an origin such as https://app.example.com (no path)')
+  .transform((value) => value.toLowerCase());
+
 const resource = z.strictObject({
   /** The MCP server's public canonical URL: the RFC 8707 resource and the token audience. */
   url: httpUrl.transform((value, ctx) => {
@@ -47,8 +66,22 @@ const resource = z.strictObject({
     }
   }),
   name: z.string().min(1).max(200),
-  /** Scopes that can be granted for this resource; tokens never carry others. */
+  /**
+   * The baseline scopes of this resource: advertised in its protected resource metadata and
+   * 401 challenges, and granted when a client asks for none. Scopes named by tool rules can be
+   * granted too (step-up); tokens never carry any other.
+   */
   scopes: z.array(scopeToken).default([]),
+  /** Browser origins allowed to call this MCP server (requests without Origin always pass). */
+  allowedOrigins: z.array(origin).default([]),
+  /** Per-tool authorization for `tools/call`. */
+  tools: toolPolicy.optional(),
+  /**
+   * What the MCP server receives in `Authorization`: nothing (`none`), or a short-lived JWT
+   * the gateway signs for it (`jwt`), verifiable with the gateway's JWKS. Never the client's
+   * token.
+   */
+  upstreamAuthorization: z.enum(['none', 'jwt']).default('none'),
 });
 
 const redirectUri = z.string().min(1);
@@ -197,6 +230,21 @@ export const configSchema = z
         allowedOrigins: z.array(z.string()).default(['http://localhost:6274']),
       })
       .prefault({}),
+    /** The forwardAuth decision endpoint. */
+    verify: z
+      .strictObject({
+        /** Clock skew tolerated on `exp`/`nbf` of access tokens, in seconds. */
+        clockSkew: z.number().int().min(0).max(300).default(30),
+        /** How many verified tokens are remembered (keyed by a hash of the token). */
+        cacheSize: z.number().int().min(0).default(100_000),
+        /** Largest request body read for JSON-RPC checks (Traefik `maxBodySize`). */
+        maxBodySize: z.number().int().min(1024).default(1_048_576),
+        /** Lifetime of the JWT handed to MCP servers with `upstreamAuthorization: jwt`. */
+        backendTokenTtl: duration.default(60),
+        /** How often each replica re-reads revocations, besides being told at once. */
+        revocationPollInterval: duration.default(5),
+      })
+      .prefault({}),
     /** Addresses whose X-Forwarded-For / -Proto are believed (CIDRs or names `loopback`). */
     trustedProxies: z.array(z.string()).default(['loopback']),
     log: z
@@ -244,3 +292,4 @@ export type GatewayConfig = z.output<typeof configSchema>;
 export type ResourceConfig = GatewayConfig['resources'][number];
 export type OidcProviderConfig = GatewayConfig['login']['oidc'][number];
 export type ClientConfig = GatewayConfig['clients'][number];
+export type ToolPolicyConfig = NonNullable<ResourceConfig['tools']>;

@@ -13,7 +13,12 @@ export type SecurityEventKind =
   | 'consent_denied'
   | 'registration_refused'
   | 'cimd_refused'
-  | 'oauth_error';
+  | 'oauth_error'
+  | 'untrusted_proxy'
+  | 'origin_refused'
+  | 'invalid_token'
+  | 'header_body_mismatch'
+  | 'tool_denied';
 
 export interface SecurityEventDetails {
   ip?: string | undefined;

@@ -166,3 +166,13 @@ async function readJwksFile(file: string): Promise<KeyMaterial> {
     cookieSecrets: parsed.cookieSecrets ?? [newCookieSecret()],
   };
 }
+
+/** The public part of a private JWK (what the JWKS publishes and verifiers use). */
+export function publicJwk(jwk: JWK): JWK {
+  const { kty, kid, alg, use, n, e, crv, x, y } = jwk;
+  return Object.fromEntries(
+    Object.entries({ kty, kid, alg, use, n, e, crv, x, y }).filter(
+      ([, value]) => value !== undefined,
+    ),
+  ) as JWK;
+}

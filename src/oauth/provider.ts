@@ -23,7 +23,7 @@ import type { AccountStore } from '../login/accounts.js';
 import type { ConsentMemory } from './consent-memory.js';
 import { SIGNING_ALG, type KeyMaterial } from './keys.js';
 import { allowLoopbackPortVariation, redirectUriProblems } from './redirect-uris.js';
-import type { ResourceRegistry } from './resources.js';
+import { grantableScopes, type ResourceRegistry } from './resources.js';
 import { createAdapterFactory } from './store-adapter.js';
 import { renderErrorPage } from '../login/views/error-page.js';
 
@@ -37,6 +37,8 @@ export interface ProviderDependencies {
   /** SSRF-guarded fetch for Client ID Metadata Documents. */
   guardedFetch: FetchFunction;
   logger: Logger;
+  /** Told of every revoked grant (the decision point must refuse its access tokens). */
+  onGrantRevoked?: (grantId: string) => Promise<void>;
 }
 
 /** Paths of the OAuth endpoints. `/authorize`, `/token` and `/register` are also the 2025-03-26 fallbacks. */
@@ -61,7 +63,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const cimdDenyHosts = new Set(cimd.denyHosts.map((host) => host.toLowerCase()));
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(deps.store, { dcrClientTtl: config.registration.dcr.clientTtl }),
+    adapter: createAdapterFactory(deps.store, {
+      dcrClientTtl: config.registration.dcr.clientTtl,
+      ...(deps.onGrantRevoked ? { onGrantRevoked: deps.onGrantRevoked } : {}),
+    }),
     clients: config.clients.map(toClientMetadata),
     jwks: { keys: deps.keys.keys.map((key) => key.jwk) } as Configuration['jwks'],
     cookies: {
@@ -134,7 +139,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
           if (!resource)
             throw new errors.InvalidTarget(`${indicator} is not a resource of this gateway`);
           return {
-            scope: resource.scopes.join(' '),
+            scope: grantableScopes(resource).join(' '),
             audience: resource.url,
             accessTokenTTL: config.tokens.accessTokenTtl,
             accessTokenFormat: 'jwt',
@@ -220,6 +225,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
         name: identity.name,
         groups: identity.groups ?? [],
         idp: identity.provider,
+        // The grant, so that the decision point can refuse tokens of a revoked grant.
+        gid: token.grantId,
       };
     },
     loadExistingGrant: async (ctx) => loadOrRememberGrant(ctx, consents),

@@ -22,13 +22,22 @@ export class ResourceRegistry {
     return [...this.byUrl.values()];
   }
 
-  /** Every scope of every resource. */
+  /** Every scope of every resource, step-up scopes included. */
   allScopes(): string[] {
-    return [...new Set(this.list().flatMap((resource) => resource.scopes))];
+    return [...new Set(this.list().flatMap((resource) => grantableScopes(resource)))];
   }
 
   /** The only resource, when exactly one is configured (used when a client sends none). */
   soleResource(): string | undefined {
     return this.byUrl.size === 1 ? [...this.byUrl.keys()][0] : undefined;
   }
+}
+
+/**
+ * The scopes a token for `resource` may carry: its baseline scopes plus those its tool rules
+ * require (obtained by step-up, MCP "Step-Up Authorization Flow").
+ */
+export function grantableScopes(resource: ResourceConfig): string[] {
+  const ruleScopes = Object.values(resource.tools?.rules ?? {}).flatMap((rule) => rule.scopes);
+  return [...new Set([...resource.scopes, ...ruleScopes])];
 }

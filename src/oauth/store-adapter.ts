@@ -32,6 +32,11 @@ export const DCR_CLIENT_INDEX = 'oidc:index:dcr-clients';
 export interface AdapterOptions {
   /** TTL for dynamically registered clients, renewed when they are used. */
   dcrClientTtl: number;
+  /**
+   * Told of every grant revocation: oidc-provider revokes through `revokeByGrantId` (refresh
+   * token reuse, code replay, the revocation endpoint), and so do the gateway's own features.
+   */
+  onGrantRevoked?: (grantId: string) => Promise<void>;
 }
 
 const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
@@ -99,6 +104,7 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      await options.onGrantRevoked?.(grantId);
       const members = await store.setMembers(grantKey(grantId));
       await store.delete(...members, grantKey(grantId), recordKey('Grant', grantId));
     }

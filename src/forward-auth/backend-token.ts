@@ -1,0 +1,48 @@
+/**
+ * The JWT an MCP server receives in `Authorization` when its resource says
+ * `upstreamAuthorization: jwt`: the gateway's statement of who is calling, signed with the
+ * gateway's keys (verifiable at `<issuer>/jwks`), addressed to that server only (`aud`), and
+ * short-lived. It replaces the client's token, which never reaches the MCP server (RS-10).
+ *
+ * Signing costs far more than a cache lookup, so one JWT per (token, resource) is kept with the
+ * verified token and reused until a quarter of its lifetime is left.
+ */
+import { importJWK, SignJWT, type CryptoKey, type JWK, type KeyObject } from 'jose';
+import { SIGNING_ALG } from '../oauth/keys.js';
+import type { VerifiedToken } from './token-verifier.js';
+
+export const BACKEND_TOKEN_TYPE = 'mcp-gateway+jwt';
+
+export class BackendTokenSigner {
+  private key: Promise<CryptoKey | KeyObject | Uint8Array> | undefined;
+
+  constructor(
+    private readonly issuer: string,
+    private readonly signingKey: JWK,
+    private readonly ttl: number,
+  ) {}
+
+  async tokenFor(token: VerifiedToken, resourceUrl: string): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const cached = token.backendTokens.get(resourceUrl);
+    if (cached && cached.exp - now > this.ttl / 4) return cached.jwt;
+    const exp = Math.min(now + this.ttl, token.exp);
+    this.key ??= importJWK(this.signingKey, SIGNING_ALG);
+    const jwt = await new SignJWT({
+      client_id: token.clientId,
+      scope: token.scopes.join(' '),
+      email: token.email,
+      name: token.name,
+      groups: token.groups,
+    })
+      .setProtectedHeader({ alg: SIGNING_ALG, kid: this.signingKey.kid, typ: BACKEND_TOKEN_TYPE })
+      .setIssuer(this.issuer)
+      .setSubject(token.sub)
+      .setAudience(resourceUrl)
+      .setIssuedAt(now)
+      .setExpirationTime(exp)
+      .sign(await this.key);
+    token.backendTokens.set(resourceUrl, { jwt, exp });
+    return jwt;
+  }
+}

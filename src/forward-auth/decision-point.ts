@@ -1,0 +1,302 @@
+/**
+ * `/verify`: the decision Traefik's forwardAuth (or Caddy `forward_auth`, nginx
+ * `auth_request`) asks for on every request to an MCP server.
+ *
+ * A plain `node:http` handler in front of the Express application: this path runs for every
+ * MCP request, and Express's per-request cost would dominate it (../shared/OIDC-PROVIDER-NOTES.md:
+ * an Express route with jose did 0.13x a bare server). With the verified-token cache a decision
+ * is a hash, two map reads and a few header writes; `npm run bench` measures it.
+ *
+ * The order of the checks is deliberate:
+ *  1. the subrequest comes from a trusted proxy and describes the original request (400);
+ *  2. the URL belongs to a configured resource (403 otherwise: deny by default);
+ *  3. a browser `Origin` is allowed for that resource (403 before any token check, TR-01);
+ *  4. a Bearer token from the `Authorization` header only (query tokens are ignored, RS-11);
+ *     valid, for this resource, not revoked (401 with the RFC 9728 challenge);
+ *  5. the resource's baseline scopes (403 `insufficient_scope`);
+ *  6. per-tool rules on the MCP operation (403, or 400/413 for a bad body).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayConfig } from '../config/schema.js';
+import type { TrustFunction } from '../http/trusted-proxies.js';
+import type { Logger } from '../logging/logger.js';
+import { securityEvent } from '../logging/security-events.js';
+import { ToolPolicy } from '../policy/tools.js';
+import type { BackendTokenSigner } from './backend-token.js';
+import {
+  insufficientScope,
+  invalidToken,
+  JSONRPC_FORBIDDEN,
+  JSONRPC_INVALID_REQUEST,
+  jsonRpcError,
+  missingToken,
+  protectedResourceMetadataUrl,
+  refused,
+  type Denial,
+} from './challenges.js';
+import { identityHeaders, type Identity } from './identity-headers.js';
+import { readOperation } from './mcp-operation.js';
+import { readPublicRequest, type PublicRequest } from './public-request.js';
+import { ResourceMatcher, type ResourceMatch } from './resource-matcher.js';
+import { TokenRejected, TokenVerifier, type VerifiedToken } from './token-verifier.js';
+
+export const VERIFY_PATH = '/verify';
+
+export interface DecisionPointDependencies {
+  config: GatewayConfig;
+  trust: TrustFunction;
+  verifier: TokenVerifier;
+  backendSigner: BackendTokenSigner;
+  logger: Logger;
+}
+
+class BodyTooLarge extends Error {}
+
+/** Reads the request body, refusing more than `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) return Promise.reject(new BodyTooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+const hasBody = (req: IncomingMessage) =>
+  Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+
+/** `Bearer <token>` from the Authorization header; `null` for another scheme or none. */
+function bearerToken(req: IncomingMessage): string | null | '' {
+  const header = req.headers.authorization;
+  if (!header) return null;
+  const match = /^Bearer(?:\s+(\S*))?\s*$/i.exec(header);
+  if (!match) return null;
+  return match[1] ?? '';
+}
+
+export class DecisionPoint {
+  private readonly matcher: ResourceMatcher;
+  private readonly toolPolicies = new Map<string, ToolPolicy>();
+  private readonly allowedOrigins = new Map<string, Set<string>>();
+
+  constructor(private readonly deps: DecisionPointDependencies) {
+    this.matcher = new ResourceMatcher(deps.config.resources);
+    for (const resource of deps.config.resources) {
+      if (resource.tools) this.toolPolicies.set(resource.url, new ToolPolicy(resource.tools));
+      this.allowedOrigins.set(resource.url, new Set(resource.allowedOrigins));
+    }
+  }
+
+  /** The `node:http` request listener for `/verify`. It never throws. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.decide(req, res).catch((error: unknown) => {
+      this.deps.logger.error('verify failed', { error });
+      if (!res.headersSent) {
+        res.writeHead(500, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+        res.end('{"error":"server_error"}');
+      } else {
+        res.destroy();
+      }
+    });
+  };
+
+  private async decide(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { logger } = this.deps;
+    const parsed = readPublicRequest(req, this.deps.trust);
+    if (!parsed.ok) {
+      securityEvent(logger, 'untrusted_proxy', {
+        ip: req.socket.remoteAddress,
+        reason: parsed.reason,
+      });
+      return this.deny(
+        res,
+        refused(400, 'invalid_request', 'not a forwardAuth request from a trusted proxy'),
+      );
+    }
+    const request = parsed.request;
+    const match = this.matcher.match(request.origin, request.path);
+    if (!match) {
+      logger.debug('no resource', { origin: request.origin, path: request.path });
+      return this.deny(res, refused(403, 'access_denied', 'no protected MCP server at this URL'));
+    }
+    const { resource } = match;
+    const prmUrl = protectedResourceMetadataUrl(request.origin, match.resourcePath);
+
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.allowedOrigins.get(resource.url)!.has(origin.toLowerCase())) {
+      securityEvent(logger, 'origin_refused', {
+        ip: request.clientIp,
+        resource: resource.url,
+        origin,
+      });
+      return this.deny(res, jsonRpcError(403, JSONRPC_FORBIDDEN, 'Forbidden: Origin not allowed'));
+    }
+    if (
+      request.method === 'OPTIONS' &&
+      origin !== undefined &&
+      req.headers['access-control-request-method']
+    ) {
+      // A CORS preflight from an allowed origin carries no credentials by design; the MCP
+      // server (or Traefik) answers it. No identity is attached.
+      return this.allow(res, emptyIdentity(), '');
+    }
+
+    const token = bearerToken(req);
+    if (token === null) return this.deny(res, missingToken(prmUrl, resource.scopes));
+    let verified: VerifiedToken;
+    try {
+      if (token === '') throw new TokenRejected('the Bearer credentials are empty');
+      const key = TokenVerifier.cacheKey(token);
+      verified = this.deps.verifier.cached(key) ?? (await this.deps.verifier.verify(token, key));
+      this.deps.verifier.check(verified, resource.url);
+    } catch (error) {
+      if (!(error instanceof TokenRejected)) throw error;
+      securityEvent(logger, 'invalid_token', {
+        ip: request.clientIp,
+        resource: resource.url,
+        reason: error.message,
+      });
+      return this.deny(res, invalidToken(prmUrl, resource.scopes, error.message));
+    }
+
+    const missingBaseline = resource.scopes.filter((scope) => !verified.scopes.includes(scope));
+    if (missingBaseline.length > 0) {
+      return this.deny(
+        res,
+        insufficientScope(
+          prmUrl,
+          union(verified.scopes, resource.scopes),
+          `requires ${resource.scopes.join(' ')}`,
+        ),
+      );
+    }
+
+    const policy = this.toolPolicies.get(resource.url);
+    if (policy) {
+      const denial = await this.checkTools(req, request, match, policy, verified, prmUrl);
+      if (denial) return this.deny(res, denial);
+    }
+
+    const authorization =
+      resource.upstreamAuthorization === 'jwt'
+        ? `Bearer ${await this.deps.backendSigner.tokenFor(verified, resource.url)}`
+        : '';
+    return this.allow(res, identityOf(verified), authorization);
+  }
+
+  private async checkTools(
+    req: IncomingMessage,
+    request: PublicRequest,
+    match: ResourceMatch,
+    policy: ToolPolicy,
+    token: VerifiedToken,
+    prmUrl: string,
+  ): Promise<Denial | undefined> {
+    const { logger, config } = this.deps;
+    const { resource } = match;
+    let body: Buffer | undefined;
+    if (hasBody(req)) {
+      try {
+        body = await readBody(req, config.verify.maxBodySize);
+      } catch (error) {
+        if (error instanceof BodyTooLarge) {
+          return jsonRpcError(413, JSONRPC_INVALID_REQUEST, 'Request body too large');
+        }
+        throw error;
+      }
+    }
+    const operation = readOperation(req.headers, body);
+    if (!operation.ok) {
+      if (operation.mismatch) {
+        securityEvent(logger, 'header_body_mismatch', {
+          ip: request.clientIp,
+          resource: resource.url,
+          clientId: token.clientId,
+          subject: token.sub,
+        });
+      }
+      return operation.denial;
+    }
+    if (!operation.known && request.method === 'POST' && policy.hasRules) {
+      // Fail closed: a call we cannot see could be a call we would refuse.
+      return jsonRpcError(
+        403,
+        JSONRPC_FORBIDDEN,
+        'The gateway cannot see which MCP operation this request carries (send Mcp-Method/Mcp-Name headers, or forward the body to the gateway).',
+      );
+    }
+    for (const message of operation.messages) {
+      if (message.method !== 'tools/call') continue;
+      const tool = message.name ?? '';
+      const decision = policy.decide(tool, token);
+      if (decision.allowed) continue;
+      securityEvent(logger, 'tool_denied', {
+        ip: request.clientIp,
+        resource: resource.url,
+        clientId: token.clientId,
+        subject: token.sub,
+        tool,
+        reason: decision.reason,
+      });
+      if (decision.reason === 'scope') {
+        return insufficientScope(
+          prmUrl,
+          union(token.scopes, decision.requiredScopes),
+          `tool ${tool} requires ${decision.requiredScopes.join(' ')}`,
+        );
+      }
+      return jsonRpcError(
+        403,
+        JSONRPC_FORBIDDEN,
+        `Forbidden: you may not call the tool "${tool}"`,
+        message.id ?? null,
+      );
+    }
+    return undefined;
+  }
+
+  private deny(res: ServerResponse, denial: Denial): void {
+    res.writeHead(denial.status, denial.headers);
+    res.end(JSON.stringify(denial.body));
+  }
+
+  private allow(res: ServerResponse, identity: Identity, authorization: string): void {
+    res.writeHead(200, {
+      ...identityHeaders(identity, authorization),
+      'Cache-Control': 'no-store',
+      'Content-Length': '0',
+    });
+    res.end();
+  }
+}
+
+function identityOf(token: VerifiedToken): Identity {
+  return {
+    sub: token.sub,
+    email: token.email,
+    name: token.name,
+    groups: token.groups,
+    clientId: token.clientId,
+    scopes: token.scopes,
+  };
+}
+
+function emptyIdentity(): Identity {
+  return { sub: '', email: '', name: '', groups: [], clientId: '', scopes: [] };
+}
+
+function union(a: string[], b: string[]): string[] {
+  return [...new Set([...a, ...b])];
+}

@@ -1,0 +1,47 @@
+/**
+ * The headers an allowed request carries to the MCP server. The proxy copies exactly these
+ * from the decision's 2xx answer (Traefik `authResponseHeaders`, Caddy `copy_headers`, nginx
+ * `auth_request_set`), deleting any the client sent, so clients cannot spoof them. Every one is
+ * sent on every 2xx, empty when unknown (Caddy 2.6 would otherwise forward its placeholder
+ * text). `Authorization` is replaced too: empty, or a JWT the gateway signs for the backend;
+ * never the client's own token (MCP "Token Passthrough", RS-10).
+ */
+export const IDENTITY_RESPONSE_HEADERS = [
+  'X-Auth-User-Id',
+  'X-Auth-User-Email',
+  'X-Auth-User-Name',
+  'X-Auth-User-Groups',
+  'X-Auth-Client-Id',
+  'X-Auth-Scopes',
+  'Authorization',
+] as const;
+
+export interface Identity {
+  sub: string;
+  email: string;
+  name: string;
+  groups: string[];
+  clientId: string;
+  scopes: string[];
+}
+
+/**
+ * HTTP header values are visible ASCII: any other character (a name in another script, a
+ * control character) is sent percent-encoded as UTF-8, so `Zoë` arrives as `Zo%C3%AB` and no
+ * value can smuggle a line break into the request.
+ */
+function headerValue(value: string): string {
+  return value.replace(/[^\x20-\x7e]+/gu, (run) => encodeURIComponent(run));
+}
+
+export function identityHeaders(identity: Identity, authorization: string): Record<string, string> {
+  return {
+    'X-Auth-User-Id': headerValue(identity.sub),
+    'X-Auth-User-Email': headerValue(identity.email),
+    'X-Auth-User-Name': headerValue(identity.name),
+    'X-Auth-User-Groups': headerValue(identity.groups.join(',')),
+    'X-Auth-Client-Id': headerValue(identity.clientId),
+    'X-Auth-Scopes': headerValue(identity.scopes.join(' ')),
+    Authorization: authorization,
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * The request the proxy is asking about, rebuilt from the forwardAuth subrequest.
+ *
+ * Traefik (and Caddy `forward_auth`, nginx `auth_request` as configured in docs/proxies.md)
+ * describe the original request in `X-Forwarded-Proto`, `-Host`, `-Uri` and `-Method`. Those
+ * headers are believed only when the subrequest comes from a trusted proxy: from anywhere
+ * else they would let a caller ask about any URL with any identity it likes.
+ */
+import type { IncomingMessage } from 'node:http';
+import proxyAddr from 'proxy-addr';
+import type { TrustFunction } from '../http/trusted-proxies.js';
+
+export interface PublicRequest {
+  method: string;
+  /** `https://host[:port]`, lowercase, default port omitted. */
+  origin: string;
+  /** The path with dot segments resolved, without the query. */
+  path: string;
+  /** The client's address as the trusted proxies saw it. */
+  clientIp: string;
+}
+
+export type PublicRequestResult =
+  | { ok: true; request: PublicRequest }
+  | {
+      ok: false;
+      reason: 'untrusted_proxy' | 'missing_forwarded_headers' | 'malformed_forwarded_headers';
+    };
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  if (Array.isArray(value)) return value[0];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+export function readPublicRequest(req: IncomingMessage, trust: TrustFunction): PublicRequestResult {
+  if (!trust(req.socket.remoteAddress ?? '', 0)) return { ok: false, reason: 'untrusted_proxy' };
+  const proto = header(req, 'x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
+  const host = header(req, 'x-forwarded-host')?.split(',')[0]?.trim();
+  const uri = header(req, 'x-forwarded-uri');
+  const method = header(req, 'x-forwarded-method');
+  if (!proto || !host || !uri || !method) return { ok: false, reason: 'missing_forwarded_headers' };
+  if (
+    (proto !== 'https' && proto !== 'http') ||
+    !uri.startsWith('/') ||
+    !/^[A-Z]{3,10}$/.test(method)
+  ) {
+    return { ok: false, reason: 'malformed_forwarded_headers' };
+  }
+  // WHATWG URL parsing lowercases the host, drops a default port and resolves `.`/`..`
+  // (also percent-encoded ones), so the path matched is the path the proxy routed.
+  const url = URL.parse(uri, `${proto}://${host}`);
+  if (!url || url.host === '' || url.username || url.password) {
+    return { ok: false, reason: 'malformed_forwarded_headers' };
+  }
+  return {
+    ok: true,
+    request: {
+      method,
+      origin: url.origin,
+      path: url.pathname,
+      clientIp: proxyAddr(req as never, trust),
+    },
+  };
+}

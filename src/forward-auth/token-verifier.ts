@@ -1,0 +1,161 @@
+/**
+ * Verifies the access tokens MCP clients present, for `/verify`.
+ *
+ * With jose, against the auth service's own signing keys (no network): signature, `alg` in an
+ * allow-list (RS256), `typ` `at+jwt` (RFC 9068 §2.1: an ID token or any other JWT signed by
+ * the same keys is refused), `iss` = our issuer, `exp`/`nbf` with a small clock skew, and `aud`
+ * = the matched resource (RFC 8707, checklist RS-09). A token whose grant was revoked is
+ * refused (see {@link RevocationList}).
+ *
+ * Verified tokens are cached, keyed by a SHA-256 of the token (the token itself is never kept
+ * as a key), bounded in number, each entry never kept past the token's `exp`. A cache hit costs
+ * a hash and a map read; the audience and revocation checks still run on every request.
+ */
+import { createHash } from 'node:crypto';
+import {
+  createLocalJWKSet,
+  errors as joseErrors,
+  jwtVerify,
+  type JWK,
+  type JWTPayload,
+} from 'jose';
+import { LRUCache } from 'lru-cache';
+import type { RevocationList } from './revocations.js';
+
+export const ACCEPTED_ALGORITHMS = ['RS256'];
+
+export interface VerifiedToken {
+  sub: string;
+  clientId: string;
+  scopes: string[];
+  email: string;
+  name: string;
+  groups: string[];
+  audiences: string[];
+  grantId: string | undefined;
+  /** Epoch seconds. */
+  exp: number;
+  /** Per-backend JWTs already signed for this token (`upstreamAuthorization: jwt`). */
+  backendTokens: Map<string, { jwt: string; exp: number }>;
+}
+
+export class TokenRejected extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TokenRejected';
+  }
+}
+
+export interface TokenVerifierOptions {
+  issuer: string;
+  publicKeys: JWK[];
+  clockSkew: number;
+  cacheSize: number;
+  revocations: RevocationList;
+  /** Re-reads the signing keys (another replica may have rotated); throttled here. */
+  reloadKeys?: () => Promise<JWK[]>;
+}
+
+const KEY_RELOAD_INTERVAL_MS = 10_000;
+
+export class TokenVerifier {
+  private keySet: ReturnType<typeof createLocalJWKSet>;
+  private readonly cache: LRUCache<string, VerifiedToken> | undefined;
+  private lastReload = 0;
+
+  constructor(private readonly options: TokenVerifierOptions) {
+    this.keySet = createLocalJWKSet({ keys: options.publicKeys });
+    this.cache =
+      options.cacheSize > 0
+        ? new LRUCache<string, VerifiedToken>({ max: options.cacheSize })
+        : undefined;
+  }
+
+  static cacheKey(token: string): string {
+    return createHash('sha256').update(token).digest('base64url');
+  }
+
+  /** Looks the token up in the cache; `undefined` when it must be verified. */
+  cached(key: string): VerifiedToken | undefined {
+    return this.cache?.get(key);
+  }
+
+  /** Verifies a token not found in the cache, and caches it. */
+  async verify(token: string, key: string): Promise<VerifiedToken> {
+    let payload: JWTPayload;
+    try {
+      payload = await this.jwtVerify(token);
+    } catch (error) {
+      if (error instanceof joseErrors.JWKSNoMatchingKey && (await this.reloadKeys())) {
+        payload = await this.jwtVerify(token).catch((retry: unknown) => {
+          throw rejection(retry);
+        });
+      } else {
+        throw rejection(error);
+      }
+    }
+    const verified = toVerifiedToken(payload);
+    const ttl = verified.exp * 1000 - Date.now();
+    if (this.cache && ttl > 0) this.cache.set(key, verified, { ttl });
+    return verified;
+  }
+
+  /** The checks that depend on the request: audience and revocation. */
+  check(token: VerifiedToken, resourceUrl: string): void {
+    if (!token.audiences.includes(resourceUrl)) {
+      throw new TokenRejected('the token was issued for another resource');
+    }
+    if (this.options.revocations.isRevoked(token.grantId)) {
+      throw new TokenRejected('the token was revoked');
+    }
+    if (token.exp + this.options.clockSkew < Date.now() / 1000) {
+      throw new TokenRejected('the token expired');
+    }
+  }
+
+  private jwtVerify(token: string): Promise<JWTPayload> {
+    return jwtVerify(token, this.keySet, {
+      issuer: this.options.issuer,
+      typ: 'at+jwt',
+      algorithms: ACCEPTED_ALGORITHMS,
+      clockTolerance: this.options.clockSkew,
+      requiredClaims: ['exp', 'sub', 'aud', 'client_id'],
+    }).then((result) => result.payload);
+  }
+
+  private async reloadKeys(): Promise<boolean> {
+    const { reloadKeys } = this.options;
+    if (!reloadKeys || Date.now() - this.lastReload < KEY_RELOAD_INTERVAL_MS) return false;
+    this.lastReload = Date.now();
+    this.keySet = createLocalJWKSet({ keys: await reloadKeys() });
+    return true;
+  }
+}
+
+function rejection(error: unknown): TokenRejected {
+  if (error instanceof joseErrors.JWTExpired) return new TokenRejected('the token expired');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    return new TokenRejected(`the token's ${error.claim} claim is not acceptable`);
+  }
+  if (error instanceof joseErrors.JOSEError) return new TokenRejected('the token is not valid');
+  return new TokenRejected('the token is not valid');
+}
+
+const strings = (value: unknown): string[] =>
+  Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+
+function toVerifiedToken(payload: JWTPayload): VerifiedToken {
+  const text = (value: unknown) => (typeof value === 'string' ? value : '');
+  return {
+    sub: text(payload.sub),
+    clientId: text(payload.client_id),
+    scopes: text(payload.scope).split(' ').filter(Boolean),
+    email: text(payload.email),
+    name: text(payload.name),
+    groups: strings(payload.groups),
+    audiences: typeof payload.aud === 'string' ? [payload.aud] : strings(payload.aud),
+    grantId: typeof payload.gid === 'string' ? payload.gid : undefined,
+    exp: payload.exp!,
+    backendTokens: new Map(),
+  };
+}
