@@ -69,9 +69,11 @@ const resource = z.strictObject({
   /**
    * The baseline scopes of this resource: advertised in its protected resource metadata and
    * 401 challenges, and granted when a client asks for none. Scopes named by tool rules can be
-   * granted too (step-up); tokens never carry any other.
+   * granted too (step-up); tokens never carry any other. At least one: an authorization that
+   * grants no scope for the resource yields no access token for it (oidc-provider answers
+   * `access_denied`), hence the default `mcp`.
    */
-  scopes: z.array(scopeToken).default([]),
+  scopes: z.array(scopeToken).min(1).default(['mcp']),
   /** Browser origins allowed to call this MCP server (requests without Origin always pass). */
   allowedOrigins: z.array(origin).default([]),
   /** Per-tool authorization for `tools/call`. */
@@ -118,9 +120,24 @@ const oidcProvider = z.strictObject({
   scopes: z.array(scopeToken).default(['openid', 'email', 'profile']),
 });
 
+const devUser = z
+  .union([
+    email.transform((address) => ({ email: address, name: address, groups: [] as string[] })),
+    z.strictObject({
+      email,
+      name: z.string().min(1).max(200).optional(),
+      /** Groups, as an enterprise provider's groups claim would give them (for tool rules). */
+      groups: z.array(z.string().min(1)).default([]),
+    }),
+  ])
+  .transform((user) => ({ email: user.email, name: user.name ?? user.email, groups: user.groups }));
+
 const devLogin = z.strictObject({
-  /** The users the development login offers; each can log in without a password. */
-  users: z.array(email).min(1),
+  /**
+   * The users the development login offers; each can log in without a password. An entry is
+   * an email address, or `{ email, name, groups }`.
+   */
+  users: z.array(devUser).min(1),
   /** Permit the dev login while listening on a non-loopback address. Never in production. */
   allowNonLoopback: z.boolean().default(false),
 });

@@ -18,6 +18,8 @@ import express, { type Request, type Response, type Router } from 'express';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { GatewayConfig } from '../config/schema.js';
+
+type DevUser = NonNullable<GatewayConfig['login']['dev']>['users'][number];
 import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
 import type { ResourceRegistry } from '../oauth/resources.js';
@@ -41,7 +43,7 @@ export interface InteractionDependencies {
   csrf: CsrfTokens;
   resources: ResourceRegistry;
   /** Dev users when the development login is enabled (and allowed on this listener). */
-  devUsers: string[] | undefined;
+  devUsers: DevUser[] | undefined;
   upstreams: OidcLoginProvider[];
   logger: Logger;
 }
@@ -178,7 +180,11 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
       return sendPage(
         res,
         200,
-        renderDevLogin(interaction.uid, await csrf.issue(interaction.uid), deps.devUsers),
+        renderDevLogin(
+          interaction.uid,
+          await csrf.issue(interaction.uid),
+          deps.devUsers.map((user) => user.email),
+        ),
       );
     }
     const upstream = upstreamById.get(providerId);
@@ -206,7 +212,8 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
     if (!(await csrf.verify(interaction.uid, req.body?.csrf)))
       return csrfFailure(req, res, interaction.uid);
     const email = String(req.body?.email ?? '').toLowerCase();
-    if (!deps.devUsers.includes(email)) {
+    const user = deps.devUsers.find((candidate) => candidate.email === email);
+    if (!user) {
       return sendPage(
         res,
         400,
@@ -218,7 +225,8 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
       provider: 'dev',
       email,
       emailVerified: true,
-      name: email,
+      name: user.name,
+      groups: user.groups,
     });
   });
 

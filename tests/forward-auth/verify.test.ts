@@ -1,0 +1,464 @@
+/**
+ * The contract of `/verify`, answer by answer (checklist RS-xx, TR-01), as Traefik's
+ * forwardAuth would ask: X-Forwarded-* describe the original request; the body is forwarded
+ * when `forwardBody: true`.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createRemoteJWKSet, decodeJwt, importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
+import { IDENTITY_RESPONSE_HEADERS } from '../../src/forward-auth/identity-headers.js';
+import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { obtainTokens, registerClient, type RegisteredClient } from '../helpers/oauth-flow.js';
+
+const A = 'http://localhost:4001/mcp';
+const B = 'http://localhost:4002/mcp';
+const LEGACY = 'http://localhost:4003/servers/legacy';
+const PRM_A = 'http://localhost:4001/.well-known/oauth-protected-resource/mcp';
+
+interface Ask {
+  uri?: string;
+  host?: string;
+  method?: string;
+  token?: string;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+describe('/verify', () => {
+  let gw: RunningGateway;
+  let client: RegisteredClient;
+  let tokenA: string;
+  let tokenB: string;
+  let tokenLegacy: string;
+  let signingKey: JWK;
+
+  const ask = async ({
+    uri = '/mcp',
+    host = 'localhost:4001',
+    method = 'POST',
+    token,
+    headers = {},
+    body,
+  }: Ask) => {
+    const response = await fetch(`${gw.url}/verify`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: {
+        'x-forwarded-proto': 'http',
+        'x-forwarded-host': host,
+        'x-forwarded-uri': uri,
+        'x-forwarded-method': method,
+        'x-forwarded-for': '203.0.113.7',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return {
+      status: response.status,
+      headers: response.headers,
+      challenge: response.headers.get('www-authenticate'),
+      json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
+    };
+  };
+
+  /** A token signed with the gateway's own key but with chosen claims (forgery by an insider). */
+  const forge = async (claims: Record<string, unknown>, header: Record<string, unknown> = {}) => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ client_id: 'x', scope: 'mcp:tools', ...claims })
+      .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: signingKey.kid, ...header })
+      .setIssuer(String(claims.iss ?? gw.url))
+      .setSubject('forged')
+      .setAudience(String(claims.aud ?? A))
+      .setIssuedAt(now)
+      .setExpirationTime(Number(claims.exp ?? now + 300))
+      .sign(await importJWK(signingKey, 'RS256'));
+  };
+
+  beforeAll(async () => {
+    gw = await startGateway(() => ({
+      login: {
+        dev: {
+          users: [
+            { email: 'alice@example.com', name: 'Alice Zoë', groups: ['eng', 'ops'] },
+            'bob@example.com',
+          ],
+        },
+      },
+      resources: [
+        {
+          url: A,
+          name: 'A',
+          scopes: ['mcp:tools'],
+          allowedOrigins: ['http://localhost:6274'],
+          tools: {
+            default: 'allow',
+            rules: {
+              'delete_*': { scopes: ['mcp:admin'] },
+              secret: { groups: ['eng'] },
+              delete_everything: { groups: ['nobody'] },
+            },
+          },
+        },
+        { url: B, name: 'B' },
+        { url: LEGACY, name: 'Legacy SSE', upstreamAuthorization: 'jwt' },
+      ],
+    }));
+    client = await registerClient(gw.url);
+    tokenA = String((await obtainTokens(gw.url, { client, resource: A })).token.body.access_token);
+    tokenB = String((await obtainTokens(gw.url, { client, resource: B })).token.body.access_token);
+    tokenLegacy = String(
+      (await obtainTokens(gw.url, { client, resource: LEGACY })).token.body.access_token,
+    );
+    const material = JSON.parse(await readFile(path.join(gw.config.dataDir, 'keys.json'), 'utf8'));
+    signingKey = material.keys[0].jwk;
+  });
+  afterAll(async () => gw.stop());
+
+  describe('no token (RS-03, RS-05, RS-07)', () => {
+    it('answers 401 with resource_metadata and scope, and no error parameter (RFC 6750 §3.1)', async () => {
+      const answer = await ask({});
+      expect(answer.status).toBe(401);
+      expect(answer.challenge).toBe(`Bearer resource_metadata="${PRM_A}", scope="mcp:tools"`);
+      expect(answer.json).toMatchObject({ error: 'unauthorized', resource_metadata: PRM_A });
+      expect(JSON.parse(answer.headers.get('x-auth-error-body')!)).toEqual(answer.json);
+      expect(answer.headers.get('content-type')).toBe('application/json');
+    });
+
+    it('treats another scheme as no token', async () => {
+      const answer = await ask({ headers: { authorization: 'Basic YWxpY2U6c2VjcmV0' } });
+      expect(answer.status).toBe(401);
+      expect(answer.challenge).not.toContain('error=');
+    });
+
+    it.each(['GET', 'DELETE'])(
+      'challenges a %s (SSE stream, session end) without token (RS-11)',
+      async (method) => {
+        expect((await ask({ method })).status).toBe(401);
+      },
+    );
+
+    it('ignores a token in the query string (RS-11)', async () => {
+      const answer = await ask({ uri: `/mcp?access_token=${tokenA}` });
+      expect(answer.status).toBe(401);
+      expect(answer.challenge).not.toContain('error=');
+    });
+  });
+
+  describe('bad tokens (RS-07, RS-09)', () => {
+    it.each([
+      ['malformed', async () => 'not-a-jwt'],
+      ['empty', async () => ''],
+      ['with a bad signature', async () => `${tokenA.slice(0, -4)}AAAA`],
+      ['from another issuer', async () => forge({ iss: 'https://evil.example' })],
+      ['expired', async () => forge({ exp: Math.floor(Date.now() / 1000) - 120 })],
+      ['not yet valid', async () => forge({ nbf: Math.floor(Date.now() / 1000) + 600 })],
+      ['of another type (an ID token)', async () => forge({}, { typ: 'JWT' })],
+      ['for another resource', async () => tokenB],
+    ])('refuses a token %s with 401 invalid_token', async (_label, make) => {
+      const token = await make();
+      const answer = await ask({ headers: { authorization: `Bearer ${token}` } });
+      expect(answer.status).toBe(401);
+      expect(answer.challenge).toMatch(
+        /^Bearer error="invalid_token", error_description="[^"]+", resource_metadata="[^"]+", scope="mcp:tools"$/,
+      );
+      expect(answer.json?.error).toBe('invalid_token');
+    });
+
+    it('refuses an HS256 token made with the public key as secret (algorithm confusion)', async () => {
+      const jwks = (await (await fetch(`${gw.url}/jwks`)).json()) as { keys: JWK[] };
+      const secret = new TextEncoder().encode(JSON.stringify(jwks.keys[0]));
+      const token = await new SignJWT({ client_id: 'x', scope: 'mcp:tools' })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' })
+        .setIssuer(gw.url)
+        .setSubject('x')
+        .setAudience(A)
+        .setExpirationTime('5m')
+        .sign(secret);
+      expect((await ask({ token })).status).toBe(401);
+    });
+
+    it('refuses at resource B a token issued for resource A (RS-09)', async () => {
+      const answer = await ask({ host: 'localhost:4002', token: tokenA });
+      expect(answer.status).toBe(401);
+      expect(answer.json?.error_description).toMatch(/another resource/);
+    });
+  });
+
+  describe('allowed', () => {
+    it('answers 200 with every identity header, and no client token', async () => {
+      const answer = await ask({
+        method: 'GET',
+        token: tokenA,
+        headers: { 'x-auth-user-id': 'admin', 'x-auth-user-groups': 'root' },
+      });
+      expect(answer.status).toBe(200);
+      for (const name of IDENTITY_RESPONSE_HEADERS) expect(answer.headers.has(name)).toBe(true);
+      expect(answer.headers.get('x-auth-user-id')).toBe('dev:alice@example.com');
+      expect(answer.headers.get('x-auth-user-email')).toBe('alice@example.com');
+      expect(answer.headers.get('x-auth-user-name')).toBe('Alice Zo%C3%AB');
+      expect(answer.headers.get('x-auth-user-groups')).toBe('eng,ops');
+      expect(answer.headers.get('x-auth-client-id')).toBe(client.client_id);
+      expect(answer.headers.get('x-auth-scopes')).toBe('mcp:tools');
+      expect(answer.headers.get('authorization')).toBe('');
+    });
+
+    it('answers the same from the verified-token cache', async () => {
+      for (let i = 0; i < 3; i += 1)
+        expect((await ask({ method: 'GET', token: tokenA })).status).toBe(200);
+    });
+
+    it('covers /sse and /messages of a legacy SSE server with one resource, and signs a backend JWT for it', async () => {
+      for (const uri of ['/servers/legacy/sse', '/servers/legacy/messages?sessionId=abc']) {
+        const answer = await ask({
+          host: 'localhost:4003',
+          uri,
+          method: uri.endsWith('sse') ? 'GET' : 'POST',
+          token: tokenLegacy,
+        });
+        expect(answer.status).toBe(200);
+        const authorization = answer.headers.get('authorization')!;
+        expect(authorization).toMatch(/^Bearer ey/);
+        const backendToken = authorization.slice('Bearer '.length);
+        expect(backendToken).not.toBe(tokenLegacy);
+        const { payload, protectedHeader } = await jwtVerify(
+          backendToken,
+          createRemoteJWKSet(new URL(`${gw.url}/jwks`)),
+          {
+            issuer: gw.url,
+            audience: LEGACY,
+            typ: 'mcp-gateway+jwt',
+          },
+        );
+        expect(protectedHeader.alg).toBe('RS256');
+        expect(payload.sub).toBe('dev:alice@example.com');
+        expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);
+      }
+    });
+
+    it('refuses a path outside every resource (deny by default)', async () => {
+      const answer = await ask({
+        host: 'localhost:4003',
+        uri: '/servers/legacy-other/sse',
+        token: tokenLegacy,
+      });
+      expect(answer.status).toBe(403);
+      expect((await ask({ uri: '/admin', token: tokenA })).status).toBe(403);
+      expect((await ask({ uri: '/mcp/../admin', token: tokenA })).status).toBe(403);
+    });
+  });
+
+  describe('proxy trust', () => {
+    it('refuses a subrequest without the X-Forwarded-* description (400)', async () => {
+      const response = await fetch(`${gw.url}/verify`, {
+        headers: { authorization: `Bearer ${tokenA}` },
+      });
+      expect(response.status).toBe(400);
+    });
+
+    it('refuses a subrequest from an untrusted address (400, security event)', async () => {
+      const strict = await startGateway(() => ({ trustedProxies: ['192.0.2.0/24'] }));
+      try {
+        const response = await fetch(`${strict.url}/verify`, {
+          headers: {
+            'x-forwarded-proto': 'http',
+            'x-forwarded-host': 'localhost:3999',
+            'x-forwarded-uri': '/mcp',
+            'x-forwarded-method': 'POST',
+          },
+        });
+        expect(response.status).toBe(400);
+        expect(
+          strict.logRecords().some((record) => record.security_event === 'untrusted_proxy'),
+        ).toBe(true);
+      } finally {
+        await strict.stop();
+      }
+    });
+  });
+
+  describe('Origin (TR-01)', () => {
+    it('refuses a foreign Origin with 403 before looking at any token', async () => {
+      const answer = await ask({ headers: { origin: 'https://evil.example' } });
+      expect(answer.status).toBe(403);
+      expect(answer.json).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32001 } });
+      expect(
+        (await ask({ token: tokenA, headers: { origin: 'https://evil.example' } })).status,
+      ).toBe(403);
+    });
+
+    it('lets an allowed Origin through to the token check', async () => {
+      expect((await ask({ headers: { origin: 'http://localhost:6274' } })).status).toBe(401);
+      expect(
+        (await ask({ method: 'GET', token: tokenA, headers: { origin: 'http://localhost:6274' } }))
+          .status,
+      ).toBe(200);
+    });
+
+    it('lets a CORS preflight from an allowed Origin through without credentials', async () => {
+      const answer = await ask({
+        method: 'OPTIONS',
+        headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'POST' },
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('x-auth-user-id')).toBe('');
+    });
+  });
+
+  describe('tool rules', () => {
+    const call = (name: string, id: number | string = 1) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name, arguments: {} },
+    });
+
+    it('allows a tool no rule restricts', async () => {
+      expect((await ask({ token: tokenA, body: call('echo') })).status).toBe(200);
+      expect(
+        (await ask({ token: tokenA, body: { jsonrpc: '2.0', id: 2, method: 'tools/list' } }))
+          .status,
+      ).toBe(200);
+    });
+
+    it('answers 403 insufficient_scope with every scope needed when more scopes would allow the call (RS-08)', async () => {
+      const answer = await ask({ token: tokenA, body: call('delete_file') });
+      expect(answer.status).toBe(403);
+      expect(answer.challenge).toBe(
+        `Bearer error="insufficient_scope", scope="mcp:tools mcp:admin", resource_metadata="${PRM_A}", error_description="tool delete_file requires mcp:admin"`,
+      );
+    });
+
+    it('answers a JSON-RPC error carrying the request id when no scope would help', async () => {
+      const answer = await ask({ token: tokenA, body: call('delete_everything', 'req-7') });
+      expect(answer.status).toBe(403);
+      expect(answer.challenge).toBeNull();
+      expect(answer.json).toMatchObject({ jsonrpc: '2.0', id: 'req-7', error: { code: -32001 } });
+    });
+
+    it('checks group membership', async () => {
+      expect((await ask({ token: tokenA, body: call('secret') })).status).toBe(200);
+      const bobToken = String(
+        (await obtainTokens(gw.url, { client, resource: A, user: 'bob@example.com' })).token.body
+          .access_token,
+      );
+      const answer = await ask({ token: bobToken, body: call('secret', 9) });
+      expect(answer.status).toBe(403);
+      expect(answer.json).toMatchObject({ id: 9 });
+    });
+
+    it('checks every call of a batch', async () => {
+      const answer = await ask({
+        token: tokenA,
+        body: [call('echo', 1), call('delete_everything', 2)],
+      });
+      expect(answer.status).toBe(403);
+      expect(answer.json).toMatchObject({ id: 2 });
+    });
+
+    it('reads the operation from Mcp-Method/Mcp-Name when there is no body', async () => {
+      const denied = await ask({
+        token: tokenA,
+        headers: { 'mcp-method': 'tools/call', 'mcp-name': 'delete_file' },
+      });
+      expect(denied.status).toBe(403);
+      const allowed = await ask({
+        token: tokenA,
+        headers: { 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+      });
+      expect(allowed.status).toBe(200);
+    });
+
+    it('refuses headers that disagree with the body (400, security event)', async () => {
+      const answer = await ask({
+        token: tokenA,
+        headers: { 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+        body: call('delete_everything', 5),
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.json).toMatchObject({ jsonrpc: '2.0', id: 5, error: { code: -32600 } });
+      expect(
+        gw.logRecords().some((record) => record.security_event === 'header_body_mismatch'),
+      ).toBe(true);
+    });
+
+    it('answers malformed JSON-RPC with a parse error (400)', async () => {
+      const answer = await ask({ token: tokenA, body: '{"jsonrpc": "2.0", "method": ' });
+      expect(answer.status).toBe(400);
+      expect(answer.json).toEqual({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32700, message: 'Parse error' },
+      });
+      expect((await ask({ token: tokenA, body: { method: 'tools/call' } })).json).toMatchObject({
+        error: { code: -32600 },
+      });
+    });
+
+    it('answers a body over the limit with 413', async () => {
+      const answer = await ask({ token: tokenA, body: call('x'.repeat(1_100_000)) });
+      expect(answer.status).toBe(413);
+    });
+
+    it('fails closed on a POST whose operation it cannot see', async () => {
+      const answer = await ask({ token: tokenA });
+      expect(answer.status).toBe(403);
+      expect(String((answer.json?.error as { message: string }).message)).toMatch(/Mcp-Method/);
+    });
+  });
+
+  describe('revocation', () => {
+    it('refuses the access tokens of a revoked grant at once, even when cached', async () => {
+      const fresh = await obtainTokens(gw.url, { client, resource: B });
+      const accessToken = String(fresh.token.body.access_token);
+      expect((await ask({ host: 'localhost:4002', token: accessToken })).status).toBe(200);
+      const revoke = await fetch(`${gw.url}/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          token: String(fresh.token.body.refresh_token),
+          client_id: client.client_id,
+        }),
+      });
+      expect(revoke.status).toBe(200);
+      const answer = await ask({ host: 'localhost:4002', token: accessToken });
+      expect(answer.status).toBe(401);
+      expect(answer.json?.error_description).toMatch(/revoked/);
+    });
+  });
+
+  describe('protected resource metadata (RS-01, RS-02, RS-04, RS-06)', () => {
+    it('serves the document for each resource at its path-inserted URL', async () => {
+      const response = await fetch(`${gw.url}/.well-known/oauth-protected-resource/mcp`, {
+        headers: { 'x-forwarded-host': 'localhost:4001', 'x-forwarded-proto': 'http' },
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(response.headers.get('access-control-allow-origin')).toBe('*');
+      expect(await response.json()).toEqual({
+        resource: A,
+        authorization_servers: [gw.url],
+        scopes_supported: ['mcp:tools'],
+        bearer_methods_supported: ['header'],
+        resource_name: 'A',
+      });
+      const legacy = await fetch(`${gw.url}/.well-known/oauth-protected-resource/servers/legacy`, {
+        headers: { 'x-forwarded-host': 'localhost:4003' },
+      });
+      expect(((await legacy.json()) as Record<string, unknown>).resource).toBe(LEGACY);
+    });
+
+    it('answers 404 for a URL that is not a resource', async () => {
+      const response = await fetch(`${gw.url}/.well-known/oauth-protected-resource/elsewhere`, {
+        headers: { 'x-forwarded-host': 'localhost:4001' },
+      });
+      expect(response.status).toBe(404);
+    });
+  });
+
+  it('decodes the identity it forwards from the token, not from the request', () => {
+    expect(decodeJwt(tokenA).sub).toBe('dev:alice@example.com');
+  });
+});
