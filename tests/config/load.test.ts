@@ -26,7 +26,7 @@ describe('configuration loading', () => {
     expect(source).toBeUndefined();
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8787 });
     expect(config.issuer).toBe('http://localhost:8787');
-    expect(config.login.dev?.users).toEqual(['dev@example.com']);
+    expect(config.login.dev?.users.map((user) => user.email)).toEqual(['dev@example.com']);
     expect(config.resources).toHaveLength(1);
     expect(config.store.redis).toBeUndefined();
   });
