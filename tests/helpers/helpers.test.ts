@@ -5,20 +5,16 @@
  * authorization code flow, and the MCP server challenges, publishes its PRM and accepts only
  * proper access tokens.
  */
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, get as httpsGet, type Server } from 'node:https';
-import { X509Certificate, randomUUID } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidcClient from 'openid-client';
 import { CookieJar } from 'tough-cookie';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { describeWithBinary } from './binaries.js';
-import { startProtectedMcpServer, type ProtectedMcpServer } from './mcp-resource-server.js';
 import { getFreePort } from './ports.js';
 import { createTestCa, type TestCa } from './test-ca.js';
 import { startUpstreamIdp, type UpstreamIdp } from './upstream-idp.js';
@@ -375,144 +371,6 @@ describeWithBinary('openssl', 'test helpers', () => {
 
     it('rejects an unknown user in loginAs()', () => {
       expect(() => idp.loginAs('mallory')).toThrow(/unknown/);
-    });
-  });
-
-  describe('startProtectedMcpServer', () => {
-    const scopes = ['mcp:tools', 'mcp:read'];
-    let issuerServer: HttpServer;
-    let issuer: string;
-    let signingKey: CryptoKey;
-    let kid: string;
-    let mcp: ProtectedMcpServer;
-
-    /** A stand-in authorization server: only its JWKS, at `<issuer>/jwks`. */
-    beforeAll(async () => {
-      const { privateKey, publicKey } = await generateKeyPair('RS256');
-      signingKey = privateKey;
-      kid = randomUUID();
-      const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }] };
-      issuerServer = createHttpServer((req, res) => {
-        if (req.url === '/jwks') {
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks));
-          return;
-        }
-        res.writeHead(404).end();
-      });
-      issuer = `http://127.0.0.1:${await listen(issuerServer)}`;
-      mcp = await startProtectedMcpServer({ issuer, scopes });
-    });
-
-    afterAll(async () => {
-      await mcp?.stop();
-      if (issuerServer) await close(issuerServer);
-    });
-
-    function accessToken(overrides: { audience?: string; typ?: string } = {}): Promise<string> {
-      return new SignJWT({ email: 'alice@corp.example', client_id: 'client-1', scope: 'mcp:tools' })
-        .setProtectedHeader({ alg: 'RS256', kid, typ: overrides.typ ?? 'at+jwt' })
-        .setIssuer(issuer)
-        .setAudience(overrides.audience ?? mcp.url)
-        .setSubject('alice')
-        .setIssuedAt()
-        .setExpirationTime('5m')
-        .setJti(randomUUID())
-        .sign(signingKey);
-    }
-
-    async function postInitialize(authorization?: string): Promise<Response> {
-      return fetch(mcp.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          ...(authorization !== undefined && { authorization }),
-        },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: {
-            protocolVersion: '2025-06-18',
-            capabilities: {},
-            clientInfo: { name: 'helpers-test', version: '1.0.0' },
-          },
-        }),
-      });
-    }
-
-    it('listens on 127.0.0.1 at /mcp', () => {
-      expect(mcp.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
-      expect(mcp.resource).toBe(mcp.url);
-      expect(mcp.prmUrl).toBe(
-        mcp.url.replace(/\/mcp$/, '/.well-known/oauth-protected-resource/mcp'),
-      );
-    });
-
-    it('serves RFC 9728 protected resource metadata', async () => {
-      const res = await fetch(mcp.prmUrl);
-      expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({
-        resource: mcp.url,
-        authorization_servers: [issuer],
-        scopes_supported: scopes,
-        bearer_methods_supported: ['header'],
-        resource_name: 'Test MCP server',
-      });
-    });
-
-    it('answers 401 with a resource_metadata challenge when no token is presented', async () => {
-      const before = mcp.seenAuthorizations.length;
-      const res = await postInitialize();
-      expect(res.status).toBe(401);
-      expect(res.headers.get('www-authenticate')).toBe(
-        `Bearer resource_metadata="${mcp.prmUrl}", scope="mcp:tools mcp:read"`,
-      );
-      expect(mcp.seenAuthorizations.length).toBe(before);
-      const get = await fetch(mcp.url);
-      expect(get.status).toBe(401);
-    });
-
-    it('answers 401 invalid_token for a bad, mis-addressed or wrongly typed token, and records them', async () => {
-      const presented = [
-        'Bearer not-a-jwt',
-        `Bearer ${await accessToken({ audience: 'http://127.0.0.1:1/other' })}`,
-        `Bearer ${await accessToken({ typ: 'JWT' })}`,
-      ];
-      for (const authorization of presented) {
-        const res = await postInitialize(authorization);
-        expect(res.status).toBe(401);
-        expect(res.headers.get('www-authenticate')).toBe(
-          `Bearer resource_metadata="${mcp.prmUrl}", scope="mcp:tools mcp:read", error="invalid_token"`,
-        );
-      }
-      expect(mcp.seenAuthorizations).toEqual(expect.arrayContaining(presented));
-    });
-
-    it('serves MCP (whoami, echo) to a valid token', async () => {
-      const authorization = `Bearer ${await accessToken()}`;
-      const client = new Client({ name: 'helpers-test', version: '1.0.0' });
-      const transport = new StreamableHTTPClientTransport(new URL(mcp.url), {
-        requestInit: { headers: { authorization } },
-      });
-      await client.connect(transport);
-      try {
-        const tools = await client.listTools();
-        expect(tools.tools.map((tool) => tool.name).sort()).toEqual(['echo', 'whoami']);
-        const whoami = await client.callTool({ name: 'whoami', arguments: {} });
-        const text = (whoami.content as Array<{ type: string; text: string }>)[0]!.text;
-        expect(JSON.parse(text)).toEqual({
-          sub: 'alice',
-          email: 'alice@corp.example',
-          client_id: 'client-1',
-          scope: 'mcp:tools',
-        });
-        const echo = await client.callTool({ name: 'echo', arguments: { text: 'hello' } });
-        expect(echo.content).toEqual([{ type: 'text', text: 'hello' }]);
-      } finally {
-        await client.close();
-      }
-      expect(mcp.seenAuthorizations).toContain(authorization);
     });
   });
 });
