@@ -57,6 +57,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const { config, resources, accounts, consents, logger } = deps;
   const secureCookies = config.issuer.startsWith('https://');
   const cimd = config.registration.cimd;
+  const knownScopes = ['openid', 'offline_access', 'email', 'profile', ...resources.allScopes()];
   const introspectors = new Set(
     config.clients.filter((client) => client.allowIntrospection).map((client) => client.client_id),
   );
@@ -91,7 +92,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // Every scope the server knows. Resource scopes are granted per resource (see
     // getResourceServerInfo); they are listed here too because clients (the MCP SDK among
     // them) register with `scope`, which oidc-provider checks against this list.
-    scopes: ['openid', 'offline_access', 'email', 'profile', ...resources.allScopes()],
+    scopes: knownScopes,
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
@@ -170,13 +171,25 @@ export function createProvider(deps: ProviderDependencies): Provider {
       },
     },
     fetch: deps.guardedFetch as Configuration['fetch'],
-    // Extra client metadata validation: `redirect_uris` is listed so that its validator runs
-    // for every registration (and every CIMD document) before the client is accepted.
+    // Registered client metadata, checked or adjusted for every registration and every CIMD
+    // document before the client is accepted (oidc-provider runs this validator for each
+    // listed property):
+    //  - `redirect_uris`: the https-or-loopback policy (checklist AS-07);
+    //  - `scope`: a client registers the scope it needed at the time (the MCP SDK sends the
+    //    401 challenge's), and oidc-provider would then refuse any other scope, which makes
+    //    step-up (MCP "Step-Up Authorization Flow") impossible. A registered scope is the
+    //    client's own claim and protects nothing, so it is widened to every scope the server
+    //    knows; what a token carries stays limited by its resource and the user's consent.
     extraClientMetadata: {
-      properties: ['redirect_uris'],
-      validator(_ctx, key, value) {
+      properties: ['redirect_uris', 'scope'],
+      validator(_ctx, key, value, metadata) {
         // An absent value is left to oidc-provider, which reports it as a missing property.
-        if (key !== 'redirect_uris' || value === undefined) return;
+        if (value === undefined) return;
+        if (key === 'scope') {
+          metadata.scope = knownScopes.join(' ');
+          return;
+        }
+        if (key !== 'redirect_uris') return;
         const problems = redirectUriProblems(value);
         if (problems.length > 0) throw new errors.InvalidRedirectUri(problems.join('; '));
       },
