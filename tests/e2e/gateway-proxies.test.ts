@@ -4,7 +4,7 @@
  * (Caddy `forward_auth`, and nginx `auth_request` for the 401 and allow paths) that asks
  * `/verify`; the SDK's own client starts from an MCP URL and nothing else.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   auth,
   extractWWWAuthenticateParams,
