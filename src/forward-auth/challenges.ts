@@ -5,6 +5,12 @@
  * `X-Auth-Error-Body` (docs/proxies.md).
  */
 
+/**
+ * On every non-2xx answer: the JSON body again, compacted into one header, because nginx's
+ * `auth_request` never relays the auth answer's body (docs/proxies.md).
+ */
+export const AUTH_ERROR_BODY_HEADER = 'X-Auth-Error-Body';
+
 export interface Denial {
   status: 400 | 401 | 403 | 413;
   headers: Record<string, string>;
@@ -33,7 +39,7 @@ function denial(status: Denial['status'], body: unknown, wwwAuthenticate?: strin
   const headers: Record<string, string> = {
     'Content-Type': 'application/json',
     'Cache-Control': 'no-store',
-    'X-Auth-Error-Body': json,
+    [AUTH_ERROR_BODY_HEADER]: json,
   };
   if (wwwAuthenticate) headers['WWW-Authenticate'] = wwwAuthenticate;
   return { status, headers, body };

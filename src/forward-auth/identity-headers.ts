@@ -16,6 +16,8 @@ export const IDENTITY_RESPONSE_HEADERS = [
   'Authorization',
 ] as const;
 
+export type IdentityResponseHeader = (typeof IDENTITY_RESPONSE_HEADERS)[number];
+
 export interface Identity {
   sub: string;
   email: string;

@@ -10,7 +10,7 @@ import type {
   OAuthClientMetadata,
   OAuthTokens,
 } from '@modelcontextprotocol/sdk/shared/auth.js';
-import type { TestUserAgent} from './user-agent.js';
+import type { TestUserAgent } from './user-agent.js';
 import { type FlowResult } from './user-agent.js';
 
 export const SDK_REDIRECT_URI = 'http://127.0.0.1:33418/callback';

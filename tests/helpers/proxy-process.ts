@@ -1,0 +1,170 @@
+/**
+ * What the Caddy and nginx helpers share: a real proxy binary started on a free loopback port
+ * from a generated configuration in its own temp directory, ready once it answers HTTP, stopped
+ * by SIGTERM (SIGKILL if it hangs), temp directory removed.
+ */
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getFreePort } from './ports.js';
+
+/** One MCP server behind the proxy. */
+export interface ProxyRoute {
+  /**
+   * The public path, in Caddy's path-matcher syntax: exact (`/mcp`) or a prefix ending in `/*`
+   * (`/servers/legacy/*`). The path is passed on unchanged (no prefix stripping).
+   */
+  path: string;
+  /** `http://127.0.0.1:PORT` (scheme, host and port only). */
+  upstream: string;
+}
+
+export interface ProxyOptions {
+  /** The auth service (or a stand-in), `http://127.0.0.1:PORT`; `/verify` is called on it. */
+  authUrl: string;
+  routes: ProxyRoute[];
+}
+
+export interface RunningProxy {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  port: number;
+  /** SIGTERM, waits for the exit (SIGKILL after a bound), removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface ProxyLaunch {
+  /** Human name for messages, e.g. `caddy`. */
+  name: string;
+  binary: string;
+  /** Writes the configuration for `port` into `dir`; returns the command line and env. */
+  prepare(port: number, dir: string): Promise<{ args: string[]; env?: NodeJS.ProcessEnv }>;
+}
+
+const READY_TIMEOUT_MS = 15_000;
+const POLL_INTERVAL_MS = 25;
+const STOP_TIMEOUT_MS = 10_000;
+const OUTPUT_LIMIT = 16_384;
+const LAUNCH_ATTEMPTS = 3;
+
+/** `http://127.0.0.1:PORT` → `127.0.0.1:PORT`; refuses paths, queries and other schemes. */
+export function hostPort(url: string, what: string): string {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'http:' || parsed.pathname !== '/' || parsed.search !== '') {
+    throw new Error(`${what} must be http://HOST:PORT with no path, got ${url}`);
+  }
+  return parsed.host;
+}
+
+/** Splits a route path into its kind: `{ prefix: '/servers/legacy/' }` or `{ exact: '/mcp' }`. */
+export function routePath(path: string): { exact: string } | { prefix: string } {
+  if (!path.startsWith('/') || /[\s;{}"']/.test(path)) throw new Error(`bad route path ${path}`);
+  if (path.endsWith('/*')) return { prefix: path.slice(0, -1) };
+  if (path.includes('*')) throw new Error(`only a trailing /* is supported: ${path}`);
+  return { exact: path };
+}
+
+/** Starts the proxy; retries on a new port when the one picked was taken meanwhile. */
+export async function startProxyProcess(launch: ProxyLaunch): Promise<RunningProxy> {
+  const dir = await mkdtemp(join(tmpdir(), `mcp-gateway-${launch.name}-`));
+  try {
+    for (let attempt = 1; ; attempt += 1) {
+      const port = await getFreePort();
+      try {
+        return await run(launch, port, dir);
+      } catch (error) {
+        const portTaken = error instanceof Error && /address already in use/i.test(error.message);
+        if (!portTaken || attempt >= LAUNCH_ATTEMPTS) throw error;
+      }
+    }
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function run(launch: ProxyLaunch, port: number, dir: string): Promise<RunningProxy> {
+  const { args, env } = await launch.prepare(port, dir);
+  const child = spawn(launch.binary, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+
+  let exitInfo: string | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('error', (error) => {
+      exitInfo = `failed to start: ${error.message}`;
+      resolve();
+    });
+    child.once('exit', (code, signal) => {
+      exitInfo = `exited with ${signal ?? `code ${code}`}`;
+      resolve();
+    });
+  });
+  // A worker that dies without stopping its proxies must not leave them running.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  void exited.then(() => process.removeListener('exit', killOnExit));
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (exitInfo !== undefined) {
+      throw new Error(`${launch.name} on port ${port} ${exitInfo}:\n${output}`);
+    }
+    if (await answersHttp(port)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`${launch.name} on port ${port} did not answer in time:\n${output}`);
+    }
+    await delay(POLL_INTERVAL_MS);
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    stop() {
+      stopped ??= (async () => {
+        if (exitInfo === undefined) {
+          child.kill('SIGTERM');
+          const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+          await exited;
+          clearTimeout(timer);
+        }
+        await rm(dir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** True once anything answers HTTP on the port (any status). */
+function answersHttp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      { host: '127.0.0.1', port, path: '/.proxy-ready', timeout: 500, agent: false },
+      (res) => {
+        res.resume();
+        resolve(true);
+      },
+    );
+    req.once('timeout', () => req.destroy());
+    req.once('error', () => resolve(false));
+    req.end();
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

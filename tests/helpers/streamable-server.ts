@@ -1,0 +1,135 @@
+/**
+ * An MCP server as it sits behind the gateway: a real `@modelcontextprotocol/sdk` server over
+ * Streamable HTTP with NO auth code at all. Stateless (a new `McpServer` and
+ * `StreamableHTTPServerTransport` per POST, as the SDK's stateless example does), served by
+ * express on a free loopback port at `/mcp`. Whatever the proxy in front lets through, it
+ * answers; what it received is recorded, so tests can check what the gateway attached
+ * (`X-Auth-*`) and what it kept away (the client's bearer token).
+ *
+ * Tools: `whoami` (JSON of the `X-Auth-*` headers and the `Authorization` header of the request
+ * that carried the call) and `echo` (`{ text }` back).
+ */
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import express, { type Request, type Response } from 'express';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+import { closeServer, getFreePort, listenOn } from './ports.js';
+
+/** One request as the MCP server received it (header names in lower case, as Node gives them). */
+export interface SeenRequest {
+  method: string;
+  /** The path with its query string, as the proxy sent it, e.g. `/mcp`. */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface StreamableServer {
+  /** `http://127.0.0.1:PORT` (the MCP endpoint is `${url}/mcp`). */
+  url: string;
+  /** Every request that reached the server, in arrival order. */
+  seenRequests: SeenRequest[];
+  /** Closes the server and its open connections. Safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+const LISTEN_ATTEMPTS = 3;
+
+/** What `whoami` reports: the identity headers and Authorization of the calling request. */
+export function identityOf(headers: IncomingHttpHeaders | undefined): Record<string, unknown> {
+  const identity: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (name.startsWith('x-auth-')) identity[name] = value;
+  }
+  identity.authorization = headers?.authorization ?? null;
+  return identity;
+}
+
+/** The two tools every test MCP server behind the proxies offers. */
+export function createToolServer(name: string): McpServer {
+  const server = new McpServer({ name, version: '1.0.0' });
+  server.registerTool(
+    'whoami',
+    { description: 'The X-Auth-* and Authorization headers of the request that called it' },
+    // A tool without inputSchema gets only `extra`.
+    async (extra) => ({
+      content: [
+        {
+          type: 'text',
+          text: JSON.stringify(identityOf(extra.requestInfo?.headers as IncomingHttpHeaders)),
+        },
+      ],
+    }),
+  );
+  server.registerTool(
+    'echo',
+    { description: 'Returns the text it was given', inputSchema: { text: z.string() } },
+    async ({ text }) => ({ content: [{ type: 'text', text }] }),
+  );
+  return server;
+}
+
+/** Starts the server; resolves once it listens. */
+export async function startStreamableServer(): Promise<StreamableServer> {
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await getFreePort();
+    try {
+      return await launch(port);
+    } catch (error) {
+      const portTaken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (!portTaken || attempt >= LISTEN_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function launch(port: number): Promise<StreamableServer> {
+  const seenRequests: SeenRequest[] = [];
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((req, _res, next) => {
+    seenRequests.push({ method: req.method, path: req.originalUrl, headers: { ...req.headers } });
+    next();
+  });
+
+  app.post('/mcp', express.json({ limit: '4mb' }), async (req: Request, res: Response) => {
+    const server = createToolServer('streamable-test-server');
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.on('close', () => {
+      void transport.close();
+      void server.close();
+    });
+    try {
+      await server.connect(transport);
+      await transport.handleRequest(req, res, req.body);
+    } catch (error) {
+      if (!res.headersSent) {
+        res.status(500).json({
+          jsonrpc: '2.0',
+          error: { code: -32603, message: `Internal server error: ${(error as Error).message}` },
+          id: null,
+        });
+      }
+    }
+  });
+  // Stateless: no standalone GET stream and no session to delete.
+  const methodNotAllowed = (_req: Request, res: Response): void => {
+    res
+      .status(405)
+      .set('Allow', 'POST')
+      .json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null });
+  };
+  app.get('/mcp', methodNotAllowed);
+  app.delete('/mcp', methodNotAllowed);
+
+  const httpServer = createServer(app);
+  await listenOn(httpServer, port);
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seenRequests,
+    stop() {
+      stopped ??= closeServer(httpServer);
+      return stopped;
+    },
+  };
+}
