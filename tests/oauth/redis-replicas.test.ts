@@ -9,6 +9,7 @@ import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   devLogin,
   LOOPBACK_REDIRECT,
+  obtainTokens,
   pkcePair,
   registerClient,
   tokenRequest,
@@ -109,6 +110,38 @@ describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
       client_id: client.client_id,
     });
     expect(revoked.body.error).toBe('invalid_grant');
+  });
+
+  it('refuses at B, within seconds, the access token of a grant revoked at A', async () => {
+    const client = await registerClient(a.url);
+    const { token } = await obtainTokens(a.url, { client, resource: RESOURCE });
+    const verifyAtB = async () =>
+      (
+        await fetch(`${bUrl}/verify`, {
+          headers: {
+            authorization: `Bearer ${String(token.body.access_token)}`,
+            'x-forwarded-proto': 'http',
+            'x-forwarded-host': 'localhost:3999',
+            'x-forwarded-uri': '/mcp',
+            'x-forwarded-method': 'GET',
+          },
+        })
+      ).status;
+    expect(await verifyAtB()).toBe(200);
+    const revoke = await fetch(`${a.url}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        token: String(token.body.refresh_token),
+        client_id: client.client_id,
+      }),
+    });
+    expect(revoke.status).toBe(200);
+    const started = Date.now();
+    let status = await verifyAtB();
+    while (status === 200 && Date.now() - started < 10_000) status = await verifyAtB();
+    expect(status).toBe(401);
+    console.log(`revocation seen by the other replica after ${Date.now() - started} ms`);
   });
 
   it('reports ready while Redis answers, and not ready (but alive) when it is gone', async () => {
