@@ -23,6 +23,7 @@ import { createInteractionRouter, InteractionMismatch, sendPage } from './login/
 import { OidcLoginProvider } from './login/providers/oidc.js';
 import { renderErrorPage } from './login/views/error-page.js';
 import type { Logger } from './logging/logger.js';
+import { logOAuthEvents } from './logging/oauth-events.js';
 import { securityEvent } from './logging/security-events.js';
 import { isLoopbackHostname } from './net/loopback.js';
 import { createGuardedFetch, createTrustedFetch } from './net/outbound-fetch.js';
@@ -103,7 +104,7 @@ export async function createGateway(
     logger,
     onGrantRevoked: (grantId) => revocations.revoke(grantId),
   });
-  logProviderEvents(provider, logger);
+  logOAuthEvents(provider, logger);
 
   const trust = compileTrustedProxies(config.trustedProxies);
   const decisionPoint = new DecisionPoint({
@@ -292,35 +293,4 @@ function interactionErrorHandler(logger: Logger): ErrorRequestHandler {
       renderErrorPage({ title: 'Something went wrong', error: 'server_error' }),
     );
   };
-}
-
-function logProviderEvents(provider: Provider, logger: Logger): void {
-  const events = [
-    'authorization.error',
-    'grant.error',
-    'registration_create.error',
-    'revocation.error',
-    'introspection.error',
-    'server_error',
-  ] as const;
-  for (const name of events) {
-    // oidc-provider's typings list the events separately; they share this listener shape.
-    (provider.on as (event: string, listener: (...args: never[]) => void) => void)(
-      name,
-      (
-        ctx: { ip?: string; oidc?: { client?: { clientId: string } } },
-        error: Error & { error?: string; error_description?: string },
-      ) => {
-        const details = {
-          ip: ctx?.ip,
-          clientId: ctx?.oidc?.client?.clientId,
-          error: error.error ?? error.name,
-          reason: error.error_description ?? error.message,
-          endpoint: name,
-        };
-        if (name === 'server_error') logger.error('oauth server error', { ...details, error });
-        else securityEvent(logger, 'oauth_error', details);
-      },
-    );
-  }
 }

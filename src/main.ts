@@ -45,7 +45,10 @@ async function main(): Promise<number> {
     throw error;
   }
   const { config } = loaded;
-  const logger = createLogger({ level: config.log.level });
+  const logger = createLogger({
+    level: config.log.level,
+    securityEventsFile: config.log.securityEventsFile,
+  });
 
   let gateway;
   try {

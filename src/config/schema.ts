@@ -267,6 +267,8 @@ export const configSchema = z
     log: z
       .strictObject({
         level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+        /** Also append every security event (one JSON line each) to this file, for CrowdSec. */
+        securityEventsFile: z.string().min(1).optional(),
       })
       .prefault({}),
   })

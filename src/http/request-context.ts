@@ -12,18 +12,22 @@ export function requestContext(logger: Logger) {
     const requestId = randomUUID();
     const started = process.hrtime.bigint();
     res.setHeader('X-Request-Id', requestId);
-    withRequestId(requestId, () => {
-      res.on('finish', () => {
-        const path = req.originalUrl.split('?')[0];
-        logger.info('request', {
-          method: req.method,
-          path,
-          status: res.statusCode,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-          ip: req.ip,
+    withRequestId(
+      requestId,
+      () => {
+        res.on('finish', () => {
+          const path = req.originalUrl.split('?')[0];
+          logger.info('request', {
+            method: req.method,
+            path,
+            status: res.statusCode,
+            ms: Number(process.hrtime.bigint() - started) / 1e6,
+            ip: req.ip,
+          });
         });
-      });
-      next();
-    });
+        next();
+      },
+      req.ip,
+    );
   };
 }

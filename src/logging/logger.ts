@@ -17,17 +17,23 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 interface RequestContext {
   requestId: string;
+  /** The client's address, as the trusted proxies saw it (for security events). */
+  clientIp?: string | undefined;
 }
 
 const requestContext = new AsyncLocalStorage<RequestContext>();
 
-/** Runs `fn` with `requestId` attached to every log line written inside it. */
-export function withRequestId<T>(requestId: string, fn: () => T): T {
-  return requestContext.run({ requestId }, fn);
+/** Runs `fn` with `requestId` (and `ip` in security events) attached to every log line written inside it. */
+export function withRequestId<T>(requestId: string, fn: () => T, clientIp?: string): T {
+  return requestContext.run({ requestId, clientIp }, fn);
 }
 
 export function currentRequestId(): string | undefined {
   return requestContext.getStore()?.requestId;
+}
+
+export function currentClientIp(): string | undefined {
+  return requestContext.getStore()?.clientIp;
 }
 
 const SECRET_FIELD =
@@ -81,15 +87,28 @@ const redactFormat = winston.format((info) => {
 
 export interface LoggerOptions {
   level: LogLevel;
+  /** Also append every security event (and nothing else) to this file, for CrowdSec. */
+  securityEventsFile?: string | undefined;
   /** Extra transports, e.g. a stream that tests capture. */
   transports?: winston.transport[];
   /** Write to stdout (default true). */
   console?: boolean;
 }
 
+const onlySecurityEvents = winston.format((info) => (info.security_event ? info : false));
+
 export function createLogger(options: LoggerOptions): Logger {
   const transports: winston.transport[] = [...(options.transports ?? [])];
   if (options.console !== false) transports.push(new winston.transports.Console());
+  if (options.securityEventsFile) {
+    transports.push(
+      new winston.transports.File({
+        filename: options.securityEventsFile,
+        level: 'warn',
+        format: onlySecurityEvents(),
+      }),
+    );
+  }
   return winston.createLogger({
     level: options.level,
     format: winston.format.combine(

@@ -3,7 +3,7 @@
  * log) should act on. Every line has `security_event: <kind>`, the client IP where known and
  * never a token (the logger's redaction applies here too).
  */
-import type { Logger } from './logger.js';
+import { currentClientIp, type Logger } from './logger.js';
 
 export type SecurityEventKind =
   | 'access_denied'
@@ -14,6 +14,10 @@ export type SecurityEventKind =
   | 'registration_refused'
   | 'cimd_refused'
   | 'oauth_error'
+  | 'client_registered'
+  | 'pkce_failed'
+  | 'code_replay'
+  | 'refresh_token_reuse'
   | 'untrusted_proxy'
   | 'origin_refused'
   | 'invalid_token'
@@ -34,5 +38,5 @@ export function securityEvent(
   kind: SecurityEventKind,
   details: SecurityEventDetails,
 ): void {
-  logger.warn(kind, { security_event: kind, ...details });
+  logger.warn(kind, { security_event: kind, ...details, ip: details.ip ?? currentClientIp() });
 }

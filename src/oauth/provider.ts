@@ -8,6 +8,7 @@
  * responses, RFC 7591/7592 registration, RFC 7009 revocation, RFC 7662 introspection, JWT
  * access tokens (RFC 9068), and CIMD fetching with its own document checks.
  */
+import { randomBytes } from 'node:crypto';
 import Provider, {
   errors,
   type ClientMetadata,
@@ -110,6 +111,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
       registration: {
         enabled: config.registration.dcr.enabled,
         initialAccessToken: false,
+        // `dcr_` + 128 random bits: says what kind of client it is in logs and headers, and is
+        // short enough never to be taken for a token by the log redaction.
+        idFactory: () => `dcr_${randomBytes(16).toString('base64url')}`,
       },
       // A client revokes only its own tokens (RFC 7009 §2.1).
       revocation: {
