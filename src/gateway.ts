@@ -19,7 +19,12 @@ import { requestContext } from './http/request-context.js';
 import { compileTrustedProxies, stripUntrustedForwardedHeaders } from './http/trusted-proxies.js';
 import { AccountStore } from './login/accounts.js';
 import { CsrfTokens } from './login/csrf.js';
-import { createInteractionRouter, InteractionMismatch, sendPage } from './login/interactions.js';
+import {
+  createInteractionRouter,
+  InteractionMismatch,
+  sendPage,
+  sendSignInExpired,
+} from './login/interactions.js';
 import { OidcLoginProvider } from './login/providers/oidc.js';
 import { renderErrorPage } from './login/views/error-page.js';
 import type { Logger } from './logging/logger.js';
@@ -262,15 +267,9 @@ function interactionErrorHandler(logger: Logger): ErrorRequestHandler {
     if (res.headersSent) return next(error);
     if (error instanceof oidcErrors.SessionNotFound || error instanceof InteractionMismatch) {
       securityEvent(logger, 'oauth_error', { ip: req.ip, reason: (error as Error).message });
-      return sendPage(
+      return sendSignInExpired(
         res,
-        400,
-        renderErrorPage({
-          title: 'Sign-in expired',
-          error: 'invalid_request',
-          description:
-            'This sign-in session has expired or belongs to another browser. Start again from your application.',
-        }),
+        'This sign-in session has expired or belongs to another browser. Start again from your application.',
       );
     }
     // Client errors raised by Express itself (e.g. body-parser's 413 or malformed bodies).

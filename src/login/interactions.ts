@@ -241,15 +241,9 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
         ip: req.ip,
         provider: req.params.providerId,
       });
-      return sendPage(
+      return sendSignInExpired(
         res,
-        400,
-        renderErrorPage({
-          title: 'Sign-in expired',
-          error: 'invalid_request',
-          description:
-            'This sign-in link is unknown, was already used or has expired. Start again from your application.',
-        }),
+        'This sign-in link is unknown, was already used or has expired. Start again from your application.',
       );
     }
     const query = new URL(req.originalUrl, 'http://placeholder').search;
@@ -364,6 +358,15 @@ export class InteractionMismatch extends Error {
     super('interaction does not match this browser or step');
     this.name = 'InteractionMismatch';
   }
+}
+
+/** The page for a sign-in that cannot continue: expired, replayed, or another browser's. */
+export function sendSignInExpired(res: Response, description: string): void {
+  sendPage(
+    res,
+    400,
+    renderErrorPage({ title: 'Sign-in expired', error: 'invalid_request', description }),
+  );
 }
 
 export { sendPage };

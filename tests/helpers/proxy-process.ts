@@ -3,7 +3,7 @@
  * from a generated configuration in its own temp directory, ready once it answers HTTP, stopped
  * by SIGTERM (SIGKILL if it hangs), temp directory removed.
  */
-import { spawn } from 'node:child_process';
+import { spawnWatched } from './watched-process.js';
 import { request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -46,7 +46,6 @@ export interface ProxyLaunch {
 const READY_TIMEOUT_MS = 15_000;
 const POLL_INTERVAL_MS = 25;
 const STOP_TIMEOUT_MS = 10_000;
-const OUTPUT_LIMIT = 16_384;
 const LAUNCH_ATTEMPTS = 3;
 
 /** `http://127.0.0.1:PORT` → `127.0.0.1:PORT`; refuses paths, queries and other schemes. */
@@ -87,45 +86,20 @@ export async function startProxyProcess(launch: ProxyLaunch): Promise<RunningPro
 
 async function run(launch: ProxyLaunch, port: number, dir: string): Promise<RunningProxy> {
   const { args, env } = await launch.prepare(port, dir);
-  const child = spawn(launch.binary, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let output = '';
-  const collect = (chunk: Buffer): void => {
-    output = (output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-
-  let exitInfo: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('error', (error) => {
-      exitInfo = `failed to start: ${error.message}`;
-      resolve();
-    });
-    child.once('exit', (code, signal) => {
-      exitInfo = `exited with ${signal ?? `code ${code}`}`;
-      resolve();
-    });
-  });
-  // A worker that dies without stopping its proxies must not leave them running.
-  const killOnExit = (): void => {
-    child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-  void exited.then(() => process.removeListener('exit', killOnExit));
+  const watched = spawnWatched(launch.binary, args, env);
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    if (exitInfo !== undefined) {
-      throw new Error(`${launch.name} on port ${port} ${exitInfo}:\n${output}`);
+    if (watched.exitInfo() !== undefined) {
+      throw new Error(`${launch.name} on port ${port} ${watched.exitInfo()}:\n${watched.output()}`);
     }
     if (await answersHttp(port)) break;
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await exited;
-      throw new Error(`${launch.name} on port ${port} did not answer in time:\n${output}`);
+      watched.child.kill('SIGKILL');
+      await watched.exited;
+      throw new Error(
+        `${launch.name} on port ${port} did not answer in time:\n${watched.output()}`,
+      );
     }
     await delay(POLL_INTERVAL_MS);
   }
@@ -136,12 +110,7 @@ async function run(launch: ProxyLaunch, port: number, dir: string): Promise<Runn
     port,
     stop() {
       stopped ??= (async () => {
-        if (exitInfo === undefined) {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-          await exited;
-          clearTimeout(timer);
-        }
+        await watched.stop(STOP_TIMEOUT_MS);
         await rm(dir, { recursive: true, force: true });
       })();
       return stopped;

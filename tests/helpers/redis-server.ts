@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findBinary } from './binaries.js';
 import { getFreePort } from './ports.js';
+import { spawnWatched } from './watched-process.js';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:PORT`. */
@@ -35,7 +35,6 @@ export interface StartRedisOptions {
 const READY_TIMEOUT_MS = 10_000;
 const POLL_INTERVAL_MS = 25;
 const STOP_TIMEOUT_MS = 10_000;
-const OUTPUT_LIMIT = 8192;
 
 /**
  * Starts a real `redis-server` on a free loopback port and resolves once it answers PING.
@@ -86,42 +85,20 @@ async function launch(
     dir,
     ...(options.extraArgs ?? []),
   ];
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const collect = (chunk: Buffer): void => {
-    output = (output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-
-  let exitInfo: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('error', (error) => {
-      exitInfo = `failed to start: ${error.message}`;
-      resolve();
-    });
-    child.once('exit', (code, signal) => {
-      exitInfo = `exited with ${signal ?? `code ${code}`}`;
-      resolve();
-    });
-  });
-  // A worker that dies without stopping its servers must not leave redis-server running.
-  const killOnExit = (): void => {
-    child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-  void exited.then(() => process.removeListener('exit', killOnExit));
+  const watched = spawnWatched(binary, args);
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    if (exitInfo !== undefined) {
-      throw new Error(`redis-server on port ${port} ${exitInfo}:\n${output}`);
+    if (watched.exitInfo() !== undefined) {
+      throw new Error(`redis-server on port ${port} ${watched.exitInfo()}:\n${watched.output()}`);
     }
     if (await answersPing(port)) break;
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await exited;
-      throw new Error(`redis-server on port ${port} did not answer PING in time:\n${output}`);
+      watched.child.kill('SIGKILL');
+      await watched.exited;
+      throw new Error(
+        `redis-server on port ${port} did not answer PING in time:\n${watched.output()}`,
+      );
     }
     await delay(POLL_INTERVAL_MS);
   }
@@ -132,19 +109,14 @@ async function launch(
     port,
     dir,
     async stop() {
-      if (exitInfo === undefined) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-        await exited;
-        clearTimeout(timer);
-      }
+      await watched.stop(STOP_TIMEOUT_MS);
       if (ownsDir && !removedDir) {
         removedDir = true;
         await rm(dir, { recursive: true, force: true });
       }
     },
     kill() {
-      if (exitInfo === undefined) child.kill('SIGKILL');
+      if (watched.exitInfo() === undefined) watched.child.kill('SIGKILL');
     },
   };
 }

@@ -1,0 +1,69 @@
+/**
+ * A system program started for a test (redis-server, Caddy, nginx), watched: its recent output
+ * is kept for error messages, its exit is known, and it is killed if the test worker exits
+ * without stopping it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+const OUTPUT_LIMIT = 16_384;
+
+export interface WatchedProcess {
+  child: ChildProcess;
+  /** The last 16 KiB of stdout and stderr. */
+  output(): string;
+  /** How it ended (`exited with code 1`, `failed to start: …`), or `undefined` while running. */
+  exitInfo(): string | undefined;
+  /** Resolves when it has ended. */
+  exited: Promise<void>;
+  /** SIGTERM, then SIGKILL after `timeoutMs`; resolves when it has ended. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export function spawnWatched(
+  binary: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): WatchedProcess {
+  const child = spawn(binary, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+
+  let exitInfo: string | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('error', (error) => {
+      exitInfo = `failed to start: ${error.message}`;
+      resolve();
+    });
+    child.once('exit', (code, signal) => {
+      exitInfo = `exited with ${signal ?? `code ${code}`}`;
+      resolve();
+    });
+  });
+  // A worker that dies without stopping its servers must not leave them running.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  void exited.then(() => process.removeListener('exit', killOnExit));
+
+  return {
+    child,
+    output: () => output,
+    exitInfo: () => exitInfo,
+    exited,
+    stop: async (timeoutMs) => {
+      if (exitInfo !== undefined) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
