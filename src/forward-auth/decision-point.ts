@@ -157,7 +157,7 @@ export class DecisionPoint {
     if (token === null) return this.deny(res, missingToken(prmUrl, resource.scopes));
     let verified: VerifiedToken;
     try {
-      if (token === '') throw new TokenRejected('the Bearer credentials are empty');
+      if (token === '') throw new TokenRejected('the Bearer credentials are empty', 'malformed');
       const key = TokenVerifier.cacheKey(token);
       verified = this.deps.verifier.cached(key) ?? (await this.deps.verifier.verify(token, key));
       this.deps.verifier.check(verified, resource.url);
@@ -167,6 +167,7 @@ export class DecisionPoint {
         ip: request.clientIp,
         resource: resource.url,
         reason: error.message,
+        reasonCode: error.code,
       });
       return this.deny(res, invalidToken(prmUrl, resource.scopes, error.message));
     }

@@ -39,8 +39,25 @@ export interface VerifiedToken {
   backendTokens: Map<string, { jwt: string; exp: number }>;
 }
 
+/** Why a token was refused, machine-readable (security events, CrowdSec). */
+export type RejectionCode =
+  | 'malformed'
+  | 'signature'
+  | 'unknown_key'
+  | 'algorithm'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'issuer'
+  | 'audience'
+  | 'type'
+  | 'claims'
+  | 'revoked';
+
 export class TokenRejected extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly code: RejectionCode,
+  ) {
     super(message);
     this.name = 'TokenRejected';
   }
@@ -103,13 +120,13 @@ export class TokenVerifier {
   /** The checks that depend on the request: audience and revocation. */
   check(token: VerifiedToken, resourceUrl: string): void {
     if (!token.audiences.includes(resourceUrl)) {
-      throw new TokenRejected('the token was issued for another resource');
+      throw new TokenRejected('the token was issued for another resource', 'audience');
     }
     if (this.options.revocations.isRevoked(token.grantId)) {
-      throw new TokenRejected('the token was revoked');
+      throw new TokenRejected('the token was revoked', 'revoked');
     }
     if (token.exp + this.options.clockSkew < Date.now() / 1000) {
-      throw new TokenRejected('the token expired');
+      throw new TokenRejected('the token expired', 'expired');
     }
   }
 
@@ -132,13 +149,32 @@ export class TokenVerifier {
   }
 }
 
+const CLAIM_CODES: Record<string, RejectionCode> = {
+  iss: 'issuer',
+  aud: 'audience',
+  nbf: 'not_yet_valid',
+  typ: 'type',
+};
+
 function rejection(error: unknown): TokenRejected {
-  if (error instanceof joseErrors.JWTExpired) return new TokenRejected('the token expired');
+  if (error instanceof joseErrors.JWTExpired)
+    return new TokenRejected('the token expired', 'expired');
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
-    return new TokenRejected(`the token's ${error.claim} claim is not acceptable`);
+    return new TokenRejected(
+      `the token's ${error.claim} claim is not acceptable`,
+      CLAIM_CODES[error.claim] ?? 'claims',
+    );
   }
-  if (error instanceof joseErrors.JOSEError) return new TokenRejected('the token is not valid');
-  return new TokenRejected('the token is not valid');
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return new TokenRejected('the token signature is not valid', 'signature');
+  }
+  if (error instanceof joseErrors.JWKSNoMatchingKey) {
+    return new TokenRejected('the token was not signed by this gateway', 'unknown_key');
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) {
+    return new TokenRejected('the token algorithm is not accepted', 'algorithm');
+  }
+  return new TokenRejected('the token is not valid', 'malformed');
 }
 
 const strings = (value: unknown): string[] =>

@@ -106,6 +106,11 @@ export function createLogger(options: LoggerOptions): Logger {
         filename: options.securityEventsFile,
         level: 'warn',
         format: onlySecurityEvents(),
+        // Bounded on disk: 10 files of 10 MiB; the newest is always `securityEventsFile`
+        // (tailable), which is the file CrowdSec follows.
+        maxsize: 10 * 1024 * 1024,
+        maxFiles: 10,
+        tailable: true,
       }),
     );
   }

@@ -165,6 +165,15 @@ describe('/verify', () => {
         /^Bearer error="invalid_token", error_description="[^"]+", resource_metadata="[^"]+", scope="mcp:tools"$/,
       );
       expect(answer.json?.error).toBe('invalid_token');
+      const event = gw
+        .logRecords()
+        .filter((record) => record.security_event === 'invalid_token')
+        .at(-1);
+      expect(event).toMatchObject({
+        ip: '203.0.113.7',
+        resource: A,
+        reasonCode: expect.any(String),
+      });
     });
 
     it('refuses an HS256 token made with the public key as secret (algorithm confusion)', async () => {
@@ -184,6 +193,11 @@ describe('/verify', () => {
       const answer = await ask({ host: 'localhost:4002', token: tokenA });
       expect(answer.status).toBe(401);
       expect(answer.json?.error_description).toMatch(/another resource/);
+      const event = gw
+        .logRecords()
+        .filter((record) => record.security_event === 'invalid_token')
+        .at(-1);
+      expect(event?.reasonCode).toBe('audience');
     });
   });
 
@@ -426,6 +440,11 @@ describe('/verify', () => {
       const answer = await ask({ host: 'localhost:4002', token: accessToken });
       expect(answer.status).toBe(401);
       expect(answer.json?.error_description).toMatch(/revoked/);
+      const event = gw
+        .logRecords()
+        .filter((record) => record.security_event === 'invalid_token')
+        .at(-1);
+      expect(event?.reasonCode).toBe('revoked');
     });
   });
 

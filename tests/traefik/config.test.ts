@@ -234,6 +234,19 @@ describe('Traefik files: cross-checks', () => {
     expect(url.servers).toEqual([{ url: 'http://auth:8787' }]);
   });
 
+  it('turns on the CrowdSec bouncer with AppSec, failing closed', () => {
+    const middlewares = record(record(dynamicConfig.http).middlewares);
+    const bouncer = record(record(record(middlewares.crowdsec).plugin).bouncer);
+    expect(bouncer).toMatchObject({
+      enabled: true,
+      crowdsecLapiHost: 'crowdsec:8080',
+      crowdsecAppsecEnabled: true,
+      crowdsecAppsecHost: 'crowdsec:7422',
+      crowdsecAppsecFailureBlock: true,
+      crowdsecAppsecUnreachableBlock: true,
+    });
+  });
+
   it('keeps Authorization out of the access log and redirects http to https', () => {
     const accessLog = record(staticConfig.accessLog);
     expect(accessLog.format).toBe('json');
