@@ -29,11 +29,12 @@ export interface Identity {
 
 /**
  * HTTP header values are visible ASCII: any other character (a name in another script, a
- * control character) is sent percent-encoded as UTF-8, so `Zoë` arrives as `Zo%C3%AB` and no
- * value can smuggle a line break into the request.
+ * control character) is sent percent-encoded as UTF-8, and so is `%` itself, so `Zoë` arrives
+ * as `Zo%C3%AB`, every value decodes unambiguously with `decodeURIComponent`, and no value
+ * can smuggle a line break into the request.
  */
 function headerValue(value: string): string {
-  return value.replace(/[^\x20-\x7e]+/gu, (run) => encodeURIComponent(run));
+  return value.replace(/[^\x20-\x24\x26-\x7e]+/gu, (run) => encodeURIComponent(run));
 }
 
 export function identityHeaders(identity: Identity, authorization: string): Record<string, string> {

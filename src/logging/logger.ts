@@ -106,11 +106,9 @@ export function createLogger(options: LoggerOptions): Logger {
         filename: options.securityEventsFile,
         level: 'warn',
         format: onlySecurityEvents(),
-        // Bounded on disk: 10 files of 10 MiB; the newest is always `securityEventsFile`
-        // (tailable), which is the file CrowdSec follows.
-        maxsize: 10 * 1024 * 1024,
-        maxFiles: 10,
-        tailable: true,
+        // Appended to, never rotated here: several replicas may share the file (each line is
+        // one small O_APPEND write), and a rotation by one would leave the others writing to
+        // the renamed file. Rotate it outside (logrotate `copytruncate`; docs/deployment.md).
       }),
     );
   }

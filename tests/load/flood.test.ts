@@ -9,7 +9,7 @@ import autocannon from 'autocannon';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { pkcePair, registerClient } from '../helpers/oauth-flow.js';
 
-const MAX_CLIENTS = 300;
+const MAX_CLIENTS = 100;
 const MB = 1024 * 1024;
 
 function cannon(options: autocannon.Options): Promise<autocannon.Result> {
@@ -60,11 +60,13 @@ describe('flooding /authorize and /register', () => {
     })();
 
     const [authorizeResult, registerResult] = await Promise.all([
-      cannon({ url: authorize.href, connections: 25, duration: 10 }),
+      cannon({ url: authorize.href, connections: 25, duration: 10, timeout: 30 }),
       cannon({
         url: `${gw.url}/register`,
         connections: 25,
         duration: 10,
+        // A slow answer on a busy machine is not a failure; a refused or reset connection is.
+        timeout: 30,
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
