@@ -48,9 +48,12 @@ export function readPublicRequest(req: IncomingMessage, trust: TrustFunction): P
     return { ok: false, reason: 'malformed_forwarded_headers' };
   }
   // WHATWG URL parsing lowercases the host, drops a default port and resolves `.`/`..`
-  // (also percent-encoded ones), so the path matched is the path the proxy routed.
-  const url = URL.parse(uri, `${proto}://${host}`);
-  if (!url || url.host === '' || url.username || url.password) {
+  // (also percent-encoded ones), so the path matched is the path the proxy routed. The URI is
+  // appended to the origin rather than resolved against it: resolved, `//other-host/mcp`
+  // would change the host, and a request routed to one host could be judged as another's.
+  const origin = URL.parse(`${proto}://${host}`);
+  const url = URL.parse(`${proto}://${host}${uri}`);
+  if (!origin || !url || url.host !== origin.host || url.username || url.password) {
     return { ok: false, reason: 'malformed_forwarded_headers' };
   }
   return {

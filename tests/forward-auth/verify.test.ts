@@ -261,6 +261,14 @@ describe('/verify', () => {
       expect(answer.status).toBe(403);
       expect((await ask({ uri: '/admin', token: tokenA })).status).toBe(403);
       expect((await ask({ uri: '/mcp/../admin', token: tokenA })).status).toBe(403);
+      // A protocol-relative URI must not move the request to another host's resource.
+      const smuggled = await ask({
+        host: 'localhost:4002',
+        uri: '//localhost:4001/mcp',
+        method: 'GET',
+        token: tokenA,
+      });
+      expect(smuggled.status).not.toBe(200);
     });
   });
 
