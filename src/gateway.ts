@@ -38,7 +38,7 @@ import {
   registrationCap,
   registrationCors,
 } from './oauth/endpoint-guards.js';
-import { loadKeyMaterial, publicJwk, type KeyLocation } from './oauth/keys.js';
+import { loadKeyMaterial, publicJwk, readKeyMaterial, type KeyLocation } from './oauth/keys.js';
 import { createProvider, ROUTES } from './oauth/provider.js';
 import { ResourceRegistry } from './oauth/resources.js';
 import { hasAccessRules } from './policy/access.js';
@@ -125,7 +125,7 @@ export async function createGateway(
       ...(keyLocation.kind === 'store'
         ? {
             reloadKeys: async () =>
-              (await loadKeyMaterial(keyLocation, keyPolicy)).keys.map((key) => publicJwk(key.jwk)),
+              ((await readKeyMaterial(keyLocation)) ?? keys).keys.map((key) => publicJwk(key.jwk)),
           }
         : {}),
     }),

@@ -90,6 +90,15 @@ export async function loadKeyMaterial(
   return writeMaterial(location, rotated, existing);
 }
 
+/**
+ * Reads the current keys without creating or rotating any (for verifiers on replicas that
+ * must learn of a rotation another replica made).
+ */
+export async function readKeyMaterial(location: KeyLocation): Promise<KeyMaterial | undefined> {
+  if (location.kind === 'file') return readJwksFile(location.file);
+  return readMaterial(location);
+}
+
 /** The rotation rule, pure apart from key generation (exported for tests). */
 export async function rotate(
   material: KeyMaterial,

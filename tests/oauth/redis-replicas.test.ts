@@ -14,6 +14,7 @@ import {
   registerClient,
   tokenRequest,
 } from '../helpers/oauth-flow.js';
+import { RedisStore } from '../../src/store/redis-store.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
@@ -24,10 +25,11 @@ describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
   let b: RunningGateway;
   /** B's own address (its configured issuer is A's, as behind one load balancer). */
   let bUrl: string;
+  let config: (port: number) => (issuer: string) => Record<string, unknown>;
 
   beforeAll(async () => {
     redis = await startRedis();
-    const config = (port: number) => (issuer: string) => ({
+    config = (port: number) => (issuer: string) => ({
       // Both replicas answer as the same issuer (behind one load balancer): take A's.
       issuer: port === 0 ? issuer : `http://localhost:${port}`,
       store: { redis: { url: redis.url, keyPrefix: 'replicas:' } },
@@ -142,6 +144,42 @@ describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
     while (status === 200 && Date.now() - started < 10_000) status = await verifyAtB();
     expect(status).toBe(401);
     console.log(`revocation seen by the other replica after ${Date.now() - started} ms`);
+  });
+
+  it('accepts at B tokens signed with a key another replica rotated in after B started', async () => {
+    // Age the shared keys past keys.rotateAfter, then start a third replica: it rotates.
+    const store = new RedisStore({ url: redis.url, keyPrefix: 'replicas:' });
+    try {
+      const material = (await store.get<{ keys: { createdAt: number; jwk: { kid: string } }[] }>(
+        'keys:material',
+      ))!;
+      const oldKid = material.keys[0]!.jwk.kid;
+      material.keys[0]!.createdAt -= 100 * 24 * 3600;
+      await store.set('keys:material', material);
+      const c = await startGateway(config(Number(new URL(a.url).port)));
+      try {
+        const cUrl = `http://127.0.0.1:${c.config.listen.port}`;
+        const client = await registerClient(cUrl);
+        const { token } = await obtainTokens(cUrl, { client, resource: RESOURCE });
+        const accessToken = String(token.body.access_token);
+        const kid = JSON.parse(Buffer.from(accessToken.split('.')[0]!, 'base64url').toString()).kid;
+        expect(kid).not.toBe(oldKid);
+        const answer = await fetch(`${bUrl}/verify`, {
+          headers: {
+            authorization: `Bearer ${accessToken}`,
+            'x-forwarded-proto': 'http',
+            'x-forwarded-host': 'localhost:3999',
+            'x-forwarded-uri': '/mcp',
+            'x-forwarded-method': 'GET',
+          },
+        });
+        expect(answer.status).toBe(200);
+      } finally {
+        await c.stop();
+      }
+    } finally {
+      await store.close();
+    }
   });
 
   it('reports ready while Redis answers, and not ready (but alive) when it is gone', async () => {
