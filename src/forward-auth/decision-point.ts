@@ -91,7 +91,19 @@ export class DecisionPoint {
   private readonly toolPolicies = new Map<string, ToolPolicy>();
   private readonly allowedOrigins = new Map<string, Set<string>>();
 
+  /** `deps.trust`, remembered per peer address (proxies are few; parsing one is not free). */
+  private readonly trust: TrustFunction;
+
   constructor(private readonly deps: DecisionPointDependencies) {
+    const trustedPeers = new Map<string, boolean>();
+    this.trust = (address, hop) => {
+      let trusted = trustedPeers.get(address);
+      if (trusted === undefined) {
+        trusted = deps.trust(address, hop);
+        if (trustedPeers.size < 1024) trustedPeers.set(address, trusted);
+      }
+      return trusted;
+    };
     this.matcher = new ResourceMatcher(deps.config.resources);
     for (const resource of deps.config.resources) {
       if (resource.tools) this.toolPolicies.set(resource.url, new ToolPolicy(resource.tools));
@@ -114,7 +126,7 @@ export class DecisionPoint {
 
   private async decide(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { logger } = this.deps;
-    const parsed = readPublicRequest(req, this.deps.trust);
+    const parsed = readPublicRequest(req, this.trust);
     if (!parsed.ok) {
       securityEvent(logger, 'untrusted_proxy', {
         ip: req.socket.remoteAddress,
@@ -137,7 +149,7 @@ export class DecisionPoint {
     const origin = req.headers.origin;
     if (origin !== undefined && !this.allowedOrigins.get(resource.url)!.has(origin.toLowerCase())) {
       securityEvent(logger, 'origin_refused', {
-        ip: request.clientIp,
+        ip: request.clientIp(),
         resource: resource.url,
         origin,
       });
@@ -150,7 +162,7 @@ export class DecisionPoint {
     ) {
       // A CORS preflight from an allowed origin carries no credentials by design; the MCP
       // server (or Traefik) answers it. No identity is attached.
-      return this.allow(res, emptyIdentity(), '');
+      return this.allow(res, undefined, resource.url, '');
     }
 
     const token = bearerToken(req);
@@ -164,7 +176,7 @@ export class DecisionPoint {
     } catch (error) {
       if (!(error instanceof TokenRejected)) throw error;
       securityEvent(logger, 'invalid_token', {
-        ip: request.clientIp,
+        ip: request.clientIp(),
         resource: resource.url,
         reason: error.message,
         reasonCode: error.code,
@@ -194,7 +206,7 @@ export class DecisionPoint {
       resource.upstreamAuthorization === 'jwt'
         ? `Bearer ${await this.deps.backendSigner.tokenFor(verified, resource.url)}`
         : '';
-    return this.allow(res, identityOf(verified), authorization);
+    return this.allow(res, verified, resource.url, authorization);
   }
 
   private async checkTools(
@@ -222,7 +234,7 @@ export class DecisionPoint {
     if (!operation.ok) {
       if (operation.mismatch) {
         securityEvent(logger, 'header_body_mismatch', {
-          ip: request.clientIp,
+          ip: request.clientIp(),
           resource: resource.url,
           clientId: token.clientId,
           subject: token.sub,
@@ -244,7 +256,7 @@ export class DecisionPoint {
       const decision = policy.decide(tool, token);
       if (decision.allowed) continue;
       securityEvent(logger, 'tool_denied', {
-        ip: request.clientIp,
+        ip: request.clientIp(),
         resource: resource.url,
         clientId: token.clientId,
         subject: token.sub,
@@ -273,12 +285,26 @@ export class DecisionPoint {
     res.end(JSON.stringify(denial.body));
   }
 
-  private allow(res: ServerResponse, identity: Identity, authorization: string): void {
-    res.writeHead(200, {
-      ...identityHeaders(identity, authorization),
-      'Cache-Control': 'no-store',
-      'Content-Length': '0',
-    });
+  /**
+   * The 2xx answer. For a verified token its headers are built once per resource and kept with
+   * the token in the cache (rebuilt when the backend JWT changes).
+   */
+  private allow(
+    res: ServerResponse,
+    token: VerifiedToken | undefined,
+    resourceUrl: string,
+    authorization: string,
+  ): void {
+    let headers = token?.answerHeaders.get(resourceUrl);
+    if (headers?.Authorization !== authorization) {
+      headers = {
+        ...identityHeaders(token ? identityOf(token) : emptyIdentity(), authorization),
+        'Cache-Control': 'no-store',
+        'Content-Length': '0',
+      };
+      token?.answerHeaders.set(resourceUrl, headers);
+    }
+    res.writeHead(200, headers);
     res.end();
   }
 }

@@ -37,6 +37,8 @@ export interface VerifiedToken {
   exp: number;
   /** Per-backend JWTs already signed for this token (`upstreamAuthorization: jwt`). */
   backendTokens: Map<string, { jwt: string; exp: number }>;
+  /** Per-resource 2xx answer headers already built for this token (decision-point.ts). */
+  answerHeaders: Map<string, Record<string, string>>;
 }
 
 /** Why a token was refused, machine-readable (security events, CrowdSec). */
@@ -193,5 +195,6 @@ function toVerifiedToken(payload: JWTPayload): VerifiedToken {
     grantId: typeof payload.gid === 'string' ? payload.gid : undefined,
     exp: payload.exp!,
     backendTokens: new Map(),
+    answerHeaders: new Map(),
   };
 }
