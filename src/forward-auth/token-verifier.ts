@@ -11,7 +11,7 @@
  * as a key), bounded in number, each entry never kept past the token's `exp`. A cache hit costs
  * a hash and a map read; the audience and revocation checks still run on every request.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import {
   createLocalJWKSet,
   errors as joseErrors,
@@ -91,7 +91,8 @@ export class TokenVerifier {
   }
 
   static cacheKey(token: string): string {
-    return createHash('sha256').update(token).digest('base64url');
+    // One-shot hash (no Hash object per request: this runs on every /verify call).
+    return hash('sha256', token, 'base64url');
   }
 
   /** Looks the token up in the cache; `undefined` when it must be verified. */
