@@ -52,6 +52,15 @@ export interface DecisionPointDependencies {
 
 class BodyTooLarge extends Error {}
 
+/** What the steps of one decision share. */
+interface DecisionContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  request: PublicRequest;
+  match: ResourceMatch;
+  prmUrl: string;
+}
+
 /** Reads the request body, refusing more than `limit` bytes. */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -111,20 +120,30 @@ export class DecisionPoint {
     }
   }
 
-  /** The `node:http` request listener for `/verify`. It never throws. */
+  /**
+   * The `node:http` request listener for `/verify`. It never throws. A decision on a cached
+   * token runs synchronously to the end (no promise per request); only a cache miss, a body to
+   * read or a backend JWT to sign goes asynchronous.
+   */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    this.decide(req, res).catch((error: unknown) => {
-      this.deps.logger.error('verify failed', { error });
-      if (!res.headersSent) {
-        res.writeHead(500, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
-        res.end('{"error":"server_error"}');
-      } else {
-        res.destroy();
-      }
-    });
+    try {
+      this.decide(req, res)?.catch((error: unknown) => this.fail(res, error));
+    } catch (error) {
+      this.fail(res, error);
+    }
   };
 
-  private async decide(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private fail(res: ServerResponse, error: unknown): void {
+    this.deps.logger.error('verify failed', { error });
+    if (!res.headersSent) {
+      res.writeHead(500, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end('{"error":"server_error"}');
+    } else {
+      res.destroy();
+    }
+  }
+
+  private decide(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
     const { logger } = this.deps;
     const parsed = readPublicRequest(req, this.trust);
     if (!parsed.ok) {
@@ -167,21 +186,34 @@ export class DecisionPoint {
 
     const token = bearerToken(req);
     if (token === null) return this.deny(res, missingToken(prmUrl, resource.scopes));
-    let verified: VerifiedToken;
+    const context: DecisionContext = { req, res, request, match, prmUrl };
+    if (token === '') {
+      return this.rejectToken(
+        context,
+        new TokenRejected('the Bearer credentials are empty', 'malformed'),
+      );
+    }
+    const key = TokenVerifier.cacheKey(token);
+    const cached = this.deps.verifier.cached(key);
+    if (cached) return this.withToken(context, cached);
+    return this.deps.verifier.verify(token, key).then(
+      (verified) => this.withToken(context, verified),
+      (error: unknown) => {
+        if (!(error instanceof TokenRejected)) throw error;
+        return this.rejectToken(context, error);
+      },
+    );
+  }
+
+  /** The checks after the token is known to be ours and intact. */
+  private withToken(context: DecisionContext, verified: VerifiedToken): Promise<void> | void {
+    const { req, res, request, match, prmUrl } = context;
+    const { resource } = match;
     try {
-      if (token === '') throw new TokenRejected('the Bearer credentials are empty', 'malformed');
-      const key = TokenVerifier.cacheKey(token);
-      verified = this.deps.verifier.cached(key) ?? (await this.deps.verifier.verify(token, key));
       this.deps.verifier.check(verified, resource.url);
     } catch (error) {
       if (!(error instanceof TokenRejected)) throw error;
-      securityEvent(logger, 'invalid_token', {
-        ip: request.clientIp(),
-        resource: resource.url,
-        reason: error.message,
-        reasonCode: error.code,
-      });
-      return this.deny(res, invalidToken(prmUrl, resource.scopes, error.message));
+      return this.rejectToken(context, error);
     }
 
     const missingBaseline = resource.scopes.filter((scope) => !verified.scopes.includes(scope));
@@ -198,15 +230,35 @@ export class DecisionPoint {
 
     const policy = this.toolPolicies.get(resource.url);
     if (policy) {
-      const denial = await this.checkTools(req, request, match, policy, verified, prmUrl);
-      if (denial) return this.deny(res, denial);
+      return this.checkTools(req, request, match, policy, verified, prmUrl).then((denial) =>
+        denial ? this.deny(res, denial) : this.allowToken(res, verified, match),
+      );
     }
+    return this.allowToken(res, verified, match);
+  }
 
-    const authorization =
-      resource.upstreamAuthorization === 'jwt'
-        ? `Bearer ${await this.deps.backendSigner.tokenFor(verified, resource.url)}`
-        : '';
-    return this.allow(res, verified, resource.url, authorization);
+  private allowToken(
+    res: ServerResponse,
+    verified: VerifiedToken,
+    { resource }: ResourceMatch,
+  ): Promise<void> | void {
+    if (resource.upstreamAuthorization !== 'jwt') {
+      return this.allow(res, verified, resource.url, '');
+    }
+    return this.deps.backendSigner
+      .tokenFor(verified, resource.url)
+      .then((jwt) => this.allow(res, verified, resource.url, `Bearer ${jwt}`));
+  }
+
+  private rejectToken(context: DecisionContext, error: TokenRejected): void {
+    const { resource } = context.match;
+    securityEvent(this.deps.logger, 'invalid_token', {
+      ip: context.request.clientIp(),
+      resource: resource.url,
+      reason: error.message,
+      reasonCode: error.code,
+    });
+    this.deny(context.res, invalidToken(context.prmUrl, resource.scopes, error.message));
   }
 
   private async checkTools(
