@@ -24,7 +24,7 @@ export class BackendTokenSigner {
 
   async tokenFor(token: VerifiedToken, resourceUrl: string): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
-    const cached = token.backendTokens.get(resourceUrl);
+    const cached = token.backendTokens?.get(resourceUrl);
     if (cached && cached.exp - now > this.ttl / 4) return cached.jwt;
     const exp = Math.min(now + this.ttl, token.exp);
     this.key ??= importJWK(this.signingKey, SIGNING_ALG);
@@ -42,7 +42,7 @@ export class BackendTokenSigner {
       .setIssuedAt(now)
       .setExpirationTime(exp)
       .sign(await this.key);
-    token.backendTokens.set(resourceUrl, { jwt, exp });
+    (token.backendTokens ??= new Map()).set(resourceUrl, { jwt, exp });
     return jwt;
   }
 }

@@ -347,14 +347,15 @@ export class DecisionPoint {
     resourceUrl: string,
     authorization: string,
   ): void {
-    let headers = token?.answerHeaders.get(resourceUrl);
+    const kept = token?.answerHeaders;
+    let headers = kept?.resourceUrl === resourceUrl ? kept.headers : undefined;
     if (headers?.Authorization !== authorization) {
       headers = {
         ...identityHeaders(token ? identityOf(token) : emptyIdentity(), authorization),
         'Cache-Control': 'no-store',
         'Content-Length': '0',
       };
-      token?.answerHeaders.set(resourceUrl, headers);
+      if (token) token.answerHeaders = { resourceUrl, headers };
     }
     res.writeHead(200, headers);
     res.end();

@@ -35,10 +35,16 @@ export interface VerifiedToken {
   grantId: string | undefined;
   /** Epoch seconds. */
   exp: number;
-  /** Per-backend JWTs already signed for this token (`upstreamAuthorization: jwt`). */
-  backendTokens: Map<string, { jwt: string; exp: number }>;
-  /** Per-resource 2xx answer headers already built for this token (decision-point.ts). */
-  answerHeaders: Map<string, Record<string, string>>;
+  /**
+   * Per-backend JWTs already signed for this token (`upstreamAuthorization: jwt`). Created on
+   * first use: most tokens never need one, and the cache holds up to 100 000 tokens.
+   */
+  backendTokens?: Map<string, { jwt: string; exp: number }>;
+  /**
+   * The 2xx answer headers already built for this token (decision-point.ts): for the resource
+   * they were built for (a token is for one resource, its audience).
+   */
+  answerHeaders?: { resourceUrl: string; headers: Record<string, string> };
 }
 
 /** Why a token was refused, machine-readable (security events, CrowdSec). */
@@ -195,7 +201,5 @@ function toVerifiedToken(payload: JWTPayload): VerifiedToken {
     audiences: typeof payload.aud === 'string' ? [payload.aud] : strings(payload.aud),
     grantId: typeof payload.gid === 'string' ? payload.gid : undefined,
     exp: payload.exp!,
-    backendTokens: new Map(),
-    answerHeaders: new Map(),
   };
 }
