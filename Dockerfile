@@ -43,4 +43,6 @@ EXPOSE 8787
 # Liveness only (/healthz). /readyz also checks the store; see docs/deployment.md.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8787/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "dist/main.js", "--config", "/etc/mcp-gateway/gateway.yaml"]
+# AsyncLocalStorage (request ids in logs) without async hooks on every promise: the default
+# from Node 24, a flag on Node 22 (docs/runtime.md, docs/performance.md).
+CMD ["node", "--experimental-async-context-frame", "dist/main.js", "--config", "/etc/mcp-gateway/gateway.yaml"]

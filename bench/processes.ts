@@ -183,6 +183,8 @@ export async function startGateway(
   nodeOptions: string[] = [],
 ): Promise<ManagedProcess> {
   const gateway = new ManagedProcess('auth service', [
+    // As `npm start` and the container run it (docs/runtime.md).
+    '--experimental-async-context-frame',
     ...nodeOptions,
     '--import',
     'tsx',
