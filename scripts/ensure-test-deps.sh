@@ -1,10 +1,9 @@
 #!/bin/sh
 # Makes sure the system programs the test suite runs for real are installed: redis-server,
 # caddy, nginx, chromium, crowdsec, openssl (see ../shared/TOOLING.md). On a Debian machine
-# where we are root
-# and they are missing, installs them from Debian's packages; anywhere else prints what is
-# missing and how to install it, and the tests that need them are skipped (they fail under
-# CI=true).
+# where we are root and they are missing, installs them from Debian's packages; anywhere else
+# prints what is missing and how to install it, and the tests that need them are skipped
+# (they fail under CI=true).
 set -eu
 
 need=""
