@@ -19,16 +19,19 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { Ajv, type ValidateFunction } from 'ajv';
-import ajvFormats from 'ajv-formats';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
+import {
+  compileSharedSchema,
+  describeWithSharedSchemas,
+  isRecord,
+  record,
+  schemaErrors,
+  strings,
+  type Json,
+} from '../helpers/config-files.js';
 import { IDENTITY_RESPONSE_HEADERS } from '../../src/forward-auth/identity-headers.js';
-
-// ajv-formats is CommonJS with `exports.default`: under NodeNext its default import is typed as
-// the module object, while at runtime it is the plugin function itself.
-const addFormats = ajvFormats as unknown as typeof ajvFormats.default;
 
 const ROOT = path.resolve('.');
 const COMPOSE_FILE = 'compose.yaml';
@@ -37,7 +40,6 @@ const ENV_EXAMPLE = '.env.example';
 const STATIC_FILE = 'traefik/traefik.yml';
 const DYNAMIC_FILE = 'traefik/dynamic_config.yaml';
 const CROWDSEC_DIR = 'crowdsec';
-const COMPOSE_SCHEMA = path.resolve('..', 'shared', 'schemas', 'compose-spec.json');
 
 /** The one service that may publish ports, and the ports it publishes. */
 const EDGE_SERVICE = 'traefik';
@@ -48,20 +50,6 @@ const CROWDSEC_SERVICE = 'crowdsec';
 const WELL_KNOWN_PREFIX = '/.well-known/oauth-protected-resource';
 /** Environment variable names whose values are secrets: never written in compose.yaml. */
 const SECRET_NAME = /SECRET|KEY|PASSWORD|TOKEN/i;
-
-type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function record(value: unknown): Json {
-  return isRecord(value) ? value : {};
-}
-
-function strings(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
-}
 
 function readText(file: string): string {
   return readFileSync(path.join(ROOT, file), 'utf8');
@@ -1264,43 +1252,24 @@ describe('compose deployment: crowdsec/ (another part of the project)', () => {
   });
 });
 
-function schemaSkipReason(): string | undefined {
-  if (existsSync(COMPOSE_SCHEMA)) return undefined;
-  return (
-    `${COMPOSE_SCHEMA} not found: the Compose Specification schema is a data file kept outside ` +
-    'the repository in ../shared/schemas (see SOURCES.md there)' +
-    (process.env.CI === 'true' ? '; CI checkouts without ../shared skip it' : '')
-  );
-}
+describeWithSharedSchemas(
+  'compose.yaml: Compose Specification schema (../shared/schemas)',
+  ['compose-spec.json'],
+  () => {
+    // Compiled in the tests, not here: a skipped describe still runs this body.
+    let validate: ReturnType<typeof compileSharedSchema> | undefined;
+    const errorsOf = (data: unknown) =>
+      schemaErrors((validate ??= compileSharedSchema('compose-spec.json')), data);
+    const env = filledIn(parseDotEnv(deployment.envExample));
 
-const skipReason = schemaSkipReason();
-if (skipReason !== undefined) console.warn(`Skipping compose schema validation: ${skipReason}`);
-const describeSchema = skipReason === undefined ? describe : describe.skip;
+    it('is valid once interpolated with .env.example', () => {
+      expect(errorsOf(interpolate(deployment.compose, env))).toEqual([]);
+    });
 
-describeSchema('compose.yaml: Compose Specification schema (../shared/schemas)', () => {
-  let validate: ValidateFunction | undefined;
-  function errorsOf(data: unknown): string[] {
-    if (validate === undefined) {
-      const ajv = new Ajv({ strict: false, allErrors: true });
-      addFormats(ajv);
-      // The file names its meta-schema https://json-schema.org/draft-07/schema, which Ajv knows
-      // as http://json-schema.org/draft-07/schema#; draft-07 is Ajv's default, so drop the name.
-      const schema = JSON.parse(readFileSync(COMPOSE_SCHEMA, 'utf8')) as Json;
-      delete schema.$schema;
-      validate = ajv.compile(schema);
-    }
-    if (validate(data)) return [];
-    return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);
-  }
-  const env = filledIn(parseDotEnv(deployment.envExample));
-
-  it('is valid once interpolated with .env.example', () => {
-    expect(errorsOf(interpolate(deployment.compose, env))).toEqual([]);
-  });
-
-  it('rejects a misspelt key (so passing means something)', () => {
-    const copy = record(interpolate(deployment.compose, env));
-    record(record(copy.services).redis).helthcheck = { test: ['CMD', 'true'] };
-    expect(errorsOf(copy)).not.toEqual([]);
-  });
-});
+    it('rejects a misspelt key (so passing means something)', () => {
+      const copy = record(interpolate(deployment.compose, env));
+      record(record(copy.services).redis).helthcheck = { test: ['CMD', 'true'] };
+      expect(errorsOf(copy)).not.toEqual([]);
+    });
+  },
+);

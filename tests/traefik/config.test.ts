@@ -13,23 +13,23 @@
  *    copied to the MCP servers are exactly IDENTITY_RESPONSE_HEADERS; every MCP router runs
  *    `mcp-auth` and the discovery router does not; every router on the MCP host has TLS.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { Ajv, type ValidateFunction } from 'ajv';
-import ajvFormats from 'ajv-formats';
 import { parse } from 'yaml';
+import {
+  compileSharedSchema,
+  describeWithSharedSchemas,
+  isRecord,
+  record,
+  schemaErrors,
+  strings,
+  type Json,
+} from '../helpers/config-files.js';
 import { IDENTITY_RESPONSE_HEADERS } from '../helpers/identity-headers.js';
-
-// ajv-formats is CommonJS with `exports.default`: under NodeNext its default import is typed as
-// the module object, while at runtime it is the plugin function itself.
-const addFormats = ajvFormats as unknown as typeof ajvFormats.default;
 
 const STATIC_FILE = path.resolve('traefik', 'traefik.yml');
 const DYNAMIC_FILE = path.resolve('traefik', 'dynamic_config.yaml');
-const SCHEMA_DIR = path.resolve('..', 'shared', 'schemas');
-const STATIC_SCHEMA = path.join(SCHEMA_DIR, 'traefik-v3.json');
-const DYNAMIC_SCHEMA = path.join(SCHEMA_DIR, 'traefik-v3-file-provider.json');
 
 const MCP_HOST = 'mcp.example.com';
 const AUTH_HOST = 'auth.example.com';
@@ -39,24 +39,10 @@ const MCP_CHAIN = ['crowdsec', 'mcp-ratelimit', 'mcp-inflight', 'mcp-auth', 'sec
 /** Middleware kinds that hold back a response (or its start) and so would break SSE. */
 const BUFFERING_KINDS = ['buffering', 'compress', 'retry'];
 
-type Json = Record<string, unknown>;
-
 function loadYaml(file: string): Json {
   const value: unknown = parse(readFileSync(file, 'utf8'));
   if (!isRecord(value)) throw new Error(`${file} is not a YAML mapping`);
   return value;
-}
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function record(value: unknown): Json {
-  return isRecord(value) ? value : {};
-}
-
-function strings(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
 /** `name@provider` references another provider's object; this file defines `name`. */
@@ -321,50 +307,31 @@ describe('Traefik files: cross-checks', () => {
   });
 });
 
-function schemaSkipReason(): string | undefined {
-  const missing = [STATIC_SCHEMA, DYNAMIC_SCHEMA].filter((file) => !existsSync(file));
-  if (missing.length === 0) return undefined;
-  return (
-    `Traefik JSON schemas not found (${missing.join(', ')}): they are data files kept outside ` +
-    `the repository in ../shared/schemas (see SOURCES.md there)` +
-    (process.env.CI === 'true' ? '; CI checkouts do not have ../shared' : '')
-  );
-}
-
-const skipReason = schemaSkipReason();
-if (skipReason !== undefined) console.warn(`Skipping Traefik schema validation: ${skipReason}`);
-const describeSchemas = skipReason === undefined ? describe : describe.skip;
-
-describeSchemas('Traefik files: JSON schemas (../shared/schemas)', () => {
-  function compile(file: string): ValidateFunction {
-    const ajv = new Ajv({ strict: false, allErrors: true });
-    addFormats(ajv);
-    return ajv.compile(JSON.parse(readFileSync(file, 'utf8')) as object);
-  }
-
-  function errorsOf(validate: ValidateFunction, data: unknown): string[] {
-    if (validate(data)) return [];
-    return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);
-  }
-
-  it('traefik/traefik.yml is a valid static configuration (traefik-v3.json)', () => {
-    expect(errorsOf(compile(STATIC_SCHEMA), staticConfig)).toEqual([]);
-  });
-
-  it('traefik/dynamic_config.yaml is a valid file-provider configuration', () => {
-    expect(errorsOf(compile(DYNAMIC_SCHEMA), dynamicConfig)).toEqual([]);
-  });
-
-  it('the schemas reject a misspelt key (so passing means something)', () => {
-    const validateStatic = compile(STATIC_SCHEMA);
-    const badStatic = structuredClone(staticConfig);
-    record(badStatic.accessLog).fromat = 'json';
-    expect(errorsOf(validateStatic, badStatic)).not.toEqual([]);
-
-    const validateDynamic = compile(DYNAMIC_SCHEMA);
-    const badDynamic = dynamicCopy((http) => {
-      forwardAuthOf(http).forwardBodyy = true;
+describeWithSharedSchemas(
+  'Traefik files: JSON schemas (../shared/schemas)',
+  ['traefik-v3.json', 'traefik-v3-file-provider.json'],
+  () => {
+    it('traefik/traefik.yml is a valid static configuration (traefik-v3.json)', () => {
+      expect(schemaErrors(compileSharedSchema('traefik-v3.json'), staticConfig)).toEqual([]);
     });
-    expect(errorsOf(validateDynamic, badDynamic)).not.toEqual([]);
-  });
-});
+
+    it('traefik/dynamic_config.yaml is a valid file-provider configuration', () => {
+      expect(
+        schemaErrors(compileSharedSchema('traefik-v3-file-provider.json'), dynamicConfig),
+      ).toEqual([]);
+    });
+
+    it('the schemas reject a misspelt key (so passing means something)', () => {
+      const validateStatic = compileSharedSchema('traefik-v3.json');
+      const badStatic = structuredClone(staticConfig);
+      record(badStatic.accessLog).fromat = 'json';
+      expect(schemaErrors(validateStatic, badStatic)).not.toEqual([]);
+
+      const validateDynamic = compileSharedSchema('traefik-v3-file-provider.json');
+      const badDynamic = dynamicCopy((http) => {
+        forwardAuthOf(http).forwardBodyy = true;
+      });
+      expect(schemaErrors(validateDynamic, badDynamic)).not.toEqual([]);
+    });
+  },
+);
