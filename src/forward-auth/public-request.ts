@@ -30,6 +30,9 @@ export type PublicRequestResult =
       reason: 'untrusted_proxy' | 'missing_forwarded_headers' | 'malformed_forwarded_headers';
     };
 
+/** A host[:port] with nothing that would end or redirect the URL's authority. */
+const AUTHORITY = /^[^\s/?#@\\]+$/;
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   if (Array.isArray(value)) return value[0];
@@ -54,9 +57,11 @@ export function readPublicRequest(req: IncomingMessage, trust: TrustFunction): P
   // (also percent-encoded ones), so the path matched is the path the proxy routed. The URI is
   // appended to the origin rather than resolved against it: resolved, `//other-host/mcp`
   // would change the host, and a request routed to one host could be judged as another's.
-  const origin = URL.parse(`${proto}://${host}`);
+  // Appended after a host that cannot end the authority early (no `/ ? # @ \`), a URI that
+  // starts with `/` can only be a path, so one parse suffices.
+  if (!AUTHORITY.test(host)) return { ok: false, reason: 'malformed_forwarded_headers' };
   const url = URL.parse(`${proto}://${host}${uri}`);
-  if (!origin || !url || url.host !== origin.host || url.username || url.password) {
+  if (!url || url.host === '') {
     return { ok: false, reason: 'malformed_forwarded_headers' };
   }
   return {

@@ -280,6 +280,13 @@ describe('/verify', () => {
       expect(response.status).toBe(400);
     });
 
+    it.each(['localhost:4001/mcp', 'user@localhost:4001', 'localhost:4001?x', 'localhost:4001#x'])(
+      'refuses a forwarded host that is not a plain host[:port] (%s)',
+      async (host) => {
+        expect((await ask({ host, method: 'GET', token: tokenA })).status).toBe(400);
+      },
+    );
+
     it('refuses a subrequest from an untrusted address (400, security event)', async () => {
       const strict = await startGateway(() => ({ trustedProxies: ['192.0.2.0/24'] }));
       try {
