@@ -25,7 +25,9 @@ import {
   sendPage,
   sendSignInExpired,
 } from './login/interactions.js';
-import { OidcLoginProvider } from './login/providers/oidc.js';
+import { createLoginProviders } from './login/providers/index.js';
+import { Reauthorization } from './login/reauthorization.js';
+import { SessionSealer } from './login/session-sealer.js';
 import { renderErrorPage } from './login/views/error-page.js';
 import type { Logger } from './logging/logger.js';
 import { logOAuthEvents } from './logging/oauth-events.js';
@@ -94,6 +96,13 @@ export async function createGateway(
 
   const resources = new ResourceRegistry(config.resources);
   const accounts = new AccountStore(store, config.tokens.refreshTokenTtl);
+  const upstreams = createLoginProviders(config, createTrustedFetch(config.tls.caFiles));
+  const reauthorization = new Reauthorization({
+    config,
+    accounts,
+    providers: upstreams,
+    sealer: new SessionSealer(keys.cookieSecrets),
+  });
   const consents = new ConsentMemory(store, config.tokens.consentTtl);
   const provider = createProvider({
     config,
@@ -101,6 +110,7 @@ export async function createGateway(
     keys,
     resources,
     accounts,
+    reauthorization,
     consents,
     guardedFetch: createGuardedFetch({
       caFiles: config.tls.caFiles,
@@ -137,16 +147,6 @@ export async function createGateway(
     logger,
   });
 
-  const trustedFetch = createTrustedFetch(config.tls.caFiles);
-  const upstreams = config.login.oidc.map(
-    (settings) =>
-      new OidcLoginProvider(
-        settings,
-        `${config.issuer}/login/callback/${settings.id}`,
-        trustedFetch,
-      ),
-  );
-
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trust);
@@ -173,6 +173,7 @@ export async function createGateway(
       resources,
       devUsers: config.login.dev?.users,
       upstreams,
+      reauthorization,
       logger,
     }),
   );
@@ -248,10 +249,16 @@ function checkStartupPolicy(config: GatewayConfig, logger: Logger): void {
       );
     }
   }
-  if (!dev && config.login.oidc.length === 0) {
-    throw new StartupRefused('no login provider is configured: add login.dev or login.oidc');
+  const upstream =
+    config.login.oidc.length > 0 ||
+    config.login.github !== undefined ||
+    config.login.google !== undefined;
+  if (!dev && !upstream) {
+    throw new StartupRefused(
+      'no login provider is configured: add login.github, login.google, login.oidc or login.dev',
+    );
   }
-  if (config.login.oidc.length > 0 && !hasAccessRules(config.access)) {
+  if (upstream && !hasAccessRules(config.access)) {
     logger.warn(
       'access has no rules: nobody can log in through the upstream providers (only dev users)',
       {

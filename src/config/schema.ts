@@ -36,6 +36,31 @@ const scopeToken = z
   .string()
   .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token (RFC 6749 §3.3)');
 
+/** A GitHub team, `org/team-slug`. */
+const githubTeam = z
+  .string()
+  .regex(/^[a-z0-9-]+\/[a-z0-9_.-]+$/i, 'must be org/team-slug, e.g. acme/platform')
+  .transform((value) => value.toLowerCase());
+const githubOrg = z
+  .string()
+  .regex(/^[a-z0-9-]+$/i, 'must be a GitHub organization login')
+  .transform((value) => value.toLowerCase());
+
+/**
+ * Who may log in: allow-lists, any one of which admits a user. Email and domain rules match
+ * only a verified address.
+ */
+const accessRules = z.strictObject({
+  emails: z.array(email).default([]),
+  domains: z.array(domain).default([]),
+  /** Members of these GitHub organizations (GitHub login). */
+  githubOrgs: z.array(githubOrg).default([]),
+  /** Members of these GitHub teams, `org/team-slug` (GitHub login). */
+  githubTeams: z.array(githubTeam).default([]),
+  /** Members of these groups, from an OIDC provider's `groupsClaim` (exact match). */
+  groups: z.array(z.string().min(1).max(300)).default([]),
+});
+
 const toolRule = z.strictObject({
   /** The token must carry every one of these scopes (more can be obtained by step-up). */
   scopes: z.array(scopeToken).default([]),
@@ -84,6 +109,11 @@ const resource = z.strictObject({
    * token.
    */
   upstreamAuthorization: z.enum(['none', 'jwt']).default('none'),
+  /**
+   * Narrows the global `access` for this MCP server: a user must pass both. Checked when a
+   * client asks for a token for it and at every refresh.
+   */
+  access: accessRules.optional(),
 });
 
 const redirectUri = z.string().min(1);
@@ -108,16 +138,82 @@ const preRegisteredClient = z.strictObject({
   allowIntrospection: z.boolean().default(false),
 });
 
+/** Authorization request parameters the gateway sets itself; `authorizationParams` cannot. */
+const RESERVED_AUTHORIZATION_PARAMS = new Set([
+  'client_id',
+  'redirect_uri',
+  'response_type',
+  'response_mode',
+  'scope',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+  // Entra ID and others reject RFC 8707 `resource` on their own authorization endpoint; the
+  // gateway's resource indicators are for its own tokens, never sent upstream.
+  'resource',
+]);
+
+const authorizationParams = z
+  .record(z.string().min(1).max(100), z.string().max(500))
+  .default({})
+  .refine(
+    (params) => Object.keys(params).every((key) => !RESERVED_AUTHORIZATION_PARAMS.has(key)),
+    `must not set ${[...RESERVED_AUTHORIZATION_PARAMS].join(', ')} (the gateway sets them)`,
+  );
+
 const oidcProvider = z.strictObject({
   /** Short identifier used in URLs (`/login/callback/<id>`) and logs. */
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be lowercase letters, digits and -'),
   /** Name shown on the login page. */
   name: z.string().min(1).max(100),
-  /** The provider's issuer; its `/.well-known/openid-configuration` is fetched at start-up. */
+  /** The provider's issuer; its `/.well-known/openid-configuration` is fetched at first use. */
   issuer: httpUrl,
   clientId: z.string().min(1),
   clientSecret: z.string().min(1).optional(),
   scopes: z.array(scopeToken).default(['openid', 'email', 'profile']),
+  /**
+   * The claim that lists the user's groups (`groups` for Okta, Keycloak and Entra ID; a
+   * namespaced claim such as `https://example.com/groups` for Auth0). Unset: no groups.
+   */
+  groupsClaim: z.string().min(1).max(200).optional(),
+  /** The claim with the user's email address. */
+  emailClaim: z.string().min(1).max(200).default('email'),
+  /**
+   * Treat the email claim as verified although the provider sends no `email_verified: true`
+   * (Entra ID never sends it). Only for a provider whose tenant owns every address it issues.
+   */
+  trustEmail: z.boolean().default(false),
+  /** Also read claims from the userinfo endpoint (Okta puts groups there by default). */
+  fetchUserinfo: z.boolean().default(false),
+  /** Extra authorization request parameters (`prompt`, `domain_hint`, Auth0 `audience`). */
+  authorizationParams,
+});
+
+const githubLogin = z.strictObject({
+  /** Name shown on the login page. */
+  name: z.string().min(1).max(100).default('GitHub'),
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1),
+  /** Only members of one of these organizations may log in with GitHub (needs `read:org`). */
+  orgs: z.array(githubOrg).default([]),
+  /** Only members of one of these teams (`org/team-slug`) may log in (needs `read:org`). */
+  teams: z.array(githubTeam).default([]),
+  /** Endpoints; override for GitHub Enterprise Server (`https://HOST/login/oauth/…`, `https://HOST/api/v3`). */
+  authorizationUrl: httpUrl.default('https://github.com/login/oauth/authorize'),
+  tokenUrl: httpUrl.default('https://github.com/login/oauth/access_token'),
+  apiUrl: httpUrl.default('https://api.github.com').transform((value) => value.replace(/\/+$/, '')),
+});
+
+const googleLogin = z.strictObject({
+  name: z.string().min(1).max(100).default('Google'),
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1),
+  /** Only accounts of these Google Workspace domains (the `hd` claim) may log in. */
+  hostedDomains: z.array(domain).default([]),
+  authorizationUrl: httpUrl.default('https://accounts.google.com/o/oauth2/v2/auth'),
+  tokenUrl: httpUrl.default('https://oauth2.googleapis.com/token'),
+  userinfoUrl: httpUrl.default('https://openidconnect.googleapis.com/v1/userinfo'),
 });
 
 const devUser = z
@@ -167,20 +263,21 @@ export const configSchema = z
     login: z
       .strictObject({
         dev: devLogin.optional(),
+        github: githubLogin.optional(),
+        google: googleLogin.optional(),
         oidc: z.array(oidcProvider).default([]),
       })
       .prefault({})
       .refine(
         (login) => new Set(login.oidc.map((p) => p.id)).size === login.oidc.length,
         'login.oidc ids must be unique',
+      )
+      .refine(
+        (login) => !login.oidc.some((p) => ['dev', 'github', 'google'].includes(p.id)),
+        'login.oidc ids dev, github and google are taken by the built-in logins',
       ),
     /** Who may log in through the upstream providers; no rule = nobody (dev users only). */
-    access: z
-      .strictObject({
-        emails: z.array(email).default([]),
-        domains: z.array(domain).default([]),
-      })
-      .prefault({}),
+    access: accessRules.prefault({}),
     resources: z.array(resource).min(1, 'configure at least one protected MCP server'),
     clients: z.array(preRegisteredClient).default([]),
     registration: z
@@ -295,6 +392,25 @@ export const configSchema = z
         });
       }
     });
+    // Upstream identity providers: their tokens and identities travel over these URLs.
+    const upstreamUrls: [string, string[]][] = [
+      ...config.login.oidc.map((p, i): [string, string[]] => [
+        p.issuer,
+        ['login', 'oidc', String(i), 'issuer'],
+      ]),
+      ...(['github', 'google'] as const).flatMap((kind) => {
+        const settings = config.login[kind];
+        if (!settings) return [];
+        return Object.entries(settings)
+          .filter(([key]) => key.endsWith('Url'))
+          .map(([key, value]): [string, string[]] => [String(value), ['login', kind, key]]);
+      }),
+    ];
+    for (const [url, path] of upstreamUrls) {
+      if (insecure(url)) {
+        ctx.addIssue({ code: 'custom', path, message: 'must use https (http only on loopback)' });
+      }
+    }
     const urls = config.resources.map((resource) => resource.url);
     urls.forEach((url, index) => {
       if (urls.indexOf(url) !== index) {
@@ -310,5 +426,8 @@ export const configSchema = z
 export type GatewayConfig = z.output<typeof configSchema>;
 export type ResourceConfig = GatewayConfig['resources'][number];
 export type OidcProviderConfig = GatewayConfig['login']['oidc'][number];
+export type GitHubLoginConfig = NonNullable<GatewayConfig['login']['github']>;
+export type GoogleLoginConfig = NonNullable<GatewayConfig['login']['google']>;
+export type AccessRules = GatewayConfig['access'];
 export type ClientConfig = GatewayConfig['clients'][number];
 export type ToolPolicyConfig = NonNullable<ResourceConfig['tools']>;

@@ -7,6 +7,7 @@ import { currentClientIp, type Logger } from './logger.js';
 
 export type SecurityEventKind =
   | 'access_denied'
+  | 'access_withdrawn'
   | 'login_failed'
   | 'upstream_state_invalid'
   | 'csrf_failed'

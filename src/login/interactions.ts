@@ -24,15 +24,26 @@ import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
 import type { ResourceRegistry } from '../oauth/resources.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
-import { evaluateAccess } from '../policy/access.js';
+import { evaluateLogin, evaluateResourceAccess, type AccessDecision } from '../policy/access.js';
 import type { Store } from '../store/store.js';
 import type { AccountStore, Identity } from './accounts.js';
+import type { Reauthorization } from './reauthorization.js';
 import type { CsrfTokens } from './csrf.js';
 import { isLoopbackHostname } from '../net/loopback.js';
-import type { OidcLoginProvider, PendingUpstreamLogin } from './providers/oidc.js';
+import {
+  UpstreamRefused,
+  type LoginProvider,
+  type PendingUpstreamLogin,
+  type UpstreamLogin,
+} from './providers/provider.js';
 import { renderConsent } from './views/consent-page.js';
 import { renderErrorPage } from './views/error-page.js';
-import { renderAccessDenied, renderDevLogin, renderProviderChoice } from './views/login-pages.js';
+import {
+  renderAccessDenied,
+  renderDevLogin,
+  renderProviderChoice,
+  type ReturnLink,
+} from './views/login-pages.js';
 
 export interface InteractionDependencies {
   config: GatewayConfig;
@@ -44,7 +55,9 @@ export interface InteractionDependencies {
   resources: ResourceRegistry;
   /** Dev users when the development login is enabled (and allowed on this listener). */
   devUsers: DevUser[] | undefined;
-  upstreams: OidcLoginProvider[];
+  upstreams: LoginProvider[];
+  /** Records logins (identity and sealed upstream session) for the checks at refresh. */
+  reauthorization: Reauthorization;
   logger: Logger;
 }
 
@@ -90,20 +103,82 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
   const finish = (req: Request, res: Response, result: InteractionResults) =>
     provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
 
-  /** Applies the access rules, then records the login or shows why it was refused. */
-  async function completeLogin(req: Request, res: Response, uid: string, identity: Identity) {
-    const decision = evaluateAccess(identity, config.access);
-    if (!decision.allowed) {
-      securityEvent(logger, 'access_denied', {
-        ip: req.ip,
-        provider: identity.provider,
-        subject: identity.sub,
-        reason: decision.reason,
-      });
-      await csrf.discard(uid);
-      return sendPage(res, 403, renderAccessDenied(decision.reason));
+  type Interaction = Awaited<ReturnType<typeof details>>;
+
+  /**
+   * Ends the authorization with `access_denied` for the client, behind a page that says why:
+   * the link takes the browser back to the client's redirect URI with the error (RFC 6749
+   * §4.1.2.1), so that the application does not wait forever; no code is issued.
+   */
+  async function returnLink(
+    req: Request,
+    res: Response,
+    interaction: Interaction,
+    description: string,
+  ): Promise<ReturnLink> {
+    const clientId = String(interaction.params.client_id);
+    const client = await provider.Client.find(clientId).catch(() => undefined);
+    const url = await provider.interactionResult(
+      req,
+      res,
+      { error: 'access_denied', error_description: description },
+      { mergeWithLastSubmission: false },
+    );
+    return { url, clientName: client?.clientName ?? clientId };
+  }
+
+  async function refuseAccess(
+    req: Request,
+    res: Response,
+    interaction: Interaction,
+    identity: Identity,
+    decision: Extract<AccessDecision, { allowed: false }>,
+    resource?: string,
+  ) {
+    securityEvent(logger, 'access_denied', {
+      ip: req.ip,
+      provider: identity.provider,
+      subject: identity.sub,
+      ...(resource ? { resource } : {}),
+      reason: decision.reason,
+    });
+    await csrf.discard(interaction.uid);
+    const link = await returnLink(req, res, interaction, 'the user is not allowed access');
+    return sendPage(res, 403, renderAccessDenied(decision.reason, link));
+  }
+
+  /** The first MCP server among those the authorization asks for that refuses this user. */
+  function refusingResource(interaction: Interaction, identity: Identity) {
+    const requested = interaction.params.resource;
+    const urls = Array.isArray(requested)
+      ? requested.map(String)
+      : typeof requested === 'string'
+        ? [requested]
+        : [];
+    for (const url of urls) {
+      const resource = deps.resources.find(url);
+      if (!resource) continue; // oidc-provider answers invalid_target for it
+      const decision = evaluateResourceAccess(identity, resource);
+      if (!decision.allowed) return { resource: resource.url, decision };
     }
-    await accounts.save(identity);
+    return undefined;
+  }
+
+  /** Applies the access rules, then records the login or shows why it was refused. */
+  async function completeLogin(
+    req: Request,
+    res: Response,
+    interaction: Interaction,
+    login: UpstreamLogin,
+  ) {
+    const { identity } = login;
+    const decision = evaluateLogin(identity, config);
+    if (!decision.allowed) return refuseAccess(req, res, interaction, identity, decision);
+    const refusing = refusingResource(interaction, identity);
+    if (refusing) {
+      return refuseAccess(req, res, interaction, identity, refusing.decision, refusing.resource);
+    }
+    await deps.reauthorization.recordLogin(login);
     logger.info('login', {
       event: 'login',
       provider: identity.provider,
@@ -126,11 +201,7 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
     throw new Error(`unsupported prompt ${interaction.prompt.name}`);
   });
 
-  async function showConsent(
-    req: Request,
-    res: Response,
-    interaction: Awaited<ReturnType<typeof details>>,
-  ) {
+  async function showConsent(req: Request, res: Response, interaction: Interaction) {
     const clientId = String(interaction.params.client_id);
     const client = await provider.Client.find(clientId);
     if (!client) throw new Error('client disappeared during the interaction');
@@ -145,6 +216,12 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
       : [];
     const accountId = interaction.session?.accountId ?? '';
     const account = await accounts.find(accountId);
+    // A user still signed in here skips the login step: the MCP server they now ask for
+    // must admit them too.
+    const refusing = account ? refusingResource(interaction, account) : undefined;
+    if (account && refusing) {
+      return refuseAccess(req, res, interaction, account, refusing.decision, refusing.resource);
+    }
     const registered = client.redirectUris ?? [];
     const view = {
       uid: interaction.uid,
@@ -194,7 +271,25 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
         404,
         renderErrorPage({ title: 'Unknown sign-in method', error: 'not_found' }),
       );
-    const { url, pending } = await upstream.start();
+    let started;
+    try {
+      started = await upstream.start();
+    } catch (error) {
+      logger.warn('upstream login could not start', {
+        provider: upstream.id,
+        error: (error as Error).message,
+      });
+      return sendPage(
+        res,
+        503,
+        renderErrorPage({
+          title: 'Sign-in unavailable',
+          error: 'temporarily_unavailable',
+          description: `${upstream.name} cannot be reached right now. Try again in a moment.`,
+        }),
+      );
+    }
+    const { url, pending } = started;
     const record: UpstreamLoginRecord = { uid: interaction.uid, providerId, pending };
     await store.set(upstreamKey(pending.state), { ...record }, config.tokens.loginTtl);
     return res.redirect(303, url.href);
@@ -220,13 +315,15 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
         renderErrorPage({ title: 'Unknown user', error: 'invalid_request' }),
       );
     }
-    return completeLogin(req, res, interaction.uid, {
-      sub: `dev:${email}`,
-      provider: 'dev',
-      email,
-      emailVerified: true,
-      name: user.name,
-      groups: user.groups,
+    return completeLogin(req, res, interaction, {
+      identity: {
+        sub: `dev:${email}`,
+        provider: 'dev',
+        email,
+        emailVerified: true,
+        name: user.name,
+        groups: user.groups,
+      },
     });
   });
 
@@ -273,26 +370,40 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
     }
     const callbackUrl = new URL(upstream.redirectUri);
     callbackUrl.search = new URL(req.originalUrl, 'http://placeholder').search;
-    let identity: Identity;
+    let login: UpstreamLogin;
     try {
-      identity = await upstream.finish(callbackUrl, record.pending);
+      login = await upstream.finish(callbackUrl, record.pending);
     } catch (error) {
+      // The user cancelled at the provider, the provider refused, or it could not be
+      // reached: the application gets access_denied, the user a page saying which.
+      const refused = error instanceof UpstreamRefused;
       securityEvent(logger, 'login_failed', {
         ip: req.ip,
         provider: upstream.id,
         reason: (error as Error).message,
       });
+      const cancelled = callbackUrl.searchParams.get('error') === 'access_denied';
       return sendPage(
         res,
-        401,
+        refused ? 401 : 502,
         renderErrorPage({
           title: 'Sign-in failed',
-          error: 'login_failed',
-          description: `${upstream.name} did not complete the sign-in.`,
+          error: cancelled ? 'access_denied' : 'login_failed',
+          description: cancelled
+            ? `The sign-in was cancelled at ${upstream.name}.`
+            : refused
+              ? `${upstream.name} did not complete the sign-in.`
+              : `${upstream.name} could not be reached to complete the sign-in.`,
+          returnTo: await returnLink(
+            req,
+            res,
+            interaction,
+            cancelled ? 'the user cancelled the sign-in' : 'the sign-in failed',
+          ),
         }),
       );
     }
-    return completeLogin(req, res, interaction.uid, identity);
+    return completeLogin(req, res, interaction, login);
   });
 
   router.post('/interaction/:uid/confirm', form, async (req, res) => {

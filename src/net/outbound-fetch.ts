@@ -17,6 +17,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { isIP, type LookupFunction } from 'node:net';
+import { Agent as HttpsAgent } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import ipaddr from 'ipaddr.js';
 import { Agent, fetch as undiciFetch } from 'undici';
@@ -63,6 +64,15 @@ function hostMatches(url: URL, hosts: Set<string>): boolean {
 function toFetch(dispatcher: Agent): FetchFunction {
   return (url, init) =>
     undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>;
+}
+
+/**
+ * A `node:https` agent trusting the same CAs, for libraries that make their own requests
+ * (passport's node-oauth); `undefined` when no extra CA is configured.
+ */
+export function createHttpsAgent(caFiles: string[]): HttpsAgent | undefined {
+  const ca = caBundle(caFiles);
+  return ca ? new HttpsAgent({ ca, keepAlive: true }) : undefined;
 }
 
 /** Fetch for admin-configured destinations. */

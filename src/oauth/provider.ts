@@ -21,6 +21,9 @@ import type { FetchFunction } from '../net/outbound-fetch.js';
 import type { Logger } from '../logging/logger.js';
 import type { Store } from '../store/store.js';
 import type { AccountStore } from '../login/accounts.js';
+import { AccessWithdrawn, type Reauthorization } from '../login/reauthorization.js';
+import { securityEvent } from '../logging/security-events.js';
+import { evaluateResourceAccess } from '../policy/access.js';
 import type { ConsentMemory } from './consent-memory.js';
 import { SIGNING_ALG, type KeyMaterial } from './keys.js';
 import { allowLoopbackPortVariation, redirectUriProblems } from './redirect-uris.js';
@@ -34,6 +37,8 @@ export interface ProviderDependencies {
   keys: KeyMaterial;
   resources: ResourceRegistry;
   accounts: AccountStore;
+  /** Checks the user again at every refresh (src/login/reauthorization.ts). */
+  reauthorization: Reauthorization;
   consents: ConsentMemory;
   /** SSRF-guarded fetch for Client ID Metadata Documents. */
   guardedFetch: FetchFunction;
@@ -53,6 +58,10 @@ export const ROUTES = {
   end_session: '/logout',
   userinfo: '/userinfo',
 } as const;
+
+function isRefreshGrant(ctx: KoaContextWithOIDC): boolean {
+  return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'refresh_token';
+}
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, resources, accounts, consents, logger } = deps;
@@ -139,10 +148,30 @@ export function createProvider(deps: ProviderDependencies): Provider {
         // with several, the client must say which (MCP requires clients to send it).
         defaultResource: () => resources.soleResource(),
         useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, indicator): ResourceServer => {
+        getResourceServerInfo: async (ctx, indicator): Promise<ResourceServer> => {
           const resource = resources.find(indicator);
           if (!resource)
             throw new errors.InvalidTarget(`${indicator} is not a resource of this gateway`);
+          // Issuing a token (code exchange or refresh): the user must pass this resource's
+          // own access rules. The consent step checks them too; this catches a rule changed
+          // since, and a grant remembered from before.
+          const accountId = ctx.oidc.route === 'token' ? ctx.oidc.account?.accountId : undefined;
+          if (accountId) {
+            const identity = await accounts.find(accountId);
+            const decision = identity
+              ? evaluateResourceAccess(identity, resource)
+              : ({ allowed: false, reason: 'the account record has expired' } as const);
+            if (!decision.allowed) {
+              securityEvent(logger, 'access_denied', {
+                ip: ctx.ip,
+                provider: identity?.provider,
+                subject: accountId,
+                resource: resource.url,
+                reason: decision.reason,
+              });
+              throw new errors.InvalidGrant(`access to ${resource.url} denied: ${decision.reason}`);
+            }
+          }
           return {
             scope: grantableScopes(resource).join(' '),
             audience: resource.url,
@@ -219,8 +248,30 @@ export function createProvider(deps: ProviderDependencies): Provider {
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    findAccount: async (_ctx, sub) => {
-      const identity = await accounts.find(sub);
+    // At a refresh the user is checked again: the provider re-reads the identity where it
+    // can, and the access rules are applied to it. A refusal revokes the whole grant, so the
+    // access tokens already issued under it stop working at `/verify` too.
+    findAccount: async (ctx, sub, token) => {
+      let identity;
+      if (isRefreshGrant(ctx)) {
+        try {
+          identity = await deps.reauthorization.atRefresh(sub);
+        } catch (error) {
+          if (!(error instanceof AccessWithdrawn)) throw error;
+          securityEvent(logger, 'access_withdrawn', {
+            ip: ctx.ip,
+            provider: error.provider,
+            subject: sub,
+            clientId: ctx.oidc.client?.clientId,
+            reason: error.message,
+          });
+          const grantId = (token as { grantId?: string } | undefined)?.grantId;
+          if (grantId) await ctx.oidc.provider.Grant.adapter.revokeByGrantId(grantId);
+          throw new errors.InvalidGrant(`access withdrawn: ${error.message}`);
+        }
+      } else {
+        identity = await accounts.find(sub);
+      }
       if (!identity) return undefined;
       return {
         accountId: sub,

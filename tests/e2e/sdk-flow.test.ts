@@ -244,17 +244,24 @@ describeWithBinary('caddy', 'MCP SDK client against the gateway (Caddy forward_a
     await expect(new Client({ name: 'e2e', version: '1' }).connect(transport)).rejects.toThrow(
       UnauthorizedError,
     );
-    const page = await new TestUserAgent({ ca: ca.ca }).follow(
-      provider.authorizationUrl!,
-      atRedirectUri,
-    );
+    const agent = new TestUserAgent({ ca: ca.ca });
+    const page = await agent.follow(provider.authorizationUrl!, atRedirectUri);
     expect(page.status).toBe(403);
-    expect(page.body).toContain('mallory@evil.example is not in access.emails');
-    // Nothing was ever sent to the client's redirect URI.
+    expect(page.body).toContain(
+      'mallory@evil.example matches no rule in access (checked: emails/domains)',
+    );
+    // Nothing was sent to the client's redirect URI yet, and no code ever is: the page's
+    // link takes the browser back to the client with access_denied.
     expect(page.url.origin).toBe(gw.url);
     expect(page.hops.some((hop) => hop.location?.startsWith(REDIRECT_URI))).toBe(false);
     const event = gw.logRecords().find((record) => record.security_event === 'access_denied');
     expect(event).toMatchObject({ provider: 'corp', subject: 'oidc:corp:mallory' });
+
+    const back = await agent.followLink(page, atRedirectUri);
+    expect(back.url.href.startsWith(REDIRECT_URI)).toBe(true);
+    expect(back.url.searchParams.get('error')).toBe('access_denied');
+    expect(back.url.searchParams.get('code')).toBeNull();
+    expect(back.url.searchParams.get('iss')).toBe(gw.url);
   });
 
   it('never writes a token or secret it handled to its log (RS-13)', () => {

@@ -80,6 +80,13 @@ export class TestUserAgent {
     throw new Error(`too many redirects: ${hops.map((hop) => hop.url).join(' -> ')}`);
   }
 
+  /** Follows the page's button link (`<a class="button" href>`: "Return to <application>"). */
+  async followLink(page: FlowResult, stopAt: (url: URL) => boolean): Promise<FlowResult> {
+    const href = /<a class="button" href="([^"]+)"/.exec(page.body)?.[1];
+    if (!href) throw new Error(`no button link on page: ${page.body.slice(0, 500)}`);
+    return this.follow(new URL(decodeEntities(href), page.url), stopAt);
+  }
+
   /** Submits the form on `page` with the button whose name/value is given. */
   async submit(
     page: FlowResult,

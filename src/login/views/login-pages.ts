@@ -1,4 +1,4 @@
-import { html, page } from './layout.js';
+import { html, page, type SafeHtml } from './layout.js';
 
 export interface ProviderChoice {
   id: string;
@@ -49,14 +49,28 @@ export function renderDevLogin(uid: string, csrfToken: string, users: string[]):
 }
 
 /** A user the access rules do not admit. */
-export function renderAccessDenied(reason: string): string {
+/** Where the user can go from a refusal: back to the application, which gets `access_denied`. */
+export interface ReturnLink {
+  url: string;
+  clientName: string;
+}
+
+export function returnToClient(link: ReturnLink | undefined): SafeHtml | string {
+  if (!link) return '';
+  return html`<div class="actions">
+    <a class="button" href="${link.url}">Return to ${link.clientName}</a>
+  </div>`;
+}
+
+export function renderAccessDenied(reason: string, link?: ReturnLink): string {
   return page(
     'Access denied',
     html`<h1>Access denied</h1>
       <div class="error">${reason}</div>
       <p>
         Ask your administrator to grant you access to this gateway. No authorization was given to
-        the application.
-      </p>`,
+        the application: it is told that access was denied.
+      </p>
+      ${returnToClient(link)}`,
   );
 }
