@@ -96,6 +96,60 @@ unknownKey: 1
     );
   });
 
+  it('checks the company logins: https endpoints, team names, reserved parameters, ids', async () => {
+    const file = await write(
+      'logins.yaml',
+      `issuer: https://auth.example.com
+resources: [{ url: https://mcp.example.com/mcp, name: A, access: { githubTeams: [acme] } }]
+login:
+  github: { clientId: a, clientSecret: b, apiUrl: "http://ghe.example.com/api/v3" }
+  google: { clientId: a, clientSecret: b, hostedDomains: ["not a domain"] }
+  oidc:
+    - { id: github, name: X, issuer: "https://idp.example.com", clientId: c }
+    - id: corp
+      name: Corp
+      issuer: "https://idp.example.com"
+      clientId: c
+      authorizationParams: { resource: "https://mcp.example.com/mcp", prompt: login }
+`,
+    );
+    let problems: string[] = [];
+    try {
+      loadConfig(file, {});
+    } catch (caught) {
+      problems = (caught as ConfigError).problems;
+    }
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^resources\[0\]\.access\.githubTeams\[0\]: must be org\/team-slug/),
+        expect.stringMatching(/^login\.google\.hostedDomains\[0\]: must be a DNS domain/),
+        expect.stringMatching(/^login\.oidc\[1\]\.authorizationParams: must not set .*resource/),
+      ]),
+    );
+    // Refinements that need the whole block run once the parts are valid.
+    const second = await write(
+      'logins2.yaml',
+      `issuer: https://auth.example.com
+resources: [{ url: https://mcp.example.com/mcp, name: A }]
+login:
+  github: { clientId: a, clientSecret: b, apiUrl: "http://ghe.example.com/api/v3" }
+  oidc: [{ id: github, name: X, issuer: "https://idp.example.com", clientId: c }]
+`,
+    );
+    expect(() => loadConfig(second, {})).toThrow(
+      /login: login\.oidc ids dev, github and google are taken/,
+    );
+    const third = await write(
+      'logins3.yaml',
+      `issuer: https://auth.example.com
+resources: [{ url: https://mcp.example.com/mcp, name: A }]
+login:
+  github: { clientId: a, clientSecret: b, apiUrl: "http://ghe.example.com/api/v3" }
+`,
+    );
+    expect(() => loadConfig(third, {})).toThrow(/login\.github\.apiUrl: must use https/);
+  });
+
   it('names a missing environment variable', async () => {
     const file = await write('missing.yaml', 'issuer: ${NOPE}\n');
     expect(() => loadConfig(file, {})).toThrow(/NOPE \(or NOPE_FILE\) is not set/);

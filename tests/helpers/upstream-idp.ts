@@ -10,7 +10,9 @@
  *
  * Shape of the IdP:
  *  - one confidential client (`client_secret_post` registered; oidc-provider also accepts
- *    `client_secret_basic` for it), `response_types: ['code']`, PKCE required;
+ *    `client_secret_basic` for it), `response_types: ['code']`, PKCE required, a refresh
+ *    token with every login; the ID token of a refresh carries the user's claims as they are
+ *    then (tests change `users[id].groups`, or delete a user to disable them);
  *  - scopes `openid email profile` (and `groups`); with `conformIdTokenClaims: false` the
  *    ID token itself carries `email`, `email_verified`, `name` and `groups` (the `profile`
  *    scope includes `groups`, so a plain `openid email profile` request gets them);
@@ -196,7 +198,7 @@ async function launch(options: StartUpstreamIdpOptions, port: number): Promise<U
         client_secret: options.clientSecret,
         redirect_uris: options.redirectUris,
         response_types: ['code'],
-        grant_types: ['authorization_code'],
+        grant_types: ['authorization_code', 'refresh_token'],
         token_endpoint_auth_method: 'client_secret_post',
         id_token_signed_response_alg: 'RS256',
       },
@@ -204,6 +206,9 @@ async function launch(options: StartUpstreamIdpOptions, port: number): Promise<U
     jwks: { keys: [signingJwk] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     pkce: { required: () => true },
+    // A refresh token for every login, as Keycloak gives by default (Okta and Entra ID give
+    // one for `offline_access`): the gateway keeps it to re-read the user at its refreshes.
+    issueRefreshToken: () => true,
     scopes: ['openid', 'email', 'profile', 'groups'],
     claims: {
       openid: ['sub'],
@@ -221,6 +226,7 @@ async function launch(options: StartUpstreamIdpOptions, port: number): Promise<U
       Grant: 3600,
       IdToken: 600,
       Interaction: 600,
+      RefreshToken: 3600,
       Session: 3600,
     },
     async findAccount(_ctx, id) {
