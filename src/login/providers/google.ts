@@ -30,6 +30,12 @@ import {
   type UpstreamLogin,
 } from './provider.js';
 
+/** What is used of passport-oauth2's node-oauth client. */
+interface NodeOAuth2 {
+  setAgent(agent: HttpsAgent): void;
+  useAuthorizationHeaderforGET(use: boolean): void;
+}
+
 /** Google's userinfo answer (OpenID Connect standard claims plus `hd`). */
 interface GoogleUserinfo {
   sub?: unknown;
@@ -66,10 +72,12 @@ export class GoogleLoginProvider implements LoginProvider {
       (_accessToken: string, _refreshToken: string, profile: Profile, done: VerifyCallback) =>
         done(null, profile),
     );
+    const oauth2 = (this.strategy as unknown as { _oauth2: NodeOAuth2 })._oauth2;
+    // node-oauth puts the access token in the query string of GET requests by default; in a
+    // URL it would end up in proxy and server logs. Send it in the Authorization header.
+    oauth2.useAuthorizationHeaderforGET(true);
     if (httpsAgent && new URL(settings.tokenUrl).protocol === 'https:') {
-      (
-        this.strategy as unknown as { _oauth2: { setAgent(agent: HttpsAgent): void } }
-      )._oauth2.setAgent(httpsAgent);
+      oauth2.setAgent(httpsAgent);
     }
   }
 
