@@ -6,16 +6,17 @@
  *  1. where the provider kept a session (GitHub's token, an OIDC refresh token), the identity
  *     is read again from the provider: removed from the org or group, disabled, or the app's
  *     access revoked, and the refresh is refused;
- *  2. the access rules are evaluated again, against that fresh identity (or the one of the
- *     last login), so that an admin's rule change also takes effect at the next refresh;
+ *  2. the access rules (global, and those of the MCP server the token is for) are evaluated
+ *     again, against that fresh identity (or the one of the last login), so that an admin's
+ *     rule change also takes effect at the next refresh;
  *  3. a dev user no longer listed, or a provider no longer configured, is refused.
  *
  * A refusal is {@link AccessWithdrawn}: the caller revokes the grant (its live access tokens
  * are refused by `/verify` from then on) and answers `invalid_grant`. A provider that cannot
  * be asked ({@link UpstreamUnavailable}) fails the refresh without revoking anything.
  */
-import type { GatewayConfig } from '../config/schema.js';
-import { evaluateLogin } from '../policy/access.js';
+import type { GatewayConfig, ResourceConfig } from '../config/schema.js';
+import { evaluateLogin, evaluateResourceAccess } from '../policy/access.js';
 import type { AccountRecord, AccountStore, Identity } from './accounts.js';
 import { UpstreamRefused, type LoginProvider, type UpstreamLogin } from './providers/provider.js';
 import type { SessionSealer } from './session-sealer.js';
@@ -54,8 +55,11 @@ export class Reauthorization {
     await this.deps.accounts.save(record);
   }
 
-  /** The user's current identity, or {@link AccessWithdrawn}. */
-  async atRefresh(sub: string): Promise<Identity> {
+  /**
+   * The user's current identity, or {@link AccessWithdrawn}; `resources` are the MCP servers
+   * the refreshed token is for, whose own rules must admit the user too.
+   */
+  async atRefresh(sub: string, resources: ResourceConfig[] = []): Promise<Identity> {
     const { config, accounts, sealer } = this.deps;
     let record = await accounts.find(sub);
     if (!record) throw new AccessWithdrawn('the account record has expired', 'unknown');
@@ -99,6 +103,10 @@ export class Reauthorization {
 
     const decision = evaluateLogin(record, config);
     if (!decision.allowed) throw new AccessWithdrawn(decision.reason, providerId);
+    for (const resource of resources) {
+      const forResource = evaluateResourceAccess(record, resource);
+      if (!forResource.allowed) throw new AccessWithdrawn(forResource.reason, providerId);
+    }
     return record;
   }
 }

@@ -21,6 +21,7 @@ import type { FetchFunction } from '../net/outbound-fetch.js';
 import type { Logger } from '../logging/logger.js';
 import type { Store } from '../store/store.js';
 import type { AccountStore } from '../login/accounts.js';
+import { UpstreamUnavailable } from '../login/providers/provider.js';
 import { AccessWithdrawn, type Reauthorization } from '../login/reauthorization.js';
 import { securityEvent } from '../logging/security-events.js';
 import { evaluateResourceAccess } from '../policy/access.js';
@@ -61,6 +62,27 @@ export const ROUTES = {
 
 function isRefreshGrant(ctx: KoaContextWithOIDC): boolean {
   return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'refresh_token';
+}
+
+/**
+ * The MCP servers a refresh asks a token for: its `resource` parameter, or the resource the
+ * refresh token was issued for. Checked before oidc-provider rotates the refresh token, so
+ * that a refusal revokes the grant instead of burning the token.
+ */
+function refreshedResources(ctx: KoaContextWithOIDC, token: unknown): string[] {
+  const requested = ctx.oidc.params?.resource ?? (token as { resource?: unknown })?.resource;
+  if (typeof requested === 'string') return [requested];
+  return Array.isArray(requested) ? requested.map(String) : [];
+}
+
+/** 503 `temporarily_unavailable`: nothing was revoked, the client may retry the refresh. */
+function upstreamUnavailable(): Error {
+  const error = new errors.CustomOIDCProviderError(
+    'temporarily_unavailable',
+    'the identity provider cannot be reached to check the user; try again later',
+  );
+  Object.assign(error, { status: 503, statusCode: 503 });
+  return error;
 }
 
 export function createProvider(deps: ProviderDependencies): Provider {
@@ -255,8 +277,18 @@ export function createProvider(deps: ProviderDependencies): Provider {
       let identity;
       if (isRefreshGrant(ctx)) {
         try {
-          identity = await deps.reauthorization.atRefresh(sub);
+          identity = await deps.reauthorization.atRefresh(
+            sub,
+            refreshedResources(ctx, token).flatMap((url) => resources.find(url) ?? []),
+          );
         } catch (error) {
+          if (error instanceof UpstreamUnavailable) {
+            logger.warn('refresh: the identity provider cannot be reached', {
+              subject: sub,
+              error: error.message,
+            });
+            throw upstreamUnavailable();
+          }
           if (!(error instanceof AccessWithdrawn)) throw error;
           securityEvent(logger, 'access_withdrawn', {
             ip: ctx.ip,

@@ -31,13 +31,22 @@ export function hasAccessRules(rules: AccessRules): boolean {
   );
 }
 
-/** Whether any rule (global, per resource, or GitHub's own gate) needs org/team membership. */
+/**
+ * Whether any rule needs GitHub org/team membership (GitHub's own gate, `githubOrgs`,
+ * `githubTeams`, or a `github:` group in an access or tool rule): `read:org` is requested
+ * only then.
+ */
 export function needsGitHubMembership(config: GatewayConfig): boolean {
   const blocks = [config.access, ...config.resources.flatMap((r) => (r.access ? [r.access] : []))];
+  const toolGroups = config.resources.flatMap((resource) =>
+    Object.values(resource.tools?.rules ?? {}).flatMap((rule) => rule.groups),
+  );
+  const groups = [...blocks.flatMap((rules) => rules.groups), ...toolGroups];
   return (
     (config.login.github?.orgs.length ?? 0) > 0 ||
     (config.login.github?.teams.length ?? 0) > 0 ||
-    blocks.some((rules) => rules.githubOrgs.length > 0 || rules.githubTeams.length > 0)
+    blocks.some((rules) => rules.githubOrgs.length > 0 || rules.githubTeams.length > 0) ||
+    groups.some((group) => group.startsWith('github:'))
   );
 }
 

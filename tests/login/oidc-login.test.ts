@@ -180,6 +180,22 @@ describe('enterprise OIDC login', () => {
     expect(JSON.stringify(event)).not.toContain(refreshed.refresh_token);
   });
 
+  it('applies resources[].access at refresh too: out of finance, the Finance token is revoked', async () => {
+    users.fay = { email: 'fay@corp.example', groups: ['eng', 'finance'] };
+    const tokens = await tokensFor('fay', FINANCE);
+    users.fay.groups = ['eng'];
+    const refused = await refresh(gw.url, tokens.refresh_token, client.client_id);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_grant');
+    expect(await verifyStatus(gw.url, FINANCE, tokens.access_token)).toBe(401);
+    const event = gw
+      .logRecords()
+      .find(
+        (line) => line.security_event === 'access_withdrawn' && line.subject === 'oidc:corp:fay',
+      );
+    expect(event?.reason).toContain('the access rules of Finance MCP');
+  });
+
   it('refuses the refresh of a user the provider disabled (its refresh token is refused)', async () => {
     users.erin = { email: 'erin@corp.example', groups: ['eng'] };
     const tokens = await tokensFor('erin');

@@ -26,7 +26,7 @@ const github = (overrides: Partial<Identity> = {}): Identity => ({
   emailVerified: true,
   githubOrgs: ['acme'],
   githubTeams: ['acme/platform'],
-  groups: ['acme', 'acme/platform'],
+  groups: ['github:acme', 'github:acme/platform'],
   ...overrides,
 });
 
@@ -47,7 +47,7 @@ describe('evaluateLogin', () => {
       [{ domains: ['example.com'] }, 'access: domains'],
       [{ githubOrgs: ['ACME'] }, 'access: githubOrgs'],
       [{ githubTeams: ['Acme/Platform'] }, 'access: githubTeams'],
-      [{ groups: ['acme/platform'] }, 'access: groups'],
+      [{ groups: ['github:acme/platform'] }, 'access: groups'],
     ];
     for (const [access, rule] of cases) {
       expect(evaluateLogin(github(), config({ login: { github: githubLogin }, access }))).toEqual({
@@ -55,6 +55,12 @@ describe('evaluateLogin', () => {
         rule,
       });
     }
+  });
+
+  it('keeps GitHub orgs apart from IdP groups: a groups rule matches only github:-prefixed names', () => {
+    const cfg = config({ login: { github: githubLogin }, access: { groups: ['acme'] } });
+    // Anyone can create a GitHub org called "acme"; it must not pass for the IdP group.
+    expect(evaluateLogin(github(), cfg).allowed).toBe(false);
   });
 
   it('never matches email or domain rules on an unverified address, and says so', () => {
@@ -170,6 +176,21 @@ describe('needsGitHubMembership', () => {
           login: { github: githubLogin },
           resources: [
             { url: 'https://mcp.example.com/mcp', name: 'M', access: { githubTeams: ['a/b'] } },
+          ],
+        }),
+      ),
+    ).toBe(true);
+    // A tool rule naming a GitHub team needs the membership too.
+    expect(
+      needsGitHubMembership(
+        config({
+          login: { github: githubLogin },
+          resources: [
+            {
+              url: 'https://mcp.example.com/mcp',
+              name: 'M',
+              tools: { rules: { deploy: { groups: ['github:acme/platform'] } } },
+            },
           ],
         }),
       ),

@@ -38,6 +38,9 @@ import {
   type UpstreamSession,
 } from './provider.js';
 
+/** The prefix of GitHub orgs and teams among `groups` (`github:acme`, `github:acme/platform`). */
+export const GITHUB_GROUP_PREFIX = 'github:';
+
 const API_TIMEOUT_MS = 10_000;
 /** 100 per page (GitHub's maximum) × 10 pages: a user in more than 1 000 orgs is cut off. */
 const PAGE_SIZE = 100;
@@ -147,8 +150,9 @@ export class GitHubLoginProvider implements LoginProvider {
         githubLogin: user.login,
         githubOrgs: orgs,
         githubTeams: teams,
-        // Orgs and teams double as groups for tool rules (`groups: [acme/platform]`).
-        groups: [...orgs, ...teams],
+        // Orgs and teams double as groups, prefixed: anyone can create a GitHub org named
+        // like a company's IdP group, so `github:` keeps `groups: [admins]` from matching it.
+        groups: [...orgs, ...teams].map((name) => `${GITHUB_GROUP_PREFIX}${name}`),
       } satisfies Identity,
       session: { accessToken },
     };

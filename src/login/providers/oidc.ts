@@ -119,7 +119,10 @@ export class OidcLoginProvider implements LoginProvider {
     if (!session.refreshToken) throw new UpstreamRefused('no refresh token was kept');
     const configuration = await this.discover();
     const tokens = await upstreamCall(() =>
-      client.refreshTokenGrant(configuration, session.refreshToken!),
+      // The original scopes again: Entra ID's v2 token endpoint expects `scope` on a refresh.
+      client.refreshTokenGrant(configuration, session.refreshToken!, {
+        scope: this.settings.scopes.join(' '),
+      }),
     );
     // A refresh response need not carry an ID token; userinfo then says who it is for.
     let claims: Claims | undefined = tokens.claims();
