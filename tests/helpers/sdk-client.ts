@@ -68,16 +68,24 @@ export class TestOAuthProvider implements OAuthClientProvider {
 }
 
 /**
- * The user's part: follows the authorization URL through login (the upstream IdP logs in by
- * itself; the dev login page is answered with `devUser`) and approves the consent page.
+ * The user's part: follows the authorization URL through login (choosing `provider` when the
+ * gateway offers several; an upstream provider logs in by itself; the dev login page is
+ * answered with `devUser`) and approves the consent page.
  * Returns the final redirect (with `code`) and the consent page it approved.
  */
 export async function userApproves(
   agent: TestUserAgent,
   authorizationUrl: URL,
   devUser = 'alice@example.com',
+  /** With several login providers: the one whose button the user clicks. */
+  provider?: string,
 ): Promise<FlowResult & { consentPage: string }> {
   let page = await agent.follow(authorizationUrl, atSdkRedirectUri);
+  if (provider && page.status === 200 && page.body.includes('Sign in to continue')) {
+    const href = new RegExp(`href="(/interaction/[^"]+/login/${provider})"`).exec(page.body)?.[1];
+    if (!href) throw new Error(`no sign-in button for ${provider}`);
+    page = await agent.follow(new URL(href, page.url), atSdkRedirectUri);
+  }
   if (page.status === 200 && page.body.includes('Development sign-in')) {
     page = await agent.submit(page, { name: 'email', value: devUser }, atSdkRedirectUri);
   }
