@@ -88,6 +88,8 @@ describe('GitHub and Google login', () => {
         // A consumer account: no Workspace domain, although the address matches one.
         { sub: '9002', email: 'gus@example.com', email_verified: true, name: 'Gus' },
         { sub: '9003', email: 'una@example.com', email_verified: false, hd: 'example.com' },
+        // Another company's Workspace.
+        { sub: '9004', email: 'otto@other.example', email_verified: true, hd: 'other.example' },
       ],
     });
     gw = await startGateway(
@@ -208,6 +210,22 @@ describe('GitHub and Google login', () => {
       expect(back.url.searchParams.get('code')).toBeNull();
     });
 
+    it('ends a sign-in GitHub cannot complete (API down) with a page and access_denied', async () => {
+      github.loginAs('Octo');
+      github.setApiDown(true);
+      const agent = new TestUserAgent();
+      const result = await login('github', agent).finally(() => github.setApiDown(false));
+      expect(result.result.status).toBe(502);
+      expect(result.result.body).toContain('GitHub could not be reached to complete the sign-in.');
+      const back = await agent.followLink(result.result, atLoopbackRedirect);
+      expect(back.url.searchParams.get('error')).toBe('access_denied');
+      expect(
+        gw
+          .logRecords()
+          .some((line) => line.security_event === 'login_failed' && line.provider === 'github'),
+      ).toBe(true);
+    });
+
     it('re-reads teams at refresh: removed from the team, refused and revoked', async () => {
       github.loginAs('temp');
       const tokens = await tokensVia('github');
@@ -277,6 +295,15 @@ describe('GitHub and Google login', () => {
       const result = await login('google');
       expect(result.result.status).toBe(403);
       expect(result.result.body).toContain('belongs to no Google Workspace domain');
+    });
+
+    it('refuses an account of another Workspace domain (hd mismatch)', async () => {
+      google.loginAs('otto@other.example');
+      const result = await login('google');
+      expect(result.result.status).toBe(403);
+      expect(result.result.body).toContain(
+        'Google Workspace domain other.example is not allowed by login.google.hostedDomains.',
+      );
     });
 
     it('refuses an unverified address', async () => {
