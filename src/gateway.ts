@@ -47,11 +47,23 @@ import { hasAccessRules } from './policy/access.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
+import { instrumentStore } from './observability/instrumented-store.js';
+import {
+  METRICS_PATH,
+  metricsHandler,
+  startMetricsListener,
+} from './observability/metrics-endpoint.js';
+import { GatewayMetrics } from './observability/metrics.js';
+import { countOAuthEvents } from './observability/oauth-metrics.js';
 
 export interface Gateway {
   app: Express;
   provider: Provider;
   store: Store;
+  /** Absent with `metrics.enabled: false`. */
+  metrics: GatewayMetrics | undefined;
+  /** The `/metrics` listener's address, when `metrics.listen` is set (after `listen()`). */
+  metricsAddress(): AddressInfo | undefined;
   /** Starts listening on `config.listen`; resolves with the bound address. */
   listen(): Promise<AddressInfo>;
   close(): Promise<void>;
@@ -73,7 +85,9 @@ export async function createGateway(
   const { logger } = options;
   checkStartupPolicy(config, logger);
 
-  const store = options.store ?? createStore(config, logger);
+  const metrics = config.metrics.enabled ? new GatewayMetrics() : undefined;
+  const rawStore = options.store ?? createStore(config, logger);
+  const store = metrics ? instrumentStore(rawStore, metrics) : rawStore;
   const keyLocation: KeyLocation = config.keys.file
     ? { kind: 'file', file: config.keys.file }
     : config.store.redis
@@ -91,7 +105,9 @@ export async function createGateway(
     config.tokens.accessTokenTtl + config.verify.clockSkew,
     config.verify.revocationPollInterval,
     logger,
+    config.verify.storeOutage === 'serve-cached' ? config.verify.storeOutageGrace : 0,
   );
+  metrics?.readRevocationsAge(() => revocations.ageSeconds());
   await revocations.start();
 
   const resources = new ResourceRegistry(config.resources);
@@ -118,8 +134,10 @@ export async function createGateway(
     }),
     logger,
     onGrantRevoked: (grantId) => revocations.revoke(grantId),
+    metrics,
   });
   logOAuthEvents(provider, logger);
+  if (metrics) countOAuthEvents(provider, metrics);
 
   const trust = compileTrustedProxies(config.trustedProxies);
   const decisionPoint = new DecisionPoint({
@@ -145,6 +163,8 @@ export async function createGateway(
       config.verify.backendTokenTtl,
     ),
     logger,
+    observers: metrics ? [metrics] : [],
+    revocations,
   });
 
   const app = express();
@@ -174,22 +194,34 @@ export async function createGateway(
       devUsers: config.login.dev?.users,
       upstreams,
       reauthorization,
+      metrics,
       logger,
     }),
   );
   app.use(interactionErrorHandler(logger));
   app.use(provider.callback());
 
+  const metricsOnMain =
+    metrics && !config.metrics.listen
+      ? metricsHandler(metrics, compileTrustedProxies(config.metrics.allowFrom), logger)
+      : undefined;
   let server: Server | undefined;
+  let metricsServer: { server: Server; address: AddressInfo } | undefined;
   return {
     app,
     provider,
     store,
-    listen: () =>
-      new Promise((resolve, reject) => {
+    metrics,
+    metricsAddress: () => metricsServer?.address,
+    listen: async () => {
+      if (metrics && config.metrics.listen) {
+        metricsServer = await startMetricsListener(metrics, config.metrics.listen, logger);
+      }
+      return new Promise((resolve, reject) => {
         // `/verify` is answered before Express sees the request (see decision-point.ts).
         server = createServer((req, res) => {
           if (isVerifyRequest(req.url)) decisionPoint.handle(req, res);
+          else if (metricsOnMain && isPath(req.url, METRICS_PATH)) metricsOnMain(req, res);
           else app(req, res);
         });
         // Slow or idle clients must not hold sockets forever.
@@ -200,8 +232,15 @@ export async function createGateway(
         server.listen(config.listen.port, config.listen.host, () =>
           resolve(server!.address() as AddressInfo),
         );
-      }),
+      });
+    },
     close: async () => {
+      if (metricsServer) {
+        await new Promise<void>((resolve) => {
+          metricsServer!.server.close(() => resolve());
+          metricsServer!.server.closeAllConnections();
+        });
+      }
       if (server) {
         await new Promise<void>((resolve) => {
           server!.close(() => resolve());
@@ -215,8 +254,13 @@ export async function createGateway(
 }
 
 /** `/verify` with any query string (Caddy keeps the original request's query on it). */
+/** `path` itself, with or without a query. */
+function isPath(url: string | undefined, path: string): boolean {
+  return url === path || (url?.startsWith(`${path}?`) ?? false);
+}
+
 function isVerifyRequest(url: string | undefined): boolean {
-  return url === VERIFY_PATH || (url?.startsWith(`${VERIFY_PATH}?`) ?? false);
+  return isPath(url, VERIFY_PATH);
 }
 
 function createStore(config: GatewayConfig, logger: Logger): Store {

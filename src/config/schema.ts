@@ -238,6 +238,13 @@ const devLogin = z.strictObject({
   allowNonLoopback: z.boolean().default(false),
 });
 
+/** `points` requests per `duration`; over it, blocked for `blockDuration` (default: the window). */
+const rateLimit = z.strictObject({
+  points: z.number().int().min(1),
+  duration: duration,
+  blockDuration: duration.optional(),
+});
+
 const memoryStore = z.strictObject({ maxEntries: z.number().int().min(1000).default(100_000) });
 const redisStore = z.strictObject({
   url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
@@ -357,6 +364,66 @@ export const configSchema = z
         backendTokenTtl: duration.default(60),
         /** How often each replica re-reads revocations, besides being told at once. */
         revocationPollInterval: duration.default(5),
+        /**
+         * What `/verify` does while the store cannot be read (revocations may be missed):
+         * `fail-closed` answers 503 to token decisions once the revocation list is older than
+         * two `revocationPollInterval`s (one missed read is tolerated); `serve-cached` keeps
+         * verifying signed tokens against the last list read for `storeOutageGrace` more,
+         * then answers 503 too.
+         */
+        storeOutage: z.enum(['fail-closed', 'serve-cached']).default('fail-closed'),
+        storeOutageGrace: duration.default(30),
+      })
+      .prefault({}),
+    /** Prometheus metrics (prom-client). */
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /**
+         * A separate listener for `/metrics` (e.g. `{ host: 0.0.0.0, port: 9464 }` for a
+         * scraper on the container network). Without it, `/metrics` is served on the main
+         * listener, only to peers in `allowFrom`.
+         */
+        listen: z
+          .strictObject({
+            host: z.string().min(1).default('127.0.0.1'),
+            port: z.number().int().min(0).max(65535),
+          })
+          .optional(),
+        /** Peers (CIDRs or `loopback`) allowed to read `/metrics` on the main listener. */
+        allowFrom: z.array(z.string()).default(['loopback']),
+      })
+      .prefault({}),
+    /** The hash-chained audit trail. */
+    audit: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Also append every record (one JSON line each) to this file. */
+        file: z.string().min(1).optional(),
+        /** Records kept in the store (oldest dropped first; the chain stays verifiable). */
+        maxRecords: z.number().int().min(1000).default(1_000_000),
+      })
+      .prefault({}),
+    /**
+     * Abuse limits inside the service (behind Traefik's): requests per window, per key,
+     * shared by every replica through the store. Over a limit: 429 with Retry-After.
+     */
+    limits: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Client registrations (DCR) per IP. */
+        register: rateLimit.prefault({ points: 20, duration: 3600 }),
+        /** Authorization requests per IP. */
+        authorize: rateLimit.prefault({ points: 120, duration: 60 }),
+        /** Token requests per IP, and per client. */
+        tokenPerIp: rateLimit.prefault({ points: 300, duration: 60 }),
+        tokenPerClient: rateLimit.prefault({ points: 120, duration: 60 }),
+        /** Login form posts and upstream callbacks per IP. */
+        login: rateLimit.prefault({ points: 60, duration: 60 }),
+        /** `/verify` refusals (bad or missing token, refused origin, …) per client IP. */
+        verifyFailures: rateLimit.prefault({ points: 300, duration: 60 }),
+        /** DCR clients one IP may have registered and not yet expired. */
+        maxClientsPerIp: z.number().int().min(1).default(50),
       })
       .prefault({}),
     /** Addresses whose X-Forwarded-For / -Proto are believed (CIDRs or names `loopback`). */

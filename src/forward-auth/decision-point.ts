@@ -16,6 +16,7 @@
  *  5. the resource's baseline scopes (403 `insufficient_scope`);
  *  6. per-tool rules on the MCP operation (403, or 400/413 for a bad body).
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
 import type { TrustFunction } from '../http/trusted-proxies.js';
@@ -23,6 +24,7 @@ import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
 import { ToolPolicy } from '../policy/tools.js';
 import type { BackendTokenSigner } from './backend-token.js';
+import type { DecisionObserver } from './decision-observer.js';
 import {
   insufficientScope,
   invalidToken,
@@ -48,9 +50,34 @@ export interface DecisionPointDependencies {
   verifier: TokenVerifier;
   backendSigner: BackendTokenSigner;
   logger: Logger;
+  /** Told of every decision after it is answered (metrics, audit). */
+  observers?: DecisionObserver[];
+  /** Whether revocations are known well enough to allow a token (store outage policy). */
+  revocations?: { usable(): boolean };
 }
 
 class BodyTooLarge extends Error {}
+
+/** 503 while revocations cannot be read; the proxy passes it on to the client. */
+const STORE_UNAVAILABLE = {
+  status: 503,
+  headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Retry-After': '5' },
+  body: {
+    error: 'temporarily_unavailable',
+    error_description: 'the gateway cannot check revocations right now; retry shortly',
+  },
+} as const;
+
+/** What the observers are told about one decision, filled in as it goes. */
+interface Trace {
+  started: number;
+  req: IncomingMessage;
+  request: PublicRequest | undefined;
+  resource: string | undefined;
+  token: VerifiedToken | undefined;
+  tool?: string;
+  argumentsHash?: string;
+}
 
 /** What the steps of one decision share. */
 interface DecisionContext {
@@ -59,6 +86,15 @@ interface DecisionContext {
   request: PublicRequest;
   match: ResourceMatch;
   prmUrl: string;
+  trace: Trace;
+}
+
+/** A refusal from the per-tool checks, with what the observers are told. */
+interface ToolDenial {
+  denial: Denial;
+  reason: string;
+  tool?: string;
+  argumentsHash?: string;
 }
 
 /** Reads the request body, refusing more than `limit` bytes. */
@@ -126,14 +162,21 @@ export class DecisionPoint {
    * read or a backend JWT to sign goes asynchronous.
    */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const trace: Trace = {
+      started: performance.now(),
+      req,
+      request: undefined,
+      resource: undefined,
+      token: undefined,
+    };
     try {
-      this.decide(req, res)?.catch((error: unknown) => this.fail(res, error));
+      this.decide(req, res, trace)?.catch((error: unknown) => this.fail(res, error, trace));
     } catch (error) {
-      this.fail(res, error);
+      this.fail(res, error, trace);
     }
   };
 
-  private fail(res: ServerResponse, error: unknown): void {
+  private fail(res: ServerResponse, error: unknown, trace: Trace): void {
     this.deps.logger.error('verify failed', { error });
     if (!res.headersSent) {
       res.writeHead(500, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
@@ -141,9 +184,39 @@ export class DecisionPoint {
     } else {
       res.destroy();
     }
+    this.observe(trace, 500, 'error');
   }
 
-  private decide(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
+  /** Tells the observers; an observer that throws is logged, never fatal to the answer. */
+  private observe(trace: Trace, status: number, reason: string): void {
+    const observers = this.deps.observers;
+    if (!observers || observers.length === 0) return;
+    const outcome = {
+      status,
+      reason,
+      resource: trace.resource,
+      seconds: (performance.now() - trace.started) / 1000,
+      subject: trace.token?.sub,
+      clientId: trace.token?.clientId,
+      clientIp: () => trace.request?.clientIp() ?? trace.req.socket.remoteAddress,
+      tool: trace.tool,
+      argumentsHash: trace.argumentsHash,
+    };
+    for (const observer of observers) {
+      try {
+        observer.decided(outcome);
+      } catch (error) {
+        if (!this.observerFailed) {
+          this.observerFailed = true;
+          this.deps.logger.error('a decision observer failed', { error });
+        }
+      }
+    }
+  }
+
+  private observerFailed = false;
+
+  private decide(req: IncomingMessage, res: ServerResponse, trace: Trace): Promise<void> | void {
     const { logger } = this.deps;
     const parsed = readPublicRequest(req, this.trust);
     if (!parsed.ok) {
@@ -152,17 +225,26 @@ export class DecisionPoint {
         reason: parsed.reason,
       });
       return this.deny(
+        trace,
         res,
         refused(400, 'invalid_request', 'not a forwardAuth request from a trusted proxy'),
+        'untrusted_proxy',
       );
     }
     const request = parsed.request;
+    trace.request = request;
     const match = this.matcher.match(request.origin, request.path);
     if (!match) {
       logger.debug('no resource', { origin: request.origin, path: request.path });
-      return this.deny(res, refused(403, 'access_denied', 'no protected MCP server at this URL'));
+      return this.deny(
+        trace,
+        res,
+        refused(403, 'access_denied', 'no protected MCP server at this URL'),
+        'no_resource',
+      );
     }
     const { resource } = match;
+    trace.resource = resource.url;
     const prmUrl = protectedResourceMetadataUrl(request.origin, match.resourcePath);
 
     const origin = req.headers.origin;
@@ -172,7 +254,12 @@ export class DecisionPoint {
         resource: resource.url,
         origin,
       });
-      return this.deny(res, jsonRpcError(403, JSONRPC_FORBIDDEN, 'Forbidden: Origin not allowed'));
+      return this.deny(
+        trace,
+        res,
+        jsonRpcError(403, JSONRPC_FORBIDDEN, 'Forbidden: Origin not allowed'),
+        'origin',
+      );
     }
     if (
       request.method === 'OPTIONS' &&
@@ -181,12 +268,18 @@ export class DecisionPoint {
     ) {
       // A CORS preflight from an allowed origin carries no credentials by design; the MCP
       // server (or Traefik) answers it. No identity is attached.
-      return this.allow(res, undefined, resource.url, '');
+      return this.allow(trace, res, undefined, resource.url, '');
     }
 
     const token = bearerToken(req);
-    if (token === null) return this.deny(res, missingToken(prmUrl, resource.scopes));
-    const context: DecisionContext = { req, res, request, match, prmUrl };
+    if (token === null) {
+      return this.deny(trace, res, missingToken(prmUrl, resource.scopes), 'no_token');
+    }
+    if (this.deps.revocations && !this.deps.revocations.usable()) {
+      // The store cannot be read: a token revoked meanwhile would pass (verify.storeOutage).
+      return this.deny(trace, res, STORE_UNAVAILABLE, 'store_unavailable');
+    }
+    const context: DecisionContext = { req, res, request, match, prmUrl, trace };
     if (token === '') {
       return this.rejectToken(
         context,
@@ -207,8 +300,9 @@ export class DecisionPoint {
 
   /** The checks after the token is known to be ours and intact. */
   private withToken(context: DecisionContext, verified: VerifiedToken): Promise<void> | void {
-    const { req, res, request, match, prmUrl } = context;
+    const { req, res, request, match, prmUrl, trace } = context;
     const { resource } = match;
+    trace.token = verified;
     try {
       this.deps.verifier.check(verified, resource.url);
     } catch (error) {
@@ -219,35 +313,41 @@ export class DecisionPoint {
     const missingBaseline = resource.scopes.filter((scope) => !verified.scopes.includes(scope));
     if (missingBaseline.length > 0) {
       return this.deny(
+        trace,
         res,
         insufficientScope(
           prmUrl,
           union(verified.scopes, resource.scopes),
           `requires ${resource.scopes.join(' ')}`,
         ),
+        'insufficient_scope',
       );
     }
 
     const policy = this.toolPolicies.get(resource.url);
     if (policy) {
-      return this.checkTools(req, request, match, policy, verified, prmUrl).then((denial) =>
-        denial ? this.deny(res, denial) : this.allowToken(res, verified, match),
-      );
+      return this.checkTools(req, request, match, policy, verified, prmUrl).then((refusal) => {
+        if (!refusal) return this.allowToken(trace, res, verified, match);
+        trace.tool = refusal.tool;
+        trace.argumentsHash = refusal.argumentsHash;
+        return this.deny(trace, res, refusal.denial, refusal.reason);
+      });
     }
-    return this.allowToken(res, verified, match);
+    return this.allowToken(trace, res, verified, match);
   }
 
   private allowToken(
+    trace: Trace,
     res: ServerResponse,
     verified: VerifiedToken,
     { resource }: ResourceMatch,
   ): Promise<void> | void {
     if (resource.upstreamAuthorization !== 'jwt') {
-      return this.allow(res, verified, resource.url, '');
+      return this.allow(trace, res, verified, resource.url, '');
     }
     return this.deps.backendSigner
       .tokenFor(verified, resource.url)
-      .then((jwt) => this.allow(res, verified, resource.url, `Bearer ${jwt}`));
+      .then((jwt) => this.allow(trace, res, verified, resource.url, `Bearer ${jwt}`));
   }
 
   private rejectToken(context: DecisionContext, error: TokenRejected): void {
@@ -258,7 +358,12 @@ export class DecisionPoint {
       reason: error.message,
       reasonCode: error.code,
     });
-    this.deny(context.res, invalidToken(context.prmUrl, resource.scopes, error.message));
+    this.deny(
+      context.trace,
+      context.res,
+      invalidToken(context.prmUrl, resource.scopes, error.message),
+      error.code,
+    );
   }
 
   private async checkTools(
@@ -268,7 +373,7 @@ export class DecisionPoint {
     policy: ToolPolicy,
     token: VerifiedToken,
     prmUrl: string,
-  ): Promise<Denial | undefined> {
+  ): Promise<ToolDenial | undefined> {
     const { logger, config } = this.deps;
     const { resource } = match;
     let body: Buffer | undefined;
@@ -277,7 +382,10 @@ export class DecisionPoint {
         body = await readBody(req, config.verify.maxBodySize);
       } catch (error) {
         if (error instanceof BodyTooLarge) {
-          return jsonRpcError(413, JSONRPC_INVALID_REQUEST, 'Request body too large');
+          return {
+            denial: jsonRpcError(413, JSONRPC_INVALID_REQUEST, 'Request body too large'),
+            reason: 'body_too_large',
+          };
         }
         throw error;
       }
@@ -292,15 +400,18 @@ export class DecisionPoint {
           subject: token.sub,
         });
       }
-      return operation.denial;
+      return { denial: operation.denial, reason: 'bad_request' };
     }
     if (!operation.known && request.method === 'POST' && policy.hasRules) {
       // Fail closed: a call we cannot see could be a call we would refuse.
-      return jsonRpcError(
-        403,
-        JSONRPC_FORBIDDEN,
-        'The gateway cannot see which MCP operation this request carries (send Mcp-Method/Mcp-Name headers, or forward the body to the gateway).',
-      );
+      return {
+        denial: jsonRpcError(
+          403,
+          JSONRPC_FORBIDDEN,
+          'The gateway cannot see which MCP operation this request carries (send Mcp-Method/Mcp-Name headers, or forward the body to the gateway).',
+        ),
+        reason: 'operation_unknown',
+      };
     }
     for (const message of operation.messages) {
       if (message.method !== 'tools/call') continue;
@@ -315,26 +426,42 @@ export class DecisionPoint {
         tool,
         reason: decision.reason,
       });
+      // The arguments are recorded only as a hash (audit): they may carry user data.
+      const argumentsHash =
+        message.arguments === undefined
+          ? undefined
+          : createHash('sha256').update(JSON.stringify(message.arguments)).digest('hex');
       if (decision.reason === 'scope') {
-        return insufficientScope(
-          prmUrl,
-          union(token.scopes, decision.requiredScopes),
-          `tool ${tool} requires ${decision.requiredScopes.join(' ')}`,
-        );
+        return {
+          denial: insufficientScope(
+            prmUrl,
+            union(token.scopes, decision.requiredScopes),
+            `tool ${tool} requires ${decision.requiredScopes.join(' ')}`,
+          ),
+          reason: 'insufficient_scope',
+          tool,
+          argumentsHash,
+        };
       }
-      return jsonRpcError(
-        403,
-        JSONRPC_FORBIDDEN,
-        `Forbidden: you may not call the tool "${tool}"`,
-        message.id ?? null,
-      );
+      return {
+        denial: jsonRpcError(
+          403,
+          JSONRPC_FORBIDDEN,
+          `Forbidden: you may not call the tool "${tool}"`,
+          message.id ?? null,
+        ),
+        reason: 'tool_denied',
+        tool,
+        argumentsHash,
+      };
     }
     return undefined;
   }
 
-  private deny(res: ServerResponse, denial: Denial): void {
+  private deny(trace: Trace, res: ServerResponse, denial: Denial, reason: string): void {
     res.writeHead(denial.status, denial.headers);
     res.end(JSON.stringify(denial.body));
+    this.observe(trace, denial.status, reason);
   }
 
   /**
@@ -342,6 +469,7 @@ export class DecisionPoint {
    * the token in the cache (rebuilt when the backend JWT changes).
    */
   private allow(
+    trace: Trace,
     res: ServerResponse,
     token: VerifiedToken | undefined,
     resourceUrl: string,
@@ -359,6 +487,7 @@ export class DecisionPoint {
     }
     res.writeHead(200, headers);
     res.end();
+    this.observe(trace, 200, 'allowed');
   }
 }
 

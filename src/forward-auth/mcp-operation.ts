@@ -24,6 +24,8 @@ export interface McpMessage {
   method: string | undefined;
   /** `params.name` of tools/call and prompts/get, `params.uri` of resources/read. */
   name: string | undefined;
+  /** `params.arguments` of a message read from the body (only ever hashed, for the audit). */
+  arguments?: unknown;
 }
 
 export type OperationResult =
@@ -50,7 +52,12 @@ function messageOf(value: unknown): McpMessage | undefined {
       ? (record.params as Record<string, unknown>)
       : {};
   const nameField = method === 'resources/read' ? params.uri : params.name;
-  return { id, method, name: typeof nameField === 'string' ? nameField : undefined };
+  return {
+    id,
+    method,
+    name: typeof nameField === 'string' ? nameField : undefined,
+    arguments: params.arguments,
+  };
 }
 
 /** Reads the operation from the headers and, when given, the body (already size-checked). */

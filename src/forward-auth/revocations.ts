@@ -11,6 +11,11 @@
  *
  * An entry is kept as long as a token of that grant could still be valid (the access token
  * lifetime plus clock skew); after that, expiry refuses the tokens anyway.
+ *
+ * While the store cannot be read the list may miss revocations. {@link usable} says whether
+ * it is recent enough to decide on (`verify.storeOutage`): `fail-closed` tolerates one
+ * missed poll (the list is at most two poll intervals old), `serve-cached` keeps deciding on
+ * the last list read for `verify.storeOutageGrace` more; after that `/verify` answers 503.
  */
 import type { Logger } from '../logging/logger.js';
 import type { Store } from '../store/store.js';
@@ -23,6 +28,11 @@ export class RevocationList {
   private readonly revoked = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
+  /** `performance.now()` of the last successful read of the whole list. */
+  private lastRead = 0;
+  /** How old (ms) the list may be and still be decided on. */
+  private readonly maxAgeMs: number;
+  private outage = false;
 
   constructor(
     private readonly store: Store,
@@ -30,14 +40,44 @@ export class RevocationList {
     private readonly retention: number,
     private readonly pollInterval: number,
     private readonly logger: Logger,
-  ) {}
+    /** Seconds the list may keep being used after a missed read (`serve-cached`); 0 = fail closed. */
+    outageGrace = 0,
+  ) {
+    this.maxAgeMs = (2 * pollInterval + outageGrace) * 1000;
+  }
+
+  /** Whether the list is recent enough to decide on (cheap: called on every decision). */
+  usable(): boolean {
+    return performance.now() - this.lastRead <= this.maxAgeMs;
+  }
+
+  /** Seconds since the list was last read from the store (metrics). */
+  ageSeconds(): number {
+    return (performance.now() - this.lastRead) / 1000;
+  }
 
   async start(): Promise<void> {
     this.unsubscribe = await this.store.subscribe(CHANNEL, (message) => this.remember(message));
     await this.refresh();
     this.timer = setInterval(() => {
-      this.refresh().catch((error: unknown) =>
-        this.logger.warn('cannot read revocations', { error: (error as Error).message }),
+      // Said once per outage, from the timer (never from the decision path).
+      if (!this.outage && !this.usable()) {
+        this.outage = true;
+        this.logger.error(
+          'revocations cannot be read: /verify refuses tokens (verify.storeOutage)',
+          {
+            event: 'store_outage',
+          },
+        );
+      }
+      this.refresh().then(
+        () => {
+          if (this.outage)
+            this.logger.warn('revocations readable again', { event: 'store_recovered' });
+          this.outage = false;
+        },
+        (error: unknown) =>
+          this.logger.warn('cannot read revocations', { error: (error as Error).message }),
       );
     }, this.pollInterval * 1000);
     this.timer.unref();
@@ -74,6 +114,7 @@ export class RevocationList {
       if (this.remember(member) < now) expired.push(member);
     }
     for (const [grantId, until] of this.revoked) if (until < now) this.revoked.delete(grantId);
+    this.lastRead = performance.now();
     if (expired.length) await this.store.removeFromSet(LIST_KEY, expired);
   }
 

@@ -28,6 +28,7 @@ import { evaluateLogin, evaluateResourceAccess, type AccessDecision } from '../p
 import type { Store } from '../store/store.js';
 import type { AccountStore, Identity } from './accounts.js';
 import type { Reauthorization } from './reauthorization.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import type { CsrfTokens } from './csrf.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import {
@@ -58,6 +59,7 @@ export interface InteractionDependencies {
   upstreams: LoginProvider[];
   /** Records logins (identity and sealed upstream session) for the checks at refresh. */
   reauthorization: Reauthorization;
+  metrics?: GatewayMetrics | undefined;
   logger: Logger;
 }
 
@@ -135,6 +137,7 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
     decision: Extract<AccessDecision, { allowed: false }>,
     resource?: string,
   ) {
+    deps.metrics?.login(identity.provider, 'denied');
     securityEvent(logger, 'access_denied', {
       ip: req.ip,
       provider: identity.provider,
@@ -179,6 +182,7 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
       return refuseAccess(req, res, interaction, identity, refusing.decision, refusing.resource);
     }
     await deps.reauthorization.recordLogin(login);
+    deps.metrics?.login(identity.provider, 'success');
     logger.info('login', {
       event: 'login',
       provider: identity.provider,
@@ -377,6 +381,7 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
       // The user cancelled at the provider, the provider refused, or it could not be
       // reached: the application gets access_denied, the user a page saying which.
       const refused = error instanceof UpstreamRefused;
+      deps.metrics?.login(upstream.id, 'failed');
       securityEvent(logger, 'login_failed', {
         ip: req.ip,
         provider: upstream.id,

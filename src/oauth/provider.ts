@@ -25,6 +25,7 @@ import { UpstreamUnavailable } from '../login/providers/provider.js';
 import { AccessWithdrawn, type Reauthorization } from '../login/reauthorization.js';
 import { securityEvent } from '../logging/security-events.js';
 import { evaluateResourceAccess } from '../policy/access.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import type { ConsentMemory } from './consent-memory.js';
 import { SIGNING_ALG, type KeyMaterial } from './keys.js';
 import { allowLoopbackPortVariation, redirectUriProblems } from './redirect-uris.js';
@@ -46,6 +47,7 @@ export interface ProviderDependencies {
   logger: Logger;
   /** Told of every revoked grant (the decision point must refuse its access tokens). */
   onGrantRevoked?: (grantId: string) => Promise<void>;
+  metrics?: GatewayMetrics | undefined;
 }
 
 /** Paths of the OAuth endpoints. `/authorize`, `/token` and `/register` are also the 2025-03-26 fallbacks. */
@@ -218,8 +220,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
               clientId: client.clientId,
               problems,
             });
+            deps.metrics?.registration('cimd', 'refused');
             return false;
           }
+          deps.metrics?.registration('cimd', 'accepted');
           return true;
         },
         cacheDuration: { min: 60, max: 3600 },
@@ -290,6 +294,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
             throw upstreamUnavailable();
           }
           if (!(error instanceof AccessWithdrawn)) throw error;
+          deps.metrics?.accessWithdrawn(error.provider);
           securityEvent(logger, 'access_withdrawn', {
             ip: ctx.ip,
             provider: error.provider,
