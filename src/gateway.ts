@@ -55,6 +55,7 @@ import {
 } from './observability/metrics-endpoint.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { countOAuthEvents } from './observability/oauth-metrics.js';
+import { startTracing } from './observability/tracing.js';
 
 export interface Gateway {
   app: Express;
@@ -86,6 +87,7 @@ export async function createGateway(
   checkStartupPolicy(config, logger);
 
   const metrics = config.metrics.enabled ? new GatewayMetrics() : undefined;
+  const tracing = await startTracing(config.tracing, logger);
   const rawStore = options.store ?? createStore(config, logger);
   const store = metrics ? instrumentStore(rawStore, metrics) : rawStore;
   const keyLocation: KeyLocation = config.keys.file
@@ -163,7 +165,7 @@ export async function createGateway(
       config.verify.backendTokenTtl,
     ),
     logger,
-    observers: metrics ? [metrics] : [],
+    observers: [...(metrics ? [metrics] : []), ...(tracing ? [tracing.decisions] : [])],
     revocations,
   });
 
@@ -173,6 +175,11 @@ export async function createGateway(
   app.use(stripUntrustedForwardedHeaders(trust));
   app.use(requestContext(logger));
   app.use(healthRouter(store));
+  if (tracing) {
+    app.use(ROUTES.authorization, tracing.routeSpans('oauth.authorize'));
+    app.use(ROUTES.token, tracing.routeSpans('oauth.token'));
+    app.use(ROUTES.registration, tracing.routeSpans('oauth.register'));
+  }
   app.use(protectedResourceMetadataRouter(config));
   app.get(ROUTES.authorization, defaultAuthorizeScope(resources));
   app.options(ROUTES.registration, registrationCors);
@@ -248,6 +255,7 @@ export async function createGateway(
         });
       }
       await revocations.stop();
+      await tracing?.shutdown();
       if (!options.store) await store.close();
     },
   };

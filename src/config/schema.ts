@@ -394,6 +394,20 @@ export const configSchema = z
         allowFrom: z.array(z.string()).default(['loopback']),
       })
       .prefault({}),
+    /**
+     * OpenTelemetry traces of authorize, token and `/verify`, exported over OTLP/HTTP. Off by
+     * default; the OpenTelemetry SDK is not even loaded unless this is enabled.
+     */
+    tracing: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** The OTLP/HTTP traces endpoint (an OpenTelemetry Collector, Jaeger, Tempo). */
+        endpoint: httpUrl.default('http://localhost:4318/v1/traces'),
+        serviceName: z.string().min(1).default('mcp-gateway'),
+        /** Fraction of traces kept (parent-based), 0 to 1. */
+        sampleRatio: z.number().min(0).max(1).default(1),
+      })
+      .prefault({}),
     /** The hash-chained audit trail. */
     audit: z
       .strictObject({
