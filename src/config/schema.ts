@@ -312,6 +312,14 @@ export const configSchema = z
             allowHosts: z.array(z.string().min(1)).default([]),
             /** Hosts whose client ids are refused outright. */
             denyHosts: z.array(z.string().min(1)).default([]),
+            /** When not empty, only client ids on these hosts are accepted (an allow-list). */
+            onlyHosts: z.array(z.string().min(1)).default([]),
+            /**
+             * Admin approval for new client hosts: a client id on a host not yet approved is
+             * refused and the host is listed as pending until an admin approves it
+             * (`mcp-gateway clients approve-host HOST`). Hosts in `onlyHosts` are approved.
+             */
+            requireApproval: z.boolean().default(false),
           })
           .prefault({}),
       })

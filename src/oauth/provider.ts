@@ -31,6 +31,7 @@ import { SIGNING_ALG, type KeyMaterial } from './keys.js';
 import { allowLoopbackPortVariation, redirectUriProblems } from './redirect-uris.js';
 import { grantableScopes, type ResourceRegistry } from './resources.js';
 import { createAdapterFactory } from './store-adapter.js';
+import { ClientHostApprovals } from './client-hosts.js';
 import { renderErrorPage } from '../login/views/error-page.js';
 
 export interface ProviderDependencies {
@@ -96,6 +97,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     config.clients.filter((client) => client.allowIntrospection).map((client) => client.client_id),
   );
   const cimdDenyHosts = new Set(cimd.denyHosts.map((host) => host.toLowerCase()));
+  const cimdOnlyHosts = new Set(cimd.onlyHosts.map((host) => host.toLowerCase()));
+  const hostApprovals = new ClientHostApprovals(deps.store, cimd.onlyHosts);
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(deps.store, {
@@ -208,8 +211,17 @@ export function createProvider(deps: ProviderDependencies): Provider {
       clientIdMetadataDocument: {
         enabled: cimd.enabled,
         ack: 'draft-02',
-        allowFetch: (_ctx, clientId) =>
-          !cimdDenyHosts.has(new URL(clientId).hostname.toLowerCase()),
+        // Deny-list, then allow-list, then (optionally) admin approval of the host.
+        allowFetch: async (_ctx, clientId) => {
+          const host = new URL(clientId).hostname.toLowerCase();
+          if (cimdDenyHosts.has(host)) return false;
+          if (cimdOnlyHosts.size > 0 && !cimdOnlyHosts.has(host)) return false;
+          if (cimd.requireApproval && !(await hostApprovals.check(host))) {
+            logger.warn('CIMD client host pending approval', { event: 'cimd_pending', host });
+            return false;
+          }
+          return true;
+        },
         allowClient: (_ctx, client) => {
           // The MCP spec requires client_name and redirect_uris in the document, and the
           // redirect policy applies to CIMD clients like to any other.
