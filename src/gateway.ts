@@ -261,8 +261,7 @@ export async function createGateway(
   };
 }
 
-/** `/verify` with any query string (Caddy keeps the original request's query on it). */
-/** `path` itself, with or without a query. */
+/** `path` itself, with or without a query (Caddy keeps the original request's query on it). */
 function isPath(url: string | undefined, path: string): boolean {
   return url === path || (url?.startsWith(`${path}?`) ?? false);
 }
@@ -271,7 +270,8 @@ function isVerifyRequest(url: string | undefined): boolean {
   return isPath(url, VERIFY_PATH);
 }
 
-function createStore(config: GatewayConfig, logger: Logger): Store {
+/** The store the configuration names (also used by the CLI to reach a running service's). */
+export function createStore(config: GatewayConfig, logger: Logger): Store {
   if (config.store.redis) {
     return new RedisStore({
       url: config.store.redis.url,

@@ -2,7 +2,8 @@
 /**
  * The `mcp-gateway` command: reads the configuration (`--config FILE` or
  * `MCP_GATEWAY_CONFIG`; the embedded default when neither is given), starts the auth
- * service and stops it cleanly on SIGINT/SIGTERM.
+ * service and stops it cleanly on SIGINT/SIGTERM. With a subcommand (`config`, `clients`,
+ * …) it runs that instead (src/cli/).
  *
  * Exit codes: 0 stopped by a signal, 1 failed at run time, 2 invalid configuration or
  * refused start-up. This is the only module that reads `process.env`.
@@ -11,8 +12,13 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createGateway, StartupRefused } from './gateway.js';
 import { createLogger } from './logging/logger.js';
+import { runClientsCommand } from './cli/clients-command.js';
+import { runConfigCommand } from './cli/config-command.js';
+import { processIo } from './cli/io.js';
 
 const USAGE = `Usage: mcp-gateway [--config FILE]
+       mcp-gateway config check FILE
+       mcp-gateway clients pending-hosts|approved-hosts|approve-host HOST|unapprove-host HOST [--config FILE]
 
   --config FILE   gateway configuration (YAML); default: $MCP_GATEWAY_CONFIG, else the
                   embedded default (loopback only, in-memory store, development login)
@@ -20,7 +26,35 @@ const USAGE = `Usage: mcp-gateway [--config FILE]
 
 Environment: PORT and HOST override listen.port and listen.host.`;
 
+/** Runs a subcommand; `undefined` when argv names none (then the service starts). */
+async function subcommand(argv: string[]): Promise<number | undefined> {
+  const [name, ...rest] = argv;
+  if (name === 'config') return runConfigCommand(rest, process.env, processIo);
+  if (name === 'clients') {
+    const parsed = parseArgs({
+      args: rest,
+      options: { config: { type: 'string' } },
+      allowPositionals: true,
+    });
+    const file = parsed.values.config ?? (process.env.MCP_GATEWAY_CONFIG || undefined);
+    try {
+      return await runClientsCommand(
+        parsed.positionals,
+        loadConfig(file, process.env).config,
+        processIo,
+      );
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      for (const line of error.problems) process.stderr.write(`config: ${line}\n`);
+      return 2;
+    }
+  }
+  return undefined;
+}
+
 async function main(): Promise<number> {
+  const command = await subcommand(process.argv.slice(2));
+  if (command !== undefined) return command;
   let args;
   try {
     args = parseArgs({ options: { config: { type: 'string' }, help: { type: 'boolean' } } });

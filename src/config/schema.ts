@@ -461,7 +461,10 @@ export const configSchema = z
   .superRefine((config, ctx) => {
     // MCP requires HTTPS for every authorization server endpoint (checklist AS-09) and for
     // resources; plain http is accepted only on loopback, for development.
-    const insecure = (value: string) => {
+    // Zod runs this refinement even when a field already failed its own check; a value that
+    // is not a URL at all has its own issue, so it is not judged here.
+    const insecure = (value: unknown) => {
+      if (typeof value !== 'string' || !URL.canParse(value)) return false;
       const url = new URL(value);
       return url.protocol === 'http:' && !isLoopbackHostname(url.hostname);
     };

@@ -1,0 +1,109 @@
+/** The command-line tools: `config check` and `clients` (on a real Redis). */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { runClientsCommand } from '../../src/cli/clients-command.js';
+import { runConfigCommand } from '../../src/cli/config-command.js';
+import type { CliIo } from '../../src/cli/io.js';
+import { configSchema } from '../../src/config/schema.js';
+import { ClientHostApprovals } from '../../src/oauth/client-hosts.js';
+import { RedisStore } from '../../src/store/redis-store.js';
+import { describeWithBinary } from '../helpers/binaries.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+
+function capture(): CliIo & { out: string; err: string } {
+  const io = {
+    out: '',
+    err: '',
+    stdout: (text: string) => void (io.out += text),
+    stderr: (text: string) => void (io.err += text),
+  };
+  return io;
+}
+
+describe('mcp-gateway config check', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-cli-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('accepts a valid file and summarises it', async () => {
+    const file = path.join(dir, 'ok.yaml');
+    await writeFile(
+      file,
+      'issuer: https://auth.example.com\nresources: [{ url: https://mcp.example.com/mcp, name: M }]\nlogin: { dev: { users: [a@example.com] } }\n',
+    );
+    const io = capture();
+    expect(runConfigCommand(['check', file], {}, io)).toBe(0);
+    expect(io.out).toContain('valid');
+    expect(io.out).toContain('https://mcp.example.com/mcp');
+  });
+
+  it('prints one line per problem and exits 1', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    await writeFile(file, 'issuer: nope\nresources: []\n');
+    const io = capture();
+    expect(runConfigCommand(['check', file], {}, io)).toBe(1);
+    expect(io.err).toMatch(/^config: issuer: /m);
+    expect(io.err).toMatch(/^config: resources: /m);
+  });
+
+  it('refuses a bad invocation with usage and exit 2', () => {
+    const io = capture();
+    expect(runConfigCommand(['lint'], {}, io)).toBe(2);
+    expect(io.err).toContain('usage');
+  });
+});
+
+describeWithBinary('redis-server', 'mcp-gateway clients (hosts)', () => {
+  let redis: RedisServer;
+  const config = () =>
+    configSchema.parse({
+      issuer: 'https://auth.example.com',
+      resources: [{ url: 'https://mcp.example.com/mcp', name: 'M' }],
+      login: { dev: { users: ['a@example.com'] } },
+      store: { redis: { url: redis.url, keyPrefix: 'cli:' } },
+    });
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(() => redis?.stop());
+
+  it('lists pending hosts and approves one, as the running service sees it', async () => {
+    // The service (here: its approvals object on the same Redis) saw a new host.
+    const service = new RedisStore({ url: redis.url, keyPrefix: 'cli:' });
+    try {
+      const approvals = new ClientHostApprovals(service);
+      expect(await approvals.check('tools.example.org')).toBe(false);
+
+      let io = capture();
+      expect(await runClientsCommand(['pending-hosts'], config(), io)).toBe(0);
+      expect(io.out).toBe('tools.example.org\n');
+
+      io = capture();
+      expect(await runClientsCommand(['approve-host', 'Tools.Example.org'], config(), io)).toBe(0);
+      expect(await approvals.check('tools.example.org')).toBe(true);
+      io = capture();
+      expect(await runClientsCommand(['pending-hosts'], config(), io)).toBe(0);
+      expect(io.out).toBe('');
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('refuses bad host names and the memory store', async () => {
+    let io = capture();
+    expect(await runClientsCommand(['approve-host', 'bad host/x'], config(), io)).toBe(2);
+    io = capture();
+    const memory = configSchema.parse({
+      issuer: 'https://auth.example.com',
+      resources: [{ url: 'https://mcp.example.com/mcp', name: 'M' }],
+      login: { dev: { users: ['a@example.com'] } },
+    });
+    expect(await runClientsCommand(['pending-hosts'], memory, io)).toBe(1);
+    expect(io.err).toContain('in-memory store');
+  });
+});
