@@ -48,6 +48,11 @@ import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { instrumentStore } from './observability/instrumented-store.js';
+import { AuditLog } from './audit/audit-log.js';
+import { auditDecisions } from './audit/decision-audit.js';
+import { auditOAuthEvents } from './audit/oauth-audit.js';
+import { ClientQuota } from './limits/client-quota.js';
+import { createRateLimits, installLimits } from './limits/rate-limits.js';
 import {
   METRICS_PATH,
   metricsHandler,
@@ -63,6 +68,8 @@ export interface Gateway {
   store: Store;
   /** Absent with `metrics.enabled: false`. */
   metrics: GatewayMetrics | undefined;
+  /** Absent with `audit.enabled: false`. */
+  audit: AuditLog | undefined;
   /** The `/metrics` listener's address, when `metrics.listen` is set (after `listen()`). */
   metricsAddress(): AddressInfo | undefined;
   /** Starts listening on `config.listen`; resolves with the bound address. */
@@ -90,6 +97,15 @@ export async function createGateway(
   const tracing = await startTracing(config.tracing, logger);
   const rawStore = options.store ?? createStore(config, logger);
   const store = metrics ? instrumentStore(rawStore, metrics) : rawStore;
+  const audit = config.audit.enabled
+    ? new AuditLog({
+        store,
+        maxRecords: config.audit.maxRecords,
+        file: config.audit.file,
+        logger,
+      })
+    : undefined;
+  if (audit && metrics) metrics.readAuditDropped(() => audit.dropped);
   const keyLocation: KeyLocation = config.keys.file
     ? { kind: 'file', file: config.keys.file }
     : config.store.redis
@@ -140,6 +156,10 @@ export async function createGateway(
   });
   logOAuthEvents(provider, logger);
   if (metrics) countOAuthEvents(provider, metrics);
+  if (audit) auditOAuthEvents(provider, audit);
+
+  const limits = createRateLimits({ config, store: rawStore, logger });
+  const clientQuota = new ClientQuota({ config, store, logger });
 
   const trust = compileTrustedProxies(config.trustedProxies);
   const decisionPoint = new DecisionPoint({
@@ -165,8 +185,13 @@ export async function createGateway(
       config.verify.backendTokenTtl,
     ),
     logger,
-    observers: [...(metrics ? [metrics] : []), ...(tracing ? [tracing.decisions] : [])],
+    observers: [
+      ...(metrics ? [metrics] : []),
+      ...(tracing ? [tracing.decisions] : []),
+      ...(audit ? [auditDecisions(audit)] : []),
+    ],
     revocations,
+    failureLimiter: limits.verifyFailures,
   });
 
   const app = express();
@@ -181,6 +206,7 @@ export async function createGateway(
     app.use(ROUTES.registration, tracing.routeSpans('oauth.register'));
   }
   app.use(protectedResourceMetadataRouter(config));
+  installLimits(app, provider, limits, clientQuota);
   app.get(ROUTES.authorization, defaultAuthorizeScope(resources));
   app.options(ROUTES.registration, registrationCors);
   app.post(
@@ -219,6 +245,7 @@ export async function createGateway(
     provider,
     store,
     metrics,
+    audit,
     metricsAddress: () => metricsServer?.address,
     listen: async () => {
       if (metrics && config.metrics.listen) {
@@ -256,6 +283,7 @@ export async function createGateway(
       }
       await revocations.stop();
       await tracing?.shutdown();
+      await audit?.close();
       if (!options.store) await store.close();
     },
   };

@@ -12,12 +12,14 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createGateway, StartupRefused } from './gateway.js';
 import { createLogger } from './logging/logger.js';
+import { runAuditCommand } from './audit/cli.js';
 import { runClientsCommand } from './cli/clients-command.js';
 import { runConfigCommand } from './cli/config-command.js';
 import { processIo } from './cli/io.js';
 
 const USAGE = `Usage: mcp-gateway [--config FILE]
        mcp-gateway config check FILE
+       mcp-gateway audit verify [--file FILE] [--config FILE]
        mcp-gateway clients pending-hosts|approved-hosts|approve-host HOST|unapprove-host HOST [--config FILE]
 
   --config FILE   gateway configuration (YAML); default: $MCP_GATEWAY_CONFIG, else the
@@ -30,6 +32,7 @@ Environment: PORT and HOST override listen.port and listen.host.`;
 async function subcommand(argv: string[]): Promise<number | undefined> {
   const [name, ...rest] = argv;
   if (name === 'config') return runConfigCommand(rest, process.env, processIo);
+  if (name === 'audit') return runAuditCommand(rest, { ...processIo, env: process.env });
   if (name === 'clients') {
     const parsed = parseArgs({
       args: rest,

@@ -10,7 +10,9 @@
 import type { GatewayConfig } from '../config/schema.js';
 import { createStore } from '../gateway.js';
 import { createLogger } from '../logging/logger.js';
+import { AuditLog } from '../audit/audit-log.js';
 import { ClientHostApprovals } from '../oauth/client-hosts.js';
+import { userInfo } from 'node:os';
 import { EXIT, type CliIo } from './io.js';
 
 const USAGE = `usage: mcp-gateway clients pending-hosts|approved-hosts [--config FILE]
@@ -41,18 +43,28 @@ export async function runClientsCommand(
     );
     return EXIT.failed;
   }
-  const store = createStore(config, createLogger({ level: 'error' }));
+  const logger = createLogger({ level: 'error' });
+  const store = createStore(config, logger);
   try {
     const approvals = new ClientHostApprovals(store, config.registration.cimd.onlyHosts);
     if (action === 'pending-hosts') io.stdout(lines(await approvals.pending()));
     if (action === 'approved-hosts') io.stdout(lines(await approvals.approved()));
-    if (action === 'approve-host') {
-      await approvals.approve(host!);
-      io.stdout(`approved ${host!.toLowerCase()}\n`);
-    }
-    if (action === 'unapprove-host') {
-      await approvals.revoke(host!);
-      io.stdout(`approval withdrawn for ${host!.toLowerCase()}\n`);
+    if (needsHost) {
+      if (action === 'approve-host') await approvals.approve(host!);
+      else await approvals.revoke(host!);
+      // Admin changes go into the audit trail, with the operating-system user who made them.
+      if (config.audit.enabled) {
+        const audit = new AuditLog({ store, maxRecords: config.audit.maxRecords, logger });
+        void audit.append('admin_change', {
+          actor: `cli:${userInfo().username}`,
+          change: action,
+          host: host!.toLowerCase(),
+        });
+        await audit.close();
+      }
+      io.stdout(
+        `${action === 'approve-host' ? 'approved' : 'approval withdrawn for'} ${host!.toLowerCase()}\n`,
+      );
     }
     return EXIT.ok;
   } catch (error) {

@@ -12,7 +12,7 @@
 export const AUTH_ERROR_BODY_HEADER = 'X-Auth-Error-Body';
 
 export interface Denial {
-  status: 400 | 401 | 403 | 413 | 503;
+  status: 400 | 401 | 403 | 413 | 429 | 503;
   headers: Record<string, string>;
   body: unknown;
 }

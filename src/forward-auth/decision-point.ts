@@ -54,9 +54,36 @@ export interface DecisionPointDependencies {
   observers?: DecisionObserver[];
   /** Whether revocations are known well enough to allow a token (store outage policy). */
   revocations?: { usable(): boolean };
+  /** Refusals per client IP (`limits.verifyFailures`, src/limits/rate-limits.ts). */
+  failureLimiter?: {
+    readonly active: boolean;
+    isBlocked(ip: string): number;
+    recordFailure(ip: string): void;
+  };
 }
 
+/** Refusals that are part of normal use and do not count towards `limits.verifyFailures`. */
+const NOT_FAILURES = new Set([
+  'no_token',
+  'insufficient_scope',
+  'rate_limited',
+  'store_unavailable',
+]);
+
 class BodyTooLarge extends Error {}
+
+/** 429 for a client IP over `limits.verifyFailures`; the proxy passes it on. */
+function tooManyFailures(retryAfter: number): Denial {
+  return {
+    status: 429,
+    headers: {
+      'Content-Type': 'application/json',
+      'Cache-Control': 'no-store',
+      'Retry-After': String(retryAfter),
+    },
+    body: { error: 'too_many_requests', error_description: 'too many refused requests' },
+  };
+}
 
 /** 503 while revocations cannot be read; the proxy passes it on to the client. */
 const STORE_UNAVAILABLE = {
@@ -233,6 +260,11 @@ export class DecisionPoint {
     }
     const request = parsed.request;
     trace.request = request;
+    const limiter = this.deps.failureLimiter;
+    if (limiter?.active) {
+      const retryAfter = limiter.isBlocked(request.clientIp() ?? '');
+      if (retryAfter > 0) return this.deny(trace, res, tooManyFailures(retryAfter), 'rate_limited');
+    }
     const match = this.matcher.match(request.origin, request.path);
     if (!match) {
       logger.debug('no resource', { origin: request.origin, path: request.path });
@@ -461,6 +493,11 @@ export class DecisionPoint {
   private deny(trace: Trace, res: ServerResponse, denial: Denial, reason: string): void {
     res.writeHead(denial.status, denial.headers);
     res.end(JSON.stringify(denial.body));
+    if (this.deps.failureLimiter && !NOT_FAILURES.has(reason)) {
+      this.deps.failureLimiter.recordFailure(
+        trace.request?.clientIp() ?? trace.req.socket.remoteAddress ?? '',
+      );
+    }
     this.observe(trace, denial.status, reason);
   }
 

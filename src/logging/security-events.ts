@@ -23,7 +23,9 @@ export type SecurityEventKind =
   | 'origin_refused'
   | 'invalid_token'
   | 'header_body_mismatch'
-  | 'tool_denied';
+  | 'tool_denied'
+  /** An abuse limit refused a request (`route`, `keyType`: `ip` or `client`, `limit`). */
+  | 'rate_limited';
 
 export interface SecurityEventDetails {
   ip?: string | undefined;

@@ -100,10 +100,14 @@ export class GatewayMetrics implements DecisionObserver {
       if (this.revocationsAgeSource) this.revocationsAge.set(this.revocationsAgeSource());
     },
   });
-  readonly auditDropped = new Gauge({
+  private auditDroppedSource: (() => number) | undefined;
+  private readonly auditDropped = new Gauge({
     name: 'mcp_gateway_audit_dropped_records',
     help: 'audit records dropped because the audit queue was full (should stay 0)',
     registers: [this.registry],
+    collect: () => {
+      if (this.auditDroppedSource) this.auditDropped.set(this.auditDroppedSource());
+    },
   });
 
   private readonly decisionChildren = new Map<string, DecisionChild>();
@@ -130,6 +134,11 @@ export class GatewayMetrics implements DecisionObserver {
   /** The revocation list's age, read at every scrape. */
   readRevocationsAge(source: () => number): void {
     this.revocationsAgeSource = source;
+  }
+
+  /** The audit log's count of dropped records, read at every scrape. */
+  readAuditDropped(source: () => number): void {
+    this.auditDroppedSource = source;
   }
 
   tokenIssued(grantType: string): void {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
-import type { JsonObject, Store } from './store.js';
+import type { ChainEntry, JsonObject, ReadChainedOptions, Store } from './store.js';
 
 /**
  * What one cache slot holds. Values are kept as their JSON text, exactly as {@link RedisStore}
@@ -9,12 +9,14 @@ import type { JsonObject, Store } from './store.js';
  * that does not survive JSON (a `Date`, `undefined` fields, a `Map`) comes back the same way it
  * would from Redis instead of working in development and breaking after deployment.
  *
- * A set or a counter is one slot, whatever its size, so `maxEntries` bounds keys, not members.
+ * A set, a counter or a chain is one slot, whatever its size, so `maxEntries` bounds keys, not
+ * members. Chain ids are `<n>-0` with `n` counting from 1 per chain, shaped like Redis stream ids.
  */
 type Entry =
   | { kind: 'value'; json: string }
   | { kind: 'set'; members: Set<string> }
-  | { kind: 'counter'; count: number };
+  | { kind: 'counter'; count: number }
+  | { kind: 'chain'; records: { id: number; json: string }[]; head: string; lastId: number };
 
 export interface MemoryStoreOptions {
   /**
@@ -164,6 +166,57 @@ export class MemoryStore implements Store {
     return counter.count;
   }
 
+  async appendChained(
+    key: string,
+    record: JsonObject,
+    expectedPrevHash: string | null,
+    maxLength: number,
+  ): Promise<boolean> {
+    this.#assertOpen();
+    const { json, hash } = chainRecord(record, expectedPrevHash, maxLength);
+    const entry = this.#cache.get(key);
+    const chain = entry === undefined ? undefined : expectKind(entry, 'chain', key);
+    if ((chain?.head ?? null) !== expectedPrevHash) return false;
+    if (chain === undefined) {
+      this.#cache.set(key, { kind: 'chain', records: [{ id: 1, json }], head: hash, lastId: 1 });
+      return true;
+    }
+    chain.lastId += 1;
+    chain.records.push({ id: chain.lastId, json });
+    chain.head = hash;
+    if (chain.records.length > maxLength) chain.records.splice(0, chain.records.length - maxLength);
+    return true;
+  }
+
+  async readChained(key: string, options: ReadChainedOptions = {}): Promise<ChainEntry[]> {
+    this.#assertOpen();
+    const after = options.after === undefined ? 0 : parseChainId(options.after);
+    const count = chainCount(options.count);
+    const entry = this.#cache.get(key);
+    if (entry === undefined) return [];
+    const { records } = expectKind(entry, 'chain', key);
+    // Ids increase along the array: skip to the first one after `after`.
+    let start = 0;
+    while (start < records.length && records[start]!.id <= after) start += 1;
+    return records
+      .slice(start, count === undefined ? undefined : start + count)
+      .map(({ id, json }) => ({ id: `${id}-0`, record: parseValue(json) }));
+  }
+
+  async lastChained(key: string): Promise<ChainEntry | undefined> {
+    this.#assertOpen();
+    const entry = this.#cache.get(key);
+    if (entry === undefined) return undefined;
+    const last = expectKind(entry, 'chain', key).records.at(-1);
+    return last === undefined ? undefined : { id: `${last.id}-0`, record: parseValue(last.json) };
+  }
+
+  async chainHead(key: string): Promise<string | null> {
+    this.#assertOpen();
+    const entry = this.#cache.get(key);
+    return entry === undefined ? null : expectKind(entry, 'chain', key).head;
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     this.#assertOpen();
     this.#channels.emit(channel, message);
@@ -219,6 +272,41 @@ function serializeValue(value: JsonObject): string {
     throw new TypeError('Store values must be JSON objects');
   }
   return json;
+}
+
+/** Checks an `appendChained` call as {@link RedisStore} does; returns the text and its head. */
+function chainRecord(
+  record: JsonObject,
+  expectedPrevHash: string | null,
+  maxLength: number,
+): { json: string; hash: string } {
+  if (!Number.isSafeInteger(maxLength) || maxLength < 1) {
+    throw new RangeError(`maxLength must be a positive integer, got ${maxLength}`);
+  }
+  if (expectedPrevHash !== null && (typeof expectedPrevHash !== 'string' || !expectedPrevHash)) {
+    throw new TypeError('expectedPrevHash must be a non-empty string or null');
+  }
+  const hash = record.hash;
+  if (typeof hash !== 'string' || hash === '') {
+    throw new TypeError('A chained record needs a non-empty string `hash`');
+  }
+  return { json: serializeValue(record), hash };
+}
+
+/** The `n` of an id `<n>-<m>` (or `<n>`), as an exclusive lower bound. */
+function parseChainId(id: string): number {
+  const match = /^(\d+)(?:-(\d+))?$/.exec(id);
+  if (!match) throw new TypeError(`Invalid chain id ${JSON.stringify(id)}`);
+  // `<n>-<m>` with m > 0 lies after `<n>-0`, the only id this store gives out for `n`.
+  return Number(match[1]) + (match[2] !== undefined && Number(match[2]) > 0 ? 0.5 : 0);
+}
+
+function chainCount(count: number | undefined): number | undefined {
+  if (count === undefined) return undefined;
+  if (!Number.isSafeInteger(count) || count < 1) {
+    throw new RangeError(`count must be a positive integer, got ${count}`);
+  }
+  return count;
 }
 
 function parseValue<T extends JsonObject = JsonObject>(json: string): T {

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { JsonObject, Store } from './store.js';
+import type { ChainEntry, JsonObject, ReadChainedOptions, Store } from './store.js';
 
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
@@ -101,7 +101,36 @@ if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl, 'NX') end
 return n
 `;
 
+/**
+ * Appends to a hash chain. KEYS[1] the stream, KEYS[2] its head (a string); ARGV[1] the
+ * expected head ('' for none), ARGV[2] the maximum length, ARGV[3] the record's JSON text,
+ * ARGV[4] its hash (the new head).
+ *
+ * Compare-and-append in one script: two replicas reading the same head and both appending
+ * would fork the chain. The head is a key of its own (rather than the stream's last entry)
+ * so that the comparison is a plain string equality and survives the stream being trimmed.
+ * Trimming is exact (`MAXLEN n`, not `~`): the contract promises at most `maxLength` records
+ * in both stores; at audit rates the cost of exact trimming (one entry per append) is nil.
+ * A wrong-type key fails at XADD, before the head is written, so nothing changes.
+ */
+const APPEND_CHAINED_LUA = `
+local head = redis.call('GET', KEYS[2])
+if not head then head = '' end
+if head ~= ARGV[1] then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'data', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4])
+return 1
+`;
+
 interface StoreScripts {
+  storeAppendChained(
+    streamKey: string,
+    headKey: string,
+    expectedHead: string,
+    maxLength: number,
+    json: string,
+    hash: string,
+  ): Promise<number>;
   storeMarkConsumed(key: string, field: string, member: string): Promise<number>;
   storeAddToSet(key: string, ttlSeconds: number, ...members: string[]): Promise<number>;
   storeIncrement(key: string, ttlSeconds: number): Promise<number>;
@@ -168,7 +197,24 @@ export class RedisStore implements Store {
       numberOfKeys: 1,
       lua: INCREMENT_LUA,
     });
+    redis.defineCommand('storeAppendChained', {
+      numberOfKeys: 2,
+      lua: APPEND_CHAINED_LUA,
+    });
     this.#redis = redis;
+  }
+
+  /**
+   * The connection and the key prefix, for libraries that keep their own keys beside the
+   * store's (the rate limiters, see `src/limits/rate-limits.ts`). Callers must put their keys
+   * under {@link keyPrefix} and must not close the connection: the store owns it.
+   */
+  get client(): Redis {
+    return this.#redis;
+  }
+
+  get keyPrefix(): string {
+    return this.#prefix;
   }
 
   async get<T extends JsonObject = JsonObject>(key: string): Promise<T | undefined> {
@@ -235,6 +281,57 @@ export class RedisStore implements Store {
   async increment(key: string, ttlSeconds?: number): Promise<number> {
     const ttl = ttlArgument(ttlSeconds);
     return this.#redis.storeIncrement(this.#key(key), ttl);
+  }
+
+  async appendChained(
+    key: string,
+    record: JsonObject,
+    expectedPrevHash: string | null,
+    maxLength: number,
+  ): Promise<boolean> {
+    if (!Number.isSafeInteger(maxLength) || maxLength < 1) {
+      throw new RangeError(`maxLength must be a positive integer, got ${maxLength}`);
+    }
+    if (expectedPrevHash !== null && (typeof expectedPrevHash !== 'string' || !expectedPrevHash)) {
+      throw new TypeError('expectedPrevHash must be a non-empty string or null');
+    }
+    const hash = record.hash;
+    if (typeof hash !== 'string' || hash === '') {
+      throw new TypeError('A chained record needs a non-empty string `hash`');
+    }
+    const json = serializeValue(record);
+    const appended = await this.#redis.storeAppendChained(
+      this.#key(key),
+      this.#key(`${key}:head`),
+      expectedPrevHash ?? '',
+      maxLength,
+      json,
+      hash,
+    );
+    return appended === 1;
+  }
+
+  async readChained(key: string, options: ReadChainedOptions = {}): Promise<ChainEntry[]> {
+    const count = options.count;
+    if (count !== undefined && (!Number.isSafeInteger(count) || count < 1)) {
+      throw new RangeError(`count must be a positive integer, got ${count}`);
+    }
+    // `(id` is an exclusive start (Redis ≥ 6.2).
+    const start = options.after === undefined ? '-' : `(${options.after}`;
+    const entries =
+      count === undefined
+        ? await this.#redis.xrange(this.#key(key), start, '+')
+        : await this.#redis.xrange(this.#key(key), start, '+', 'COUNT', count);
+    return entries.map((entry) => chainEntry(entry, key));
+  }
+
+  async lastChained(key: string): Promise<ChainEntry | undefined> {
+    const [last] = await this.#redis.xrevrange(this.#key(key), '+', '-', 'COUNT', 1);
+    return last === undefined ? undefined : chainEntry(last, key);
+  }
+
+  async chainHead(key: string): Promise<string | null> {
+    return this.#redis.get(this.#key(`${key}:head`));
   }
 
   async publish(channel: string, message: string): Promise<void> {
@@ -334,6 +431,16 @@ function parseValue<T extends JsonObject>(raw: string, key: string): T {
     throw new Error(`WRONGTYPE key ${JSON.stringify(key)} does not hold a JSON object`);
   }
   return value as T;
+}
+
+/** A stream entry `[id, [field, value, …]]` written by `appendChained` (field `data`). */
+function chainEntry([id, fields]: [string, string[]], key: string): ChainEntry {
+  const index = fields.indexOf('data');
+  const raw = index >= 0 && index % 2 === 0 ? fields[index + 1] : undefined;
+  if (raw === undefined) {
+    throw new Error(`Stream ${JSON.stringify(key)} holds an entry without data (${id})`);
+  }
+  return { id, record: parseValue(raw, key) };
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

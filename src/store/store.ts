@@ -12,10 +12,23 @@
  *
  * Values have JSON semantics in both implementations (a `Date` comes back as its ISO string,
  * `undefined` fields disappear) and are copies: mutating an object passed to or returned by the
- * store never changes what is stored. A key holds one kind of data (value, set or counter);
- * using it as another kind rejects, as Redis's WRONGTYPE does.
+ * store never changes what is stored. A key holds one kind of data (value, set, counter or
+ * chain); using it as another kind rejects, as Redis's WRONGTYPE does.
  */
 export type JsonObject = { [key: string]: unknown };
+
+/** One record of a hash chain, with the id the store gave it (increasing along the chain). */
+export interface ChainEntry {
+  id: string;
+  record: JsonObject;
+}
+
+export interface ReadChainedOptions {
+  /** Only entries after this id (exclusive): the id of the last entry of the previous page. */
+  after?: string;
+  /** At most this many entries (a positive integer); default all. */
+  count?: number;
+}
 
 export interface Store {
   /** Reads a value, or `undefined` when absent or expired. */
@@ -83,6 +96,42 @@ export interface Store {
 
   /** Calls `listener` for every message published on `channel`; returns the unsubscribe. */
   subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+
+  /**
+   * Appends `record` to the hash chain (an append-only log) at `key`, atomically, only when the
+   * chain's current head is `expectedPrevHash` (`null`: the chain has no head yet). Returns
+   * `false` and writes nothing otherwise, so that the caller can read the new head, recompute
+   * its record and try again: of concurrent appends made against the same head (on any
+   * replica) exactly one succeeds, which keeps one linear chain however many replicas write.
+   *
+   * The record already holds its own link and digest, computed by the caller; the store only
+   * reads `record.hash` (a non-empty string, else a `TypeError`), which becomes the new head.
+   * At most `maxLength` records are kept (a positive integer, else a `RangeError`): the oldest
+   * are dropped, the head is not. The head lives next to the records (`<key>:head` in Redis);
+   * a chain is never deleted through this interface. Used by the audit trail (src/audit/).
+   */
+  appendChained(
+    key: string,
+    record: JsonObject,
+    expectedPrevHash: string | null,
+    maxLength: number,
+  ): Promise<boolean>;
+
+  /**
+   * Reads a chain's records, oldest first, each with its id; page with `after` set to the
+   * last id read. Ids are opaque strings, increasing along the chain. Empty when absent.
+   */
+  readChained(key: string, options?: ReadChainedOptions): Promise<ChainEntry[]>;
+
+  /** The newest record of a chain, or `undefined` when it has none. */
+  lastChained(key: string): Promise<ChainEntry | undefined>;
+
+  /**
+   * The chain's head: the `hash` of the last record appended, or `null` for a chain never
+   * appended to. It equals the newest record's hash unless records were removed behind the
+   * store's back, which is what lets a verifier notice a truncated tail.
+   */
+  chainHead(key: string): Promise<string | null>;
 
   /** Resolves when the store answers; rejects otherwise. Used by `/readyz`. */
   ping(): Promise<void>;

@@ -86,6 +86,14 @@ describeWithBinary('redis-server', 'mcp-gateway clients (hosts)', () => {
       io = capture();
       expect(await runClientsCommand(['approve-host', 'Tools.Example.org'], config(), io)).toBe(0);
       expect(await approvals.check('tools.example.org')).toBe(true);
+      // The change is in the audit trail, with who made it.
+      const records = await service.readChained('audit');
+      expect(records.at(-1)?.record).toMatchObject({
+        kind: 'admin_change',
+        change: 'approve-host',
+        host: 'tools.example.org',
+        actor: expect.stringMatching(/^cli:/),
+      });
       io = capture();
       expect(await runClientsCommand(['pending-hosts'], config(), io)).toBe(0);
       expect(io.out).toBe('');

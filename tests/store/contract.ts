@@ -357,6 +357,157 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
       });
     });
 
+    describe('hash chains', () => {
+      /** A chained record as a caller builds it (the store reads only `hash`). */
+      const link = (n: number, prev: string | null): JsonObject => ({
+        n,
+        prev,
+        hash: `h${n}`,
+        nested: { list: [], big: Number.MAX_SAFE_INTEGER },
+      });
+
+      /** Every record of a chain, read in pages of `pageSize`. */
+      async function readAll(key: string, pageSize: number): Promise<JsonObject[]> {
+        const records: JsonObject[] = [];
+        let after: string | undefined;
+        for (;;) {
+          const page = await store.readChained(key, {
+            count: pageSize,
+            ...(after === undefined ? {} : { after }),
+          });
+          if (page.length === 0) return records;
+          expect(page.length).toBeLessThanOrEqual(pageSize);
+          records.push(...page.map((entry) => entry.record));
+          after = page.at(-1)!.id;
+        }
+      }
+
+      it('is empty before the first append', async () => {
+        await expect(store.chainHead('log')).resolves.toBeNull();
+        await expect(store.lastChained('log')).resolves.toBeUndefined();
+        await expect(store.readChained('log')).resolves.toStrictEqual([]);
+      });
+
+      it('appends against the expected head, and moves the head', async () => {
+        await expect(store.appendChained('log', link(1, null), null, 100)).resolves.toBe(true);
+        await expect(store.chainHead('log')).resolves.toBe('h1');
+        await expect(store.appendChained('log', link(2, 'h1'), 'h1', 100)).resolves.toBe(true);
+        await expect(store.chainHead('log')).resolves.toBe('h2');
+
+        const entries = await store.readChained('log');
+        expect(entries.map((entry) => entry.record)).toStrictEqual([link(1, null), link(2, 'h1')]);
+        expect(entries[0]!.id).not.toBe(entries[1]!.id);
+        await expect(store.lastChained('log')).resolves.toStrictEqual(entries[1]);
+      });
+
+      it('refuses an append made against a stale or wrong head, writing nothing', async () => {
+        await store.appendChained('log', link(1, null), null, 100);
+        await store.appendChained('log', link(2, 'h1'), 'h1', 100);
+
+        await expect(store.appendChained('log', link(9, null), null, 100)).resolves.toBe(false);
+        await expect(store.appendChained('log', link(9, 'h1'), 'h1', 100)).resolves.toBe(false);
+        await expect(store.appendChained('log', link(9, 'hx'), 'hx', 100)).resolves.toBe(false);
+        await expect(store.chainHead('log')).resolves.toBe('h2');
+        expect((await store.readChained('log')).map((entry) => entry.record.n)).toStrictEqual([
+          1, 2,
+        ]);
+        // A chain that has no head refuses an append that expects one.
+        await expect(store.appendChained('other', link(1, 'h0'), 'h0', 100)).resolves.toBe(false);
+        await expect(store.chainHead('other')).resolves.toBeNull();
+      });
+
+      it('lets exactly one of 20 concurrent appends against the same head win', async () => {
+        await store.appendChained('log', link(0, null), null, 100);
+        const results = await concurrently(20, (i) =>
+          store.appendChained('log', { writer: i, prev: 'h0', hash: `w${i}` }, 'h0', 100),
+        );
+        expect(results.filter((won) => won)).toHaveLength(1);
+        const winner = results.indexOf(true);
+        await expect(store.chainHead('log')).resolves.toBe(`w${winner}`);
+        const records = (await store.readChained('log')).map((entry) => entry.record);
+        expect(records).toHaveLength(2);
+        expect(records[1]).toStrictEqual({ writer: winner, prev: 'h0', hash: `w${winner}` });
+      });
+
+      it('builds one linear chain when 20 writers retry on conflict', async () => {
+        await concurrently(20, async (writer) => {
+          for (;;) {
+            const head = await store.chainHead('log');
+            const record = { writer, prev: head, hash: `w${writer}` };
+            if (await store.appendChained('log', record, head, 100)) return;
+          }
+        });
+        const records = (await store.readChained('log')).map((entry) => entry.record);
+        expect(records).toHaveLength(20);
+        expect(new Set(records.map((record) => record.writer)).size).toBe(20);
+        records.forEach((record, i) => {
+          expect(record.prev).toBe(i === 0 ? null : records[i - 1]!.hash);
+        });
+      });
+
+      it('keeps at most maxLength records, dropping the oldest but keeping the head', async () => {
+        let prev: string | null = null;
+        for (let n = 1; n <= 12; n += 1) {
+          await expect(store.appendChained('log', link(n, prev), prev, 5)).resolves.toBe(true);
+          prev = `h${n}`;
+        }
+        const records = (await store.readChained('log')).map((entry) => entry.record.n);
+        expect(records).toStrictEqual([8, 9, 10, 11, 12]);
+        await expect(store.chainHead('log')).resolves.toBe('h12');
+        await expect(store.appendChained('log', link(13, 'h12'), 'h12', 5)).resolves.toBe(true);
+        expect((await store.readChained('log')).map((entry) => entry.record.n)).toStrictEqual([
+          9, 10, 11, 12, 13,
+        ]);
+      });
+
+      it('reads oldest first, in pages that resume after the last id read', async () => {
+        let prev: string | null = null;
+        for (let n = 1; n <= 23; n += 1) {
+          await store.appendChained('log', link(n, prev), prev, 1000);
+          prev = `h${n}`;
+        }
+        const all = await store.readChained('log');
+        expect(all.map((entry) => entry.record.n)).toStrictEqual(
+          Array.from({ length: 23 }, (_, i) => i + 1),
+        );
+        for (const pageSize of [1, 5, 23, 50]) {
+          expect((await readAll('log', pageSize)).map((record) => record.n)).toStrictEqual(
+            all.map((entry) => entry.record.n),
+          );
+        }
+        const middle = await store.readChained('log', { after: all[9]!.id, count: 3 });
+        expect(middle).toStrictEqual(all.slice(10, 13));
+        await expect(store.readChained('log', { after: all[22]!.id })).resolves.toStrictEqual([]);
+      });
+
+      it('rejects bad arguments and writes nothing', async () => {
+        for (const max of [0, -1, 1.5, Number.NaN]) {
+          await expect(store.appendChained('log', link(1, null), null, max)).rejects.toThrow(
+            RangeError,
+          );
+        }
+        await expect(
+          store.appendChained('log', { prev: null, hash: '' }, null, 10),
+        ).rejects.toThrow(TypeError);
+        await expect(store.appendChained('log', { prev: null }, null, 10)).rejects.toThrow(
+          TypeError,
+        );
+        await expect(store.readChained('log', { count: 0 })).rejects.toThrow(RangeError);
+        await expect(store.chainHead('log')).resolves.toBeNull();
+        await expect(store.readChained('log')).resolves.toStrictEqual([]);
+      });
+
+      it('rejects using a value key as a chain and a chain as a value', async () => {
+        await store.set('value', { a: 1 });
+        await store.appendChained('log', link(1, null), null, 10);
+        await expect(store.appendChained('value', link(1, null), null, 10)).rejects.toThrow();
+        await expect(store.readChained('value')).rejects.toThrow();
+        await expect(store.get('log')).rejects.toThrow();
+        await expect(store.get('value')).resolves.toStrictEqual({ a: 1 });
+        await expect(store.readChained('log')).resolves.toHaveLength(1);
+      });
+    });
+
     describe('publish and subscribe', () => {
       it('delivers messages to every subscriber of the channel until it unsubscribes', async () => {
         const a: string[] = [];
