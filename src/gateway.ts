@@ -349,6 +349,11 @@ function checkStartupPolicy(config: GatewayConfig, logger: Logger): void {
 }
 
 /** Maps failures inside the login/consent pages to a page the user can act on. */
+/** The routes a person's browser visits (pages), as opposed to the JSON API. */
+function isBrowserRoute(path: string): boolean {
+  return /^\/(interaction|login|authorize|account)(\/|$)/.test(path);
+}
+
 function interactionErrorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, next) => {
     if (res.headersSent) return next(error);
@@ -359,9 +364,17 @@ function interactionErrorHandler(logger: Logger): ErrorRequestHandler {
         'This sign-in session has expired or belongs to another browser. Start again from your application.',
       );
     }
-    // Client errors raised by Express itself (e.g. body-parser's 413 or malformed bodies).
+    // Client errors raised by Express itself (body-parser's 413, malformed bodies, a path
+    // whose percent-encoding cannot be decoded): a page for the browser routes, JSON for the
+    // API ones (registration, metadata, token…).
     const status = (error as { status?: unknown }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
+      if (!isBrowserRoute(req.path)) {
+        return res
+          .status(status)
+          .set('Cache-Control', 'no-store')
+          .json({ error: 'invalid_request', error_description: 'malformed request' });
+      }
       return sendPage(
         res,
         status,

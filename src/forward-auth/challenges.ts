@@ -22,9 +22,13 @@ export function protectedResourceMetadataUrl(origin: string, resourcePath: strin
   return `${origin}/.well-known/oauth-protected-resource${resourcePath}`;
 }
 
-/** Quoted-string content: RFC 6750 §3 forbids `"` and `\` inside these values. */
+/**
+ * An auth-param quoted-string (RFC 9110 §5.6.4). Quotes, backslashes and control characters
+ * become spaces, and characters outside printable ASCII `?` (RFC 6750 §3 allows only
+ * %x20-21 / %x23-5B / %x5D-7E in `error_description`; Node refuses most others anyway).
+ */
 function quoted(value: string): string {
-  return `"${value.replace(/["\\\r\n]/g, ' ')}"`;
+  return `"${value.replace(/["\\\x00-\x1f]/g, ' ').replace(/[^\x20-\x7e]/g, '?')}"`;
 }
 
 function bearer(params: Record<string, string | undefined>): string {
@@ -34,12 +38,23 @@ function bearer(params: Record<string, string | undefined>): string {
   return parts.length ? `Bearer ${parts.join(', ')}` : 'Bearer';
 }
 
+/**
+ * JSON in a header: HTTP header values are bytes, and Node refuses characters beyond
+ * Latin-1 (a tool named in Chinese would make the answer fail). Every non-ASCII character is
+ * written as a JSON `\uXXXX` escape, which any JSON parser reads back to the same text.
+ */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\uffff]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 function denial(status: Denial['status'], body: unknown, wwwAuthenticate?: string): Denial {
-  const json = JSON.stringify(body);
   const headers: Record<string, string> = {
     'Content-Type': 'application/json',
     'Cache-Control': 'no-store',
-    [AUTH_ERROR_BODY_HEADER]: json,
+    [AUTH_ERROR_BODY_HEADER]: asciiJson(body),
   };
   if (wwwAuthenticate) headers['WWW-Authenticate'] = wwwAuthenticate;
   return { status, headers, body };

@@ -72,6 +72,9 @@ const NOT_FAILURES = new Set([
 
 class BodyTooLarge extends Error {}
 
+/** The proxy hung up before the body was complete: nothing to answer, nothing wrong here. */
+class ClientGone extends Error {}
+
 /** 429 for a client IP over `limits.verifyFailures`; the proxy passes it on. */
 function tooManyFailures(retryAfter: number): Denial {
   return {
@@ -142,7 +145,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       chunks.push(chunk);
     });
     req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
+    req.once('error', () => reject(new ClientGone()));
+    req.once('aborted', () => reject(new ClientGone()));
   });
 }
 
@@ -204,6 +208,11 @@ export class DecisionPoint {
   };
 
   private fail(res: ServerResponse, error: unknown, trace: Trace): void {
+    if (error instanceof ClientGone) {
+      this.deps.logger.debug('verify: the client hung up before its body was complete');
+      res.destroy();
+      return;
+    }
     this.deps.logger.error('verify failed', { error });
     if (!res.headersSent) {
       res.writeHead(500, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });

@@ -15,6 +15,7 @@ import { hash } from 'node:crypto';
 import {
   createLocalJWKSet,
   errors as joseErrors,
+  decodeProtectedHeader,
   jwtVerify,
   type JWK,
   type JWTPayload,
@@ -81,7 +82,15 @@ export interface TokenVerifierOptions {
   reloadKeys?: () => Promise<JWK[]>;
 }
 
-const KEY_RELOAD_INTERVAL_MS = 10_000;
+/**
+ * At most one re-read of the keys per 200 ms, whatever key ids tokens name: a flood of made-up
+ * ids costs five store reads a second. Any re-read loads every current key, so a genuine token
+ * signed with a key rotated in elsewhere is refused only if it comes within 200 ms of both the
+ * rotation and another re-read.
+ */
+const KEY_RELOAD_INTERVAL_MS = 200;
+/** A key id still unknown after a re-read does not cause another one for this long. */
+const ABSENT_KID_MS = 10_000;
 
 export class TokenVerifier {
   private keySet: ReturnType<typeof createLocalJWKSet>;
@@ -109,10 +118,14 @@ export class TokenVerifier {
   /** Verifies a token not found in the cache, and caches it. */
   async verify(token: string, key: string): Promise<VerifiedToken> {
     let payload: JWTPayload;
+    const keySetBefore = this.keySet;
     try {
       payload = await this.jwtVerify(token);
     } catch (error) {
-      if (error instanceof joseErrors.JWKSNoMatchingKey && (await this.reloadKeys())) {
+      if (
+        error instanceof joseErrors.JWKSNoMatchingKey &&
+        (await this.reloadKeys(keySetBefore, keyIdOf(token)))
+      ) {
         payload = await this.jwtVerify(token).catch((retry: unknown) => {
           throw rejection(retry);
         });
@@ -149,12 +162,53 @@ export class TokenVerifier {
     }).then((result) => result.payload);
   }
 
-  private async reloadKeys(): Promise<boolean> {
+  /**
+   * Re-reads the keys for a token whose key was unknown; `true` when the token is worth
+   * verifying again: the keys were re-read by this call, by one in flight (awaited), or by
+   * another since the token was first tried against `triedWith`.
+   */
+  private async reloadKeys(
+    triedWith: TokenVerifier['keySet'],
+    kid: string | undefined,
+  ): Promise<boolean> {
     const { reloadKeys } = this.options;
-    if (!reloadKeys || Date.now() - this.lastReload < KEY_RELOAD_INTERVAL_MS) return false;
-    this.lastReload = Date.now();
-    this.keySet = createLocalJWKSet({ keys: await reloadKeys() });
+    if (!reloadKeys) return false;
+    if (this.reloading) {
+      await this.reloading;
+      return true;
+    }
+    if (this.keySet !== triedWith) return true;
+    const now = Date.now();
+    if (kid !== undefined && (this.absentKids.get(kid) ?? 0) > now) return false;
+    if (now - this.lastReload < KEY_RELOAD_INTERVAL_MS) return false;
+    this.lastReload = now;
+    this.reloading = reloadKeys()
+      .then((keys) => {
+        this.keySet = createLocalJWKSet({ keys });
+        if (kid !== undefined && !keys.some((key) => key.kid === kid)) {
+          if (this.absentKids.size >= 1000) this.absentKids.clear();
+          this.absentKids.set(kid, Date.now() + ABSENT_KID_MS);
+        }
+      })
+      .finally(() => {
+        this.reloading = undefined;
+      });
+    await this.reloading;
     return true;
+  }
+
+  private reloading: Promise<void> | undefined;
+  /** Key ids found absent by a re-read → until when they cause no new one. */
+  private readonly absentKids = new Map<string, number>();
+}
+
+/** The `kid` a token's header names (undefined when none or unreadable). */
+function keyIdOf(token: string): string | undefined {
+  try {
+    const { kid } = decodeProtectedHeader(token);
+    return typeof kid === 'string' ? kid.slice(0, 200) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -257,6 +257,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
         // An absent value is left to oidc-provider, which reports it as a missing property.
         if (value === undefined) return;
         if (key === 'scope') {
+          if (typeof value !== 'string') {
+            throw new errors.InvalidClientMetadata('scope must be a string');
+          }
           metadata.scope = knownScopes.join(' ');
           return;
         }

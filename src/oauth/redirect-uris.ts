@@ -15,6 +15,12 @@ import { isLoopbackHostname } from '../net/loopback.js';
 
 /** Returns why `uri` is not an acceptable redirect URI, or `undefined` when it is. */
 export function redirectUriProblem(uri: string): string | undefined {
+  // A URI is ASCII (RFC 3986 §2: anything else is percent-encoded). A raw non-ASCII character,
+  // such as the U+FFFD a decoder put where the request had invalid UTF-8, is not the URI the
+  // client meant, and exact matching against it later would be matching garbage.
+  if (/[^\x21-\x7e]/.test(uri)) {
+    return 'redirect URIs must be printable ASCII (percent-encode anything else)';
+  }
   if (uri.includes('#')) return `${uri} must not contain a fragment`;
   const url = URL.parse(uri);
   if (!url) return `${uri} is not an absolute URI`;
