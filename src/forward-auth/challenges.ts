@@ -23,12 +23,13 @@ export function protectedResourceMetadataUrl(origin: string, resourcePath: strin
 }
 
 /**
- * An auth-param quoted-string (RFC 9110 §5.6.4). Quotes, backslashes and control characters
- * become spaces, and characters outside printable ASCII `?` (RFC 6750 §3 allows only
- * %x20-21 / %x23-5B / %x5D-7E in `error_description`; Node refuses most others anyway).
+ * An auth-param quoted-string (RFC 9110 §5.6.4). Quotes and backslashes become spaces, and
+ * every character outside printable ASCII (control characters included) `?`: RFC 6750 §3
+ * allows only %x20-21 / %x23-5B / %x5D-7E in `error_description`, and Node refuses most
+ * others in a header anyway.
  */
 function quoted(value: string): string {
-  return `"${value.replace(/["\\\x00-\x1f]/g, ' ').replace(/[^\x20-\x7e]/g, '?')}"`;
+  return `"${value.replace(/["\\]/g, ' ').replace(/[^\x20-\x7e]/g, '?')}"`;
 }
 
 function bearer(params: Record<string, string | undefined>): string {
