@@ -3,18 +3,16 @@ import { EventEmitter } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type Provider from 'oidc-provider';
 import { Redis } from 'ioredis';
-import winston from 'winston';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { runAuditCommand, verifyStore } from '../../src/audit/cli.js';
 import { auditDecisions } from '../../src/audit/decision-audit.js';
 import { auditOAuthEvents } from '../../src/audit/oauth-audit.js';
 import { hashRecord, verifyChain } from '../../src/audit/verify-chain.js';
 import type { DecisionOutcome } from '../../src/forward-auth/decision-observer.js';
-import { createLogger, type Logger } from '../../src/logging/logger.js';
+import type { Logger } from '../../src/logging/logger.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import type { JsonObject, Store } from '../../src/store/store.js';
@@ -27,22 +25,12 @@ import {
   tokenRequest,
 } from '../helpers/oauth-flow.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { captureLogger } from '../helpers/captured-logger.js';
 
 /** A logger whose lines the test can read. */
 function capturingLogger(): { logger: Logger; lines: () => JsonObject[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(line);
-      callback();
-    },
-  });
-  const logger = createLogger({
-    level: 'debug',
-    console: false,
-    transports: [new winston.transports.Stream({ stream: sink })],
-  });
-  return { logger, lines: () => lines.map((line) => JSON.parse(line) as JsonObject) };
+  const captured = captureLogger();
+  return { logger: captured.logger, lines: () => captured.records() as JsonObject[] };
 }
 
 async function chainOf(store: Store, key = 'audit'): Promise<JsonObject[]> {

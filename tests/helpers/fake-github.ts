@@ -21,9 +21,18 @@
  * record at each call, so {@link FakeGitHub.setMembership} also changes what tokens issued
  * earlier see, like a removal from an org at GitHub.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { closeServer, getFreePort, listenOn } from './ports.js';
+import { closeServer, listenOn, onFreePort } from './ports.js';
+import {
+  parseParams,
+  basicCredentials,
+  sameSecret,
+  s256,
+  randomToken,
+  readBody,
+  sendJson,
+  sendText,
+} from './fake-http.js';
 
 export interface FakeGitHubUser {
   id: number;
@@ -84,7 +93,6 @@ export interface StartFakeGitHubOptions {
   users: FakeGitHubUser[];
 }
 
-const LISTEN_ATTEMPTS = 3;
 /** "The temporary code will expire after 10 minutes." */
 const CODE_TTL_MS = 10 * 60 * 1000;
 const DEFAULT_PER_PAGE = 30;
@@ -119,16 +127,8 @@ interface IssuedToken {
 type ApiAnswer = { status: number; body: unknown; headers?: Record<string, string> };
 
 /** Starts the fake; resolves once it listens. */
-export async function startFakeGitHub(options: StartFakeGitHubOptions): Promise<FakeGitHub> {
-  for (let attempt = 1; ; attempt += 1) {
-    const port = await getFreePort();
-    try {
-      return await launch(options, port);
-    } catch (error) {
-      const portTaken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
-      if (!portTaken || attempt >= LISTEN_ATTEMPTS) throw error;
-    }
-  }
+export function startFakeGitHub(options: StartFakeGitHubOptions): Promise<FakeGitHub> {
+  return onFreePort((port) => launch(options, port));
 }
 
 async function launch(options: StartFakeGitHubOptions, port: number): Promise<FakeGitHub> {
@@ -514,78 +514,4 @@ function sendTokenAnswer(
   }
   res.writeHead(200, { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' });
   res.end(new URLSearchParams(fields).toString());
-}
-
-/** The token request's parameters: a form (what OAuth clients send) or a JSON object. */
-function parseParams(req: IncomingMessage, body: string): URLSearchParams {
-  if (!(req.headers['content-type'] ?? '').includes('application/json')) {
-    return new URLSearchParams(body);
-  }
-  const params = new URLSearchParams();
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (typeof parsed === 'object' && parsed !== null) {
-      for (const [name, value] of Object.entries(parsed)) {
-        if (typeof value === 'string') params.set(name, value);
-      }
-    }
-  } catch {
-    // Malformed JSON: no parameters, so the request fails on its credentials.
-  }
-  return params;
-}
-
-/** Client credentials from `Authorization: Basic` (each part form-encoded, RFC 6749 §2.3.1). */
-function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
-  const match = /^basic\s+(\S+)$/i.exec(header ?? '');
-  if (!match?.[1]) return undefined;
-  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return undefined;
-  try {
-    return {
-      id: decodeURIComponent(decoded.slice(0, colon).replaceAll('+', ' ')),
-      secret: decodeURIComponent(decoded.slice(colon + 1).replaceAll('+', ' ')),
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function s256(verifier: string): string {
-  return createHash('sha256').update(verifier).digest('base64url');
-}
-
-function randomToken(bytes: number): string {
-  return randomBytes(bytes).toString('base64url');
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  res.end(JSON.stringify(body));
-}
-
-function sendText(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-  res.end(text);
 }

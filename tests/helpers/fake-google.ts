@@ -23,9 +23,18 @@
  * No login page: the authorization request signs in whichever user {@link FakeGoogle.loginAs}
  * chose and consents at once (or cancels, for `null`).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { closeServer, getFreePort, listenOn } from './ports.js';
+import { closeServer, listenOn, onFreePort } from './ports.js';
+import {
+  parseParams,
+  basicCredentials,
+  sameSecret,
+  s256,
+  randomToken,
+  readBody,
+  sendJson,
+  sendText,
+} from './fake-http.js';
 
 export interface FakeGoogleUser {
   sub: string;
@@ -76,7 +85,6 @@ export interface StartFakeGoogleOptions {
   users: FakeGoogleUser[];
 }
 
-const LISTEN_ATTEMPTS = 3;
 const CODE_TTL_MS = 10 * 60 * 1000;
 /** Google's access tokens live an hour; the answer says 3599 seconds. */
 const ACCESS_TOKEN_TTL_S = 3599;
@@ -119,16 +127,8 @@ class TokenError extends Error {
 }
 
 /** Starts the fake; resolves once it listens. */
-export async function startFakeGoogle(options: StartFakeGoogleOptions): Promise<FakeGoogle> {
-  for (let attempt = 1; ; attempt += 1) {
-    const port = await getFreePort();
-    try {
-      return await launch(options, port);
-    } catch (error) {
-      const portTaken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
-      if (!portTaken || attempt >= LISTEN_ATTEMPTS) throw error;
-    }
-  }
+export function startFakeGoogle(options: StartFakeGoogleOptions): Promise<FakeGoogle> {
+  return onFreePort((port) => launch(options, port));
 }
 
 async function launch(options: StartFakeGoogleOptions, port: number): Promise<FakeGoogle> {
@@ -481,78 +481,4 @@ function sendTokenAnswer(res: ServerResponse, answer: () => Record<string, unkno
       headers,
     );
   }
-}
-
-/** The token request's parameters: a form (what OAuth clients send) or a JSON object. */
-function parseParams(req: IncomingMessage, body: string): URLSearchParams {
-  if (!(req.headers['content-type'] ?? '').includes('application/json')) {
-    return new URLSearchParams(body);
-  }
-  const params = new URLSearchParams();
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (typeof parsed === 'object' && parsed !== null) {
-      for (const [name, value] of Object.entries(parsed)) {
-        if (typeof value === 'string') params.set(name, value);
-      }
-    }
-  } catch {
-    // Malformed JSON: no parameters, so the request fails on its client id.
-  }
-  return params;
-}
-
-/** Client credentials from `Authorization: Basic` (each part form-encoded, RFC 6749 §2.3.1). */
-function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
-  const match = /^basic\s+(\S+)$/i.exec(header ?? '');
-  if (!match?.[1]) return undefined;
-  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return undefined;
-  try {
-    return {
-      id: decodeURIComponent(decoded.slice(0, colon).replaceAll('+', ' ')),
-      secret: decodeURIComponent(decoded.slice(colon + 1).replaceAll('+', ' ')),
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function s256(verifier: string): string {
-  return createHash('sha256').update(verifier).digest('base64url');
-}
-
-function randomToken(bytes: number): string {
-  return randomBytes(bytes).toString('base64url');
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  res.end(JSON.stringify(body));
-}
-
-function sendText(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-  res.end(text);
 }

@@ -5,12 +5,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { configSchema, type GatewayConfig } from '../../src/config/schema.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
-import { createLogger } from '../../src/logging/logger.js';
 import type { Store } from '../../src/store/store.js';
+import { captureLogger } from './captured-logger.js';
 import { getFreePort } from './ports.js';
 
 export interface RunningGateway {
@@ -47,18 +45,7 @@ export async function startGateway(
     ...overrides(issuer, port),
   };
   const config = configSchema.parse(raw);
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(line);
-      callback();
-    },
-  });
-  const logger = createLogger({
-    level: 'debug',
-    console: false,
-    transports: [new winston.transports.Stream({ stream: sink })],
-  });
+  const { logger, lines: logs } = captureLogger();
   const gateway = await createGateway(config, {
     logger,
     ...(options.store ? { store: options.store } : {}),

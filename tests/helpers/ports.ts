@@ -40,3 +40,22 @@ export function closeServer(server: Server & { closeAllConnections?: () => void 
     server.closeAllConnections?.();
   });
 }
+
+/**
+ * Runs `launch` on a free port, again on another one when the port was taken meanwhile
+ * (another process can grab a port between {@link getFreePort} and the bind).
+ */
+export async function onFreePort<T>(
+  launch: (port: number) => Promise<T>,
+  attempts = 3,
+): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await getFreePort();
+    try {
+      return await launch(port);
+    } catch (error) {
+      const portTaken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (!portTaken || attempt >= attempts) throw error;
+    }
+  }
+}

@@ -41,7 +41,7 @@ import Provider, {
   type Configuration,
   type InteractionResults,
 } from 'oidc-provider';
-import { getFreePort, listenOn } from './ports.js';
+import { listenOn, onFreePort } from './ports.js';
 import type { TestCa } from './test-ca.js';
 
 export interface UpstreamUser {
@@ -73,8 +73,6 @@ export interface UpstreamIdp {
   /** Closes the server and its open connections. Safe to call more than once. */
   stop(): Promise<void>;
 }
-
-const LISTEN_ATTEMPTS = 3;
 
 /** The models `revokeByGrantId` removes (as oidc-provider's own memory adapter does). */
 const GRANT_MEMBERS = new Set([
@@ -147,16 +145,8 @@ function accountClaims(
 }
 
 /** Starts the IdP; resolves once it listens. */
-export async function startUpstreamIdp(options: StartUpstreamIdpOptions): Promise<UpstreamIdp> {
-  for (let attempt = 1; ; attempt += 1) {
-    const port = await getFreePort();
-    try {
-      return await launch(options, port);
-    } catch (error) {
-      const portTaken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
-      if (!portTaken || attempt >= LISTEN_ATTEMPTS) throw error;
-    }
-  }
+export function startUpstreamIdp(options: StartUpstreamIdpOptions): Promise<UpstreamIdp> {
+  return onFreePort((port) => launch(options, port));
 }
 
 async function launch(options: StartUpstreamIdpOptions, port: number): Promise<UpstreamIdp> {

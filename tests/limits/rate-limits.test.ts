@@ -9,12 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import express, { type Express } from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import winston from 'winston';
 import { configSchema, type GatewayConfig } from '../../src/config/schema.js';
 import { ClientQuota } from '../../src/limits/client-quota.js';
 import {
@@ -23,13 +21,14 @@ import {
   limitKeyForIp,
   type RateLimits,
 } from '../../src/limits/rate-limits.js';
-import { createLogger, type Logger } from '../../src/logging/logger.js';
+import type { Logger } from '../../src/logging/logger.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import type { Store } from '../../src/store/store.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { captureLogger } from '../helpers/captured-logger.js';
 
 /** Polls `condition` until it holds; fails after `timeoutMs`. */
 async function waitFor(
@@ -60,24 +59,10 @@ interface CapturedLogger {
 }
 
 function capturedLogger(): CapturedLogger {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(line);
-      callback();
-    },
-  });
-  const logger = createLogger({
-    level: 'debug',
-    console: false,
-    transports: [new winston.transports.Stream({ stream: sink })],
-  });
+  const { logger, records } = captureLogger();
   return {
     logger,
-    events: (kind) =>
-      lines
-        .map((line) => JSON.parse(line) as Record<string, unknown>)
-        .filter((record) => record.security_event === kind),
+    events: (kind) => records().filter((record) => record.security_event === kind),
   };
 }
 
