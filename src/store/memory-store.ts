@@ -1,6 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
-import type { ChainEntry, JsonObject, ReadChainedOptions, Store } from './store.js';
+import {
+  chainedAppendHash,
+  type ChainEntry,
+  type JsonObject,
+  type ReadChainedOptions,
+  type Store,
+} from './store.js';
 
 /**
  * What one cache slot holds. Values are kept as their JSON text, exactly as {@link RedisStore}
@@ -280,16 +286,7 @@ function chainRecord(
   expectedPrevHash: string | null,
   maxLength: number,
 ): { json: string; hash: string } {
-  if (!Number.isSafeInteger(maxLength) || maxLength < 1) {
-    throw new RangeError(`maxLength must be a positive integer, got ${maxLength}`);
-  }
-  if (expectedPrevHash !== null && (typeof expectedPrevHash !== 'string' || !expectedPrevHash)) {
-    throw new TypeError('expectedPrevHash must be a non-empty string or null');
-  }
-  const hash = record.hash;
-  if (typeof hash !== 'string' || hash === '') {
-    throw new TypeError('A chained record needs a non-empty string `hash`');
-  }
+  const hash = chainedAppendHash(record, expectedPrevHash, maxLength);
   return { json: serializeValue(record), hash };
 }
 

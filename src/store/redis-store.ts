@@ -1,5 +1,11 @@
 import { Redis } from 'ioredis';
-import type { ChainEntry, JsonObject, ReadChainedOptions, Store } from './store.js';
+import {
+  chainedAppendHash,
+  type ChainEntry,
+  type JsonObject,
+  type ReadChainedOptions,
+  type Store,
+} from './store.js';
 
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
@@ -289,16 +295,7 @@ export class RedisStore implements Store {
     expectedPrevHash: string | null,
     maxLength: number,
   ): Promise<boolean> {
-    if (!Number.isSafeInteger(maxLength) || maxLength < 1) {
-      throw new RangeError(`maxLength must be a positive integer, got ${maxLength}`);
-    }
-    if (expectedPrevHash !== null && (typeof expectedPrevHash !== 'string' || !expectedPrevHash)) {
-      throw new TypeError('expectedPrevHash must be a non-empty string or null');
-    }
-    const hash = record.hash;
-    if (typeof hash !== 'string' || hash === '') {
-      throw new TypeError('A chained record needs a non-empty string `hash`');
-    }
+    const hash = chainedAppendHash(record, expectedPrevHash, maxLength);
     const json = serializeValue(record);
     const appended = await this.#redis.storeAppendChained(
       this.#key(key),

@@ -139,3 +139,25 @@ export interface Store {
   /** Releases connections and timers. */
   close(): Promise<void>;
 }
+
+/**
+ * The argument checks both stores make before `appendChained`; returns the record's `hash`.
+ * Rejecting here (rather than storing) keeps a malformed record out of the chain for good.
+ */
+export function chainedAppendHash(
+  record: JsonObject,
+  expectedPrevHash: string | null,
+  maxLength: number,
+): string {
+  if (!Number.isSafeInteger(maxLength) || maxLength < 1) {
+    throw new RangeError(`maxLength must be a positive integer, got ${maxLength}`);
+  }
+  if (expectedPrevHash !== null && (typeof expectedPrevHash !== 'string' || !expectedPrevHash)) {
+    throw new TypeError('expectedPrevHash must be a non-empty string or null');
+  }
+  const hash = record.hash;
+  if (typeof hash !== 'string' || hash === '') {
+    throw new TypeError('A chained record needs a non-empty string `hash`');
+  }
+  return hash;
+}
