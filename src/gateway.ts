@@ -41,7 +41,7 @@ import {
   registrationCors,
 } from './oauth/endpoint-guards.js';
 import { loadKeyMaterial, publicJwk, readKeyMaterial, type KeyLocation } from './oauth/keys.js';
-import { createProvider, ROUTES } from './oauth/provider.js';
+import { ACCOUNT_CLIENT_ID, createProvider, ROUTES, SESSION_TTL } from './oauth/provider.js';
 import { ResourceRegistry } from './oauth/resources.js';
 import { hasAccessRules } from './policy/access.js';
 import { MemoryStore } from './store/memory-store.js';
@@ -61,6 +61,10 @@ import {
 import { GatewayMetrics } from './observability/metrics.js';
 import { countOAuthEvents } from './observability/oauth-metrics.js';
 import { startTracing } from './observability/tracing.js';
+import { CimdClientLog, ClientDirectory } from './account/clients.js';
+import { GrantDirectory } from './account/grants.js';
+import { createAccountRouter } from './account/router.js';
+import { trackGrantUse } from './account/usage.js';
 
 export interface Gateway {
   app: Express;
@@ -157,6 +161,13 @@ export async function createGateway(
   logOAuthEvents(provider, logger);
   if (metrics) countOAuthEvents(provider, metrics);
   if (audit) auditOAuthEvents(provider, audit);
+  const grants = new GrantDirectory(store);
+  trackGrantUse(provider, {
+    grants,
+    cimdClients: new CimdClientLog(store, config.registration.dcr.clientTtl),
+    grantTtl: config.tokens.refreshTokenTtl,
+    logger,
+  });
 
   const limits = createRateLimits({ config, store: rawStore, logger });
   const clientQuota = new ClientQuota({ config, store, logger });
@@ -228,6 +239,21 @@ export async function createGateway(
       upstreams,
       reauthorization,
       metrics,
+      logger,
+    }),
+  );
+  app.use(
+    createAccountRouter({
+      config,
+      provider,
+      accounts,
+      consents,
+      // One token per browser session, valid as long as the session.
+      csrf: new CsrfTokens(store, SESSION_TTL),
+      resources,
+      grants,
+      clients: new ClientDirectory(store, config),
+      audit,
       logger,
     }),
   );
@@ -314,6 +340,11 @@ export function createStore(config: GatewayConfig, logger: Logger): Store {
  * Refuses configurations that would be unsafe to run and says loudly what is merely risky.
  */
 function checkStartupPolicy(config: GatewayConfig, logger: Logger): void {
+  if (config.clients.some((client) => client.client_id === ACCOUNT_CLIENT_ID)) {
+    throw new StartupRefused(
+      `clients: the client id ${ACCOUNT_CLIENT_ID} is the gateway's own (the /account page); choose another`,
+    );
+  }
   const dev = config.login.dev;
   if (dev) {
     const loopback = isLoopbackHostname(config.listen.host);

@@ -20,6 +20,7 @@ import { processIo } from './cli/io.js';
 const USAGE = `Usage: mcp-gateway [--config FILE]
        mcp-gateway config check FILE
        mcp-gateway audit verify [--file FILE] [--config FILE]
+       mcp-gateway clients list|revoke CLIENT_ID [--config FILE]
        mcp-gateway clients pending-hosts|approved-hosts|approve-host HOST|unapprove-host HOST [--config FILE]
 
   --config FILE   gateway configuration (YAML); default: $MCP_GATEWAY_CONFIG, else the

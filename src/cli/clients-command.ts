@@ -2,6 +2,11 @@
  * `mcp-gateway clients …`: client governance from a terminal, on the store of a running
  * service (Redis; the embedded default's memory store lives inside the service process).
  *
+ *   clients list                   every client: pre-registered, DCR, CIMD (seen obtaining
+ *                                  tokens); tab-separated, one line each, with a header
+ *   clients revoke CLIENT_ID       revoke every grant of the client (its refresh tokens stop
+ *                                  working, `/verify` refuses its access tokens on every
+ *                                  replica) and, for a DCR client, delete its registration
  *   clients pending-hosts          CIMD hosts waiting for approval (registration.cimd.requireApproval)
  *   clients approved-hosts         hosts approved so far
  *   clients approve-host HOST      approve a host: its client ids work from the next request
@@ -9,17 +14,28 @@
  */
 import type { GatewayConfig } from '../config/schema.js';
 import { createStore } from '../gateway.js';
-import { createLogger } from '../logging/logger.js';
+import { createLogger, type Logger } from '../logging/logger.js';
 import { AuditLog } from '../audit/audit-log.js';
+import { ClientDirectory, type ClientInfo } from '../account/clients.js';
+import { GrantDirectory } from '../account/grants.js';
+import { RevocationList } from '../forward-auth/revocations.js';
 import { ClientHostApprovals } from '../oauth/client-hosts.js';
+import { ConsentMemory } from '../oauth/consent-memory.js';
+import { ACCOUNT_CLIENT_ID } from '../oauth/provider.js';
+import { createAdapterFactory } from '../oauth/store-adapter.js';
+import type { Store } from '../store/store.js';
 import { userInfo } from 'node:os';
 import { EXIT, type CliIo } from './io.js';
 
-const USAGE = `usage: mcp-gateway clients pending-hosts|approved-hosts [--config FILE]
+const USAGE = `usage: mcp-gateway clients list [--config FILE]
+       mcp-gateway clients revoke CLIENT_ID [--config FILE]
+       mcp-gateway clients pending-hosts|approved-hosts [--config FILE]
        mcp-gateway clients approve-host|unapprove-host HOST [--config FILE]
 `;
 
 const HOST = /^[a-z0-9.-]{1,253}$/i;
+/** Printable ASCII without spaces: DCR ids, https CIMD ids, configured ids. */
+const CLIENT_ID = /^[\x21-\x7e]{1,2000}$/;
 
 export async function runClientsCommand(
   argv: string[],
@@ -28,13 +44,23 @@ export async function runClientsCommand(
 ): Promise<number> {
   const [action, host, ...rest] = argv;
   const needsHost = action === 'approve-host' || action === 'unapprove-host';
-  const listing = action === 'pending-hosts' || action === 'approved-hosts';
-  if ((!needsHost && !listing) || rest.length > 0 || (needsHost ? !host : host !== undefined)) {
+  const needsClient = action === 'revoke';
+  const listing = action === 'pending-hosts' || action === 'approved-hosts' || action === 'list';
+  const needsArgument = needsHost || needsClient;
+  if (
+    (!needsArgument && !listing) ||
+    rest.length > 0 ||
+    (needsArgument ? !host : host !== undefined)
+  ) {
     io.stderr(USAGE);
     return EXIT.usage;
   }
   if (needsHost && !HOST.test(host!)) {
     io.stderr(`not a host name: ${host}\n`);
+    return EXIT.usage;
+  }
+  if (needsClient && !CLIENT_ID.test(host!)) {
+    io.stderr(`not a client id: ${printable(host!)}\n`);
     return EXIT.usage;
   }
   if (!config.store.redis) {
@@ -46,6 +72,11 @@ export async function runClientsCommand(
   const logger = createLogger({ level: 'error' });
   const store = createStore(config, logger);
   try {
+    if (action === 'list') {
+      io.stdout(await listClients(store, config));
+      return EXIT.ok;
+    }
+    if (action === 'revoke') return await revokeClient(host!, store, config, logger, io);
     const approvals = new ClientHostApprovals(store, config.registration.cimd.onlyHosts);
     if (action === 'pending-hosts') io.stdout(lines(await approvals.pending()));
     if (action === 'approved-hosts') io.stdout(lines(await approvals.approved()));
@@ -77,4 +108,138 @@ export async function runClientsCommand(
 
 function lines(items: string[]): string {
   return items.map((item) => `${item}\n`).join('');
+}
+
+/**
+ * Text a client chose (its name) or sent (an id), made safe for a terminal and for the
+ * tab-separated listing: control characters (escape sequences, tabs, newlines), format
+ * characters (bidirectional overrides, zero-width) and line separators become `?`.
+ */
+function printable(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, '?');
+}
+
+function isoTime(epochSeconds: number | undefined): string {
+  return epochSeconds === undefined
+    ? '-'
+    : new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+const LIST_HEADER = [
+  'KIND',
+  'CLIENT_ID',
+  'NAME',
+  'REDIRECT_HOSTS',
+  'CREATED',
+  'LAST_USED',
+  'GRANTS',
+];
+
+/**
+ * Every client, one tab-separated line each. LAST_USED is the latest of the client's own
+ * record (a DCR client's lookups, to the day; a CIMD client's token requests, to the hour) and
+ * its grants' last token requests. GRANTS counts the live grants (users who authorized it).
+ */
+async function listClients(store: Store, config: GatewayConfig): Promise<string> {
+  const grants = new GrantDirectory(store);
+  const rows = [LIST_HEADER];
+  for (const client of await new ClientDirectory(store, config).list()) {
+    const held = await grants.forClient(client.clientId, { prune: false });
+    const lastUse = Math.max(
+      client.lastSeenAt ?? 0,
+      ...held.map((grant) => grant.lastUse ?? grant.firstUse ?? 0),
+    );
+    rows.push([
+      client.kind,
+      printable(client.clientId),
+      printable(client.name ?? '-'),
+      client.redirectHosts.map(printable).join(',') || '-',
+      isoTime(client.createdAt),
+      isoTime(lastUse > 0 ? lastUse : undefined),
+      String(held.length),
+    ]);
+  }
+  return lines(rows.map((row) => row.join('\t')));
+}
+
+/**
+ * Revokes every grant of a client, as the service itself would (the store adapter's
+ * `revokeByGrantId`: refresh tokens deleted, the revocation list told, which every replica's
+ * `/verify` hears at once or at its next poll), forgets the users' remembered consent for it,
+ * and deletes a DCR client's registration. A pre-registered client stays configured, a CIMD
+ * client can ask users again: both are said in the output.
+ */
+async function revokeClient(
+  clientId: string,
+  store: Store,
+  config: GatewayConfig,
+  logger: Logger,
+  io: CliIo,
+): Promise<number> {
+  if (clientId === ACCOUNT_CLIENT_ID) {
+    io.stderr(`${clientId} is the gateway's own account page client; it cannot be revoked\n`);
+    return EXIT.failed;
+  }
+  const client: ClientInfo = await new ClientDirectory(store, config).describe(clientId);
+  const grants = await new GrantDirectory(store).forClient(clientId);
+  const registered = client.kind === 'dcr' && client.known;
+  const seen = client.kind !== 'cimd' || client.createdAt !== undefined;
+  if (grants.length === 0 && (client.kind === 'dcr' ? !registered : !seen)) {
+    io.stderr(`no such client: ${printable(clientId)}\n`);
+    return EXIT.failed;
+  }
+  const revocations = new RevocationList(
+    store,
+    config.tokens.accessTokenTtl + config.verify.clockSkew,
+    config.verify.revocationPollInterval,
+    logger,
+  );
+  const Adapter = createAdapterFactory(store, {
+    dcrClientTtl: config.registration.dcr.clientTtl,
+    onGrantRevoked: (grantId) => revocations.revoke(grantId),
+  });
+  const consents = new ConsentMemory(store, config.tokens.consentTtl);
+  const grantAdapter = new Adapter('Grant');
+  for (const grant of grants) {
+    await grantAdapter.revokeByGrantId(grant.grantId);
+    await consents.forget(grant.accountId, clientId);
+  }
+  if (registered) await new Adapter('Client').destroy(clientId);
+
+  // Admin changes go into the audit trail, with the operating-system user who made them.
+  if (config.audit.enabled) {
+    const actor = `cli:${userInfo().username}`;
+    const audit = new AuditLog({ store, maxRecords: config.audit.maxRecords, logger });
+    for (const grant of grants) {
+      void audit.append('grant_revoked', {
+        actor,
+        reason: 'admin',
+        subject: grant.accountId,
+        clientId,
+        grantId: grant.grantId,
+      });
+    }
+    void audit.append('admin_change', {
+      actor,
+      change: 'revoke-client',
+      clientId,
+      clientKind: client.kind,
+      grants: grants.length,
+      registrationDeleted: registered,
+    });
+    await audit.close();
+  }
+  const name = printable(clientId);
+  const count = `${grants.length} grant${grants.length === 1 ? '' : 's'}`;
+  if (registered) io.stdout(`revoked ${count} of ${name} and deleted its registration\n`);
+  else if (client.kind === 'pre-registered') {
+    io.stdout(
+      `revoked ${count} of ${name}; it stays configured (remove it from clients: to refuse new authorizations)\n`,
+    );
+  } else if (client.kind === 'cimd') {
+    io.stdout(
+      `revoked ${count} of ${name}; a CIMD client can ask users again (to refuse its host: registration.cimd.denyHosts, or unapprove-host with requireApproval)\n`,
+    );
+  } else io.stdout(`revoked ${count} of ${name} (its registration had already expired)\n`);
+  return EXIT.ok;
 }

@@ -22,6 +22,7 @@ import type { GatewayConfig } from '../config/schema.js';
 type DevUser = NonNullable<GatewayConfig['login']['dev']>['users'][number];
 import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
+import { ACCOUNT_CLIENT_ID } from '../oauth/provider.js';
 import type { ResourceRegistry } from '../oauth/resources.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
 import { evaluateLogin, evaluateResourceAccess, type AccessDecision } from '../policy/access.js';
@@ -201,9 +202,41 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
       }
       return sendPage(res, 200, renderProviderChoice(interaction.uid, choices));
     }
-    if (interaction.prompt.name === 'consent') return showConsent(req, res, interaction);
+    if (interaction.prompt.name === 'consent') {
+      if (interaction.params.client_id === ACCOUNT_CLIENT_ID) {
+        return consentToAccountClient(req, res, interaction);
+      }
+      return showConsent(req, res, interaction);
+    }
     throw new Error(`unsupported prompt ${interaction.prompt.name}`);
   });
+
+  /**
+   * The gateway's own account page (src/account/) is no third party: the user who just signed
+   * in to see their connected apps is not asked whether the gateway may know who they are.
+   * Only `openid` is granted; the client can ask for nothing else (no resource: see
+   * provider.ts), and anything else it asks for is refused here rather than granted.
+   */
+  async function consentToAccountClient(req: Request, res: Response, interaction: Interaction) {
+    const missingResources = interaction.prompt.details.missingResourceScopes ?? {};
+    const missingOidc = (interaction.prompt.details.missingOIDCScope ?? []) as string[];
+    if (
+      Object.keys(missingResources).length > 0 ||
+      missingOidc.some((scope) => scope !== 'openid')
+    ) {
+      return finish(req, res, {
+        error: 'invalid_scope',
+        error_description: 'the account client is granted openid only',
+      });
+    }
+    const accountId = interaction.session!.accountId;
+    const grant = interaction.grantId
+      ? ((await provider.Grant.find(interaction.grantId)) ??
+        new provider.Grant({ accountId, clientId: ACCOUNT_CLIENT_ID }))
+      : new provider.Grant({ accountId, clientId: ACCOUNT_CLIENT_ID });
+    grant.addOIDCScope('openid');
+    return finish(req, res, { consent: { grantId: await grant.save() } });
+  }
 
   async function showConsent(req: Request, res: Response, interaction: Interaction) {
     const clientId = String(interaction.params.client_id);

@@ -51,6 +51,22 @@ export interface ProviderDependencies {
   metrics?: GatewayMetrics | undefined;
 }
 
+/**
+ * The gateway's own first-party client: the "connected apps" page (`/account`, src/account/)
+ * signs its user in through the same login as every MCP client. Public, PKCE, code flow only,
+ * `openid` only and never any resource (so it never holds a token for an MCP server); its
+ * consent step is skipped (src/login/interactions.ts).
+ */
+export const ACCOUNT_CLIENT_ID = 'mcp-gateway-account';
+
+/** Where the account client's authorization responses go. */
+export function accountCallbackUrl(issuer: string): string {
+  return `${issuer.replace(/\/$/, '')}/account/callback`;
+}
+
+/** How long an oidc-provider browser session (the gateway's single sign-on) lasts, seconds. */
+export const SESSION_TTL = 14 * 24 * 3600;
+
 /** Paths of the OAuth endpoints. `/authorize`, `/token` and `/register` are also the 2025-03-26 fallbacks. */
 export const ROUTES = {
   authorization: '/authorize',
@@ -104,8 +120,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     adapter: createAdapterFactory(deps.store, {
       dcrClientTtl: config.registration.dcr.clientTtl,
       ...(deps.onGrantRevoked ? { onGrantRevoked: deps.onGrantRevoked } : {}),
+      unindexedClients: [ACCOUNT_CLIENT_ID],
     }),
-    clients: config.clients.map(toClientMetadata),
+    clients: [...config.clients.map(toClientMetadata), accountClientMetadata(config.issuer)],
     jwks: { keys: deps.keys.keys.map((key) => key.jwk) } as Configuration['jwks'],
     cookies: {
       keys: deps.keys.cookieSecrets,
@@ -172,10 +189,15 @@ export function createProvider(deps: ProviderDependencies): Provider {
       resourceIndicators: {
         enabled: true,
         // Without `resource` a request is bound to the only resource, when there is one;
-        // with several, the client must say which (MCP requires clients to send it).
-        defaultResource: () => resources.soleResource(),
+        // with several, the client must say which (MCP requires clients to send it). The
+        // account client never gets a resource.
+        defaultResource: (_ctx, client) =>
+          client.clientId === ACCOUNT_CLIENT_ID ? undefined : resources.soleResource(),
         useGrantedResource: () => true,
-        getResourceServerInfo: async (ctx, indicator): Promise<ResourceServer> => {
+        getResourceServerInfo: async (ctx, indicator, client): Promise<ResourceServer> => {
+          if (client.clientId === ACCOUNT_CLIENT_ID) {
+            throw new errors.InvalidTarget('the account client cannot obtain resource tokens');
+          }
           const resource = resources.find(indicator);
           if (!resource)
             throw new errors.InvalidTarget(`${indicator} is not a resource of this gateway`);
@@ -282,7 +304,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       IdToken: config.tokens.accessTokenTtl,
       Interaction: config.tokens.loginTtl,
       Grant: config.tokens.refreshTokenTtl,
-      Session: 14 * 24 * 3600,
+      Session: SESSION_TTL,
       RefreshToken: config.tokens.refreshTokenTtl,
       RegistrationAccessToken: config.registration.dcr.clientTtl,
     },
@@ -378,6 +400,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   // The HTTP layer strips those headers from any peer that is not a trusted proxy.
   provider.proxy = true;
   allowLoopbackPortVariation(provider.Client as never);
+  exactAccountRedirect(provider.Client as never, accountCallbackUrl(config.issuer));
   return provider;
 }
 
@@ -392,6 +415,36 @@ function toClientMetadata(client: GatewayConfig['clients'][number]): ClientMetad
     token_endpoint_auth_method:
       client.token_endpoint_auth_method ?? (client.client_secret ? 'client_secret_basic' : 'none'),
     ...(client.application_type ? { application_type: client.application_type } : {}),
+  };
+}
+
+/**
+ * The account client's code goes to the gateway's own callback and nowhere else: the loopback
+ * port rule (a development issuer on `localhost`) must not let another local program take it
+ * on another port, as its consent step is skipped.
+ */
+function exactAccountRedirect(
+  clientClass: {
+    prototype: { clientId: string; redirectUriAllowed(value: string): boolean };
+  },
+  callback: string,
+): void {
+  const allowed = clientClass.prototype.redirectUriAllowed;
+  clientClass.prototype.redirectUriAllowed = function redirectUriAllowed(value: string) {
+    if (this.clientId === ACCOUNT_CLIENT_ID) return value === callback;
+    return allowed.call(this, value);
+  };
+}
+
+/** The built-in account client (see {@link ACCOUNT_CLIENT_ID}). */
+function accountClientMetadata(issuer: string): ClientMetadata {
+  return {
+    client_id: ACCOUNT_CLIENT_ID,
+    client_name: 'MCP Gateway account',
+    redirect_uris: [accountCallbackUrl(issuer)],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
   };
 }
 

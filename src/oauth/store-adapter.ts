@@ -5,6 +5,14 @@
  * `oidc:grant:<grantId>` for the set of records issued under a grant (so a grant can be
  * revoked in one go), `oidc:uid:<uid>` for the interaction-session index.
  *
+ * Grants are also indexed by account (`oidc:account-grants:<accountId>`, read by the
+ * "connected apps" page, src/account/) and by client (`oidc:client-grants:<clientId>`, read by
+ * `mcp-gateway clients revoke`): sets of grant ids, with the grant's TTL, added to whenever a
+ * Grant is saved and removed from when it is destroyed or revoked. A grant that simply
+ * expires stays in its sets until a reader notices its record is gone and prunes it (or the
+ * set itself expires). `oidc:grant-use:<grantId>` (written by src/account/usage.ts) is when the
+ * grant last got tokens; it goes with the grant.
+ *
  * Clients: only dynamically registered clients pass through the adapter (pre-registered
  * ones live in the configuration, CIMD clients in oidc-provider's document cache), so every
  * `Client` record gets the DCR expiry and is counted in {@link DCR_CLIENT_INDEX}.
@@ -29,6 +37,13 @@ const GRANTABLE = new Set([
 
 export const DCR_CLIENT_INDEX = 'oidc:index:dcr-clients';
 
+/** The set of ids of an account's grants. */
+export const accountGrantsKey = (accountId: string) => `oidc:account-grants:${accountId}`;
+/** The set of ids of a client's grants. */
+export const clientGrantsKey = (clientId: string) => `oidc:client-grants:${clientId}`;
+/** When a grant last got tokens: `{ at: <epoch seconds> }`. */
+export const grantUseKey = (grantId: string) => `oidc:grant-use:${grantId}`;
+
 export interface AdapterOptions {
   /** TTL for dynamically registered clients, renewed when they are used. */
   dcrClientTtl: number;
@@ -37,9 +52,21 @@ export interface AdapterOptions {
    * token reuse, code replay, the revocation endpoint), and so do the gateway's own features.
    */
   onGrantRevoked?: (grantId: string) => Promise<void>;
+  /**
+   * Clients whose grants are kept out of the account and client indexes: the gateway's own
+   * account-page client, whose grants are no "connected app" and would otherwise pile up one
+   * per sign-in in its client index.
+   */
+  unindexedClients?: string[];
 }
 
-const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
+/** The fields of a stored Grant record the indexes need. */
+interface GrantOwners {
+  accountId?: unknown;
+  clientId?: unknown;
+}
+
+export const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
 const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
 const uidKey = (uid: string) => `oidc:uid:${uid}`;
 
@@ -47,6 +74,21 @@ const uidKey = (uid: string) => `oidc:uid:${uid}`;
 const CLIENT_TOUCH_INTERVAL = 24 * 3600;
 
 export function createAdapterFactory(store: Store, options: AdapterOptions) {
+  const unindexed = new Set(options.unindexedClients ?? []);
+
+  /** The index sets a grant belongs to (none for an unindexed client). */
+  const grantIndexes = (grant: GrantOwners): string[] => {
+    const { accountId, clientId } = grant;
+    if (typeof accountId !== 'string' || typeof clientId !== 'string') return [];
+    if (unindexed.has(clientId)) return [];
+    return [accountGrantsKey(accountId), clientGrantsKey(clientId)];
+  };
+
+  const unindexGrant = async (grantId: string, grant: GrantOwners | undefined) => {
+    for (const key of grant ? grantIndexes(grant) : []) await store.removeFromSet(key, [grantId]);
+    await store.delete(grantUseKey(grantId));
+  };
+
   return class StoreAdapter implements Adapter {
     constructor(private readonly model: string) {}
 
@@ -65,6 +107,9 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
       }
       if (this.model === 'Session' && payload.uid) {
         await store.set(uidKey(payload.uid), { id }, ttl);
+      }
+      if (this.model === 'Grant') {
+        for (const index of grantIndexes(payload)) await store.addToSet(index, [id], ttl);
       }
     }
 
@@ -99,14 +144,23 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
     }
 
     async destroy(id: string): Promise<void> {
+      const grant =
+        this.model === 'Grant'
+          ? await store.get<GrantOwners & JsonObject>(recordKey('Grant', id))
+          : undefined;
       await store.delete(recordKey(this.model, id));
       if (this.model === 'Client') await store.removeFromSet(DCR_CLIENT_INDEX, [id]);
+      if (this.model === 'Grant') await unindexGrant(id, grant);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       await options.onGrantRevoked?.(grantId);
+      const grant = await store.get<GrantOwners & JsonObject>(recordKey('Grant', grantId));
       const members = await store.setMembers(grantKey(grantId));
       await store.delete(...members, grantKey(grantId), recordKey('Grant', grantId));
+      // oidc-provider calls this once per model (codes, access and refresh tokens): only the
+      // first call still finds the record, and that one is enough.
+      if (grant) await unindexGrant(grantId, grant);
     }
   };
 

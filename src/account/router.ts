@@ -1,0 +1,352 @@
+/**
+ * "Connected apps" (`/account`): every user sees the grants they gave MCP clients and can
+ * revoke any of them.
+ *
+ * Sign-in reuses the gateway's own login. The page is an OAuth client of the gateway itself,
+ * the built-in {@link ACCOUNT_CLIENT_ID} (public, PKCE S256, `openid` only, never a resource;
+ * its consent step is skipped): `GET /account` without an oidc-provider session sends the
+ * browser to `/authorize` for it, with a random `state` and the PKCE verifier kept in a
+ * short-lived cookie (path `/account`, HttpOnly, SameSite=Lax; nothing is written to the
+ * store for a visitor who is not signed in, so the page cannot be used to fill it). The user signs
+ * in as for any MCP client (dev or upstream providers, access rules apply); oidc-provider
+ * then sets its session cookie (path `/`, so it is sent to `/account` too) and redirects to
+ * `GET /account/callback`, which checks `state` and `iss`, redeems the code server-side with
+ * the verifier (so no code is left unused, and a replayed callback fails on the used code;
+ * the code's account must be the browser session's, which defeats a planted cookie) and
+ * sends the browser to `/account`. A browser that already signed in for an MCP client has the
+ * session, and goes straight to the page.
+ *
+ * The session is read as oidc-provider reads it: `Session.get` on a context built with
+ * `provider.createContext(req, res)` (oidc-provider 9: the provider *is* the Koa app; the
+ * `provider.app` getter is deprecated).
+ *
+ * Revoking (`POST /account/grants/:grantId/revoke`) needs the session, the page's CSRF token
+ * (one per session, in the store, valid as long as the session) and a same-origin request by
+ * the browser's own headers (`Origin`, `Sec-Fetch-Site`: see `formAllowed`). A grant that is not the session account's is answered 404,
+ * like one that does not exist. The grant is revoked through the store adapter's
+ * `revokeByGrantId`, the one path every revocation takes: its refresh tokens are deleted (the
+ * next refresh gets `invalid_grant`) and the revocation list is told (`/verify` refuses its
+ * access tokens at once here and, through the store's pub/sub, on every replica; at the
+ * latest after `verify.revocationPollInterval`). The remembered consent for that client is
+ * forgotten, so that the application has to ask the user again.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import express, { type Request, type Response, type Router } from 'express';
+import type Provider from 'oidc-provider';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { GatewayConfig } from '../config/schema.js';
+import type { AccountStore } from '../login/accounts.js';
+import type { CsrfTokens } from '../login/csrf.js';
+import { sendPage } from '../login/interactions.js';
+import type { Logger } from '../logging/logger.js';
+import { securityEvent } from '../logging/security-events.js';
+import type { ConsentMemory } from '../oauth/consent-memory.js';
+import { ACCOUNT_CLIENT_ID, accountCallbackUrl, ROUTES } from '../oauth/provider.js';
+import type { ResourceRegistry } from '../oauth/resources.js';
+import type { ClientDirectory } from './clients.js';
+import { isGrantId, type GrantDirectory } from './grants.js';
+import {
+  renderAccountPage,
+  renderAccountProblem,
+  renderSignedOut,
+  type ConnectedAppView,
+} from './views/account-page.js';
+
+export const ACCOUNT_PATH = '/account';
+
+export interface AccountDependencies {
+  config: GatewayConfig;
+  provider: Provider;
+  accounts: AccountStore;
+  consents: ConsentMemory;
+  /** Per-session tokens for the page's forms; their TTL should be the session's. */
+  csrf: CsrfTokens;
+  resources: ResourceRegistry;
+  grants: GrantDirectory;
+  clients: ClientDirectory;
+  /** Absent with `audit.enabled: false`. */
+  audit: AuditLog | undefined;
+  logger: Logger;
+}
+
+const csrfKey = (sessionUid: string) => `account:${sessionUid}`;
+const IDENTITY_SCOPES = new Set(['email', 'profile']);
+
+const s256 = (verifier: string) => createHash('sha256').update(verifier).digest('base64url');
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** One cookie's value from the request's Cookie header. */
+function readCookie(req: Request, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const index = part.indexOf('=');
+    if (index > 0 && part.slice(0, index).trim() === name) return part.slice(index + 1).trim();
+  }
+  return undefined;
+}
+
+export function createAccountRouter(deps: AccountDependencies): Router {
+  const { config, provider, csrf, logger } = deps;
+  const router = express.Router();
+  const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
+  const secure = config.issuer.startsWith('https://');
+  const issuerOrigin = new URL(config.issuer).origin;
+  const callbackUrl = accountCallbackUrl(config.issuer);
+  // `__Secure-`: on https the browser refuses it over plain http or without `Secure`.
+  const stateCookie = secure ? '__Secure-mcpgw_account_login' : 'mcpgw_account_login';
+  const stateCookieOptions = {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure,
+    path: ACCOUNT_PATH,
+  } as const;
+
+  /** The signed-in oidc-provider session, or `undefined`. */
+  async function currentSession(req: Request, res: Response) {
+    const session = await provider.Session.get(provider.createContext(req, res));
+    return session.accountId ? session : undefined;
+  }
+  type Session = NonNullable<Awaited<ReturnType<typeof currentSession>>>;
+
+  function startSignIn(res: Response) {
+    const state = randomBytes(24).toString('base64url');
+    const verifier = randomBytes(32).toString('base64url');
+    // base64url has no `.`: `<state>.<verifier>`.
+    res.cookie(stateCookie, `${state}.${verifier}`, {
+      ...stateCookieOptions,
+      maxAge: config.tokens.loginTtl * 1000,
+    });
+    const params = new URLSearchParams({
+      response_type: 'code',
+      client_id: ACCOUNT_CLIENT_ID,
+      redirect_uri: callbackUrl,
+      scope: 'openid',
+      state,
+      code_challenge: s256(verifier),
+      code_challenge_method: 'S256',
+    });
+    res.set('Cache-Control', 'no-store');
+    return res.redirect(303, `${ROUTES.authorization}?${params.toString()}`);
+  }
+
+  function refuse(res: Response, status: number, title: string, description: string) {
+    return sendPage(res, status, renderAccountProblem(title, description));
+  }
+
+  /**
+   * A form post must come from the page itself: the session's CSRF token and, before it, the
+   * browser's word on where the form was. `Sec-Fetch-Site` (set by the browser, never by a
+   * page) must be `same-origin` when sent; an `Origin` must be the issuer's. The one exception
+   * is `Origin: null` together with `Sec-Fetch-Site: same-origin`: the pages are sent with
+   * `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` even for a
+   * same-origin form (Fetch standard, "serializing a request origin").
+   */
+  async function formAllowed(req: Request, res: Response, session: Session): Promise<boolean> {
+    const origin = req.get('origin');
+    const fetchSite = req.get('sec-fetch-site');
+    const sameOrigin =
+      fetchSite === undefined
+        ? origin === undefined || origin === issuerOrigin
+        : fetchSite === 'same-origin' &&
+          (origin === undefined || origin === issuerOrigin || origin === 'null');
+    if (!sameOrigin) {
+      securityEvent(logger, 'csrf_failed', {
+        ip: req.ip,
+        subject: session.accountId,
+        reason: 'account form posted from another origin',
+        origin,
+        fetchSite,
+      });
+      refuse(res, 403, 'Request refused', 'The form was not sent from this site.');
+      return false;
+    }
+    const body = req.body as Record<string, unknown> | undefined;
+    if (!(await csrf.verify(csrfKey(session.uid), body?.csrf))) {
+      securityEvent(logger, 'csrf_failed', {
+        ip: req.ip,
+        subject: session.accountId,
+        reason: 'account form without a valid CSRF token',
+      });
+      refuse(
+        res,
+        403,
+        'Request refused',
+        'The form was not sent from your connected apps page. Open the page again and retry.',
+      );
+      return false;
+    }
+    return true;
+  }
+
+  async function describeApp(grant: Awaited<ReturnType<GrantDirectory['find']>> & object) {
+    const client = await deps.clients.describe(grant.clientId);
+    const view: ConnectedAppView = {
+      grantId: grant.grantId,
+      clientId: grant.clientId,
+      clientName: client.name ?? client.host ?? grant.clientId,
+      kind: client.kind,
+      host: client.host,
+      clientKnown: client.known,
+      resources: grant.resources.map(({ url, scopes }) => ({
+        name: deps.resources.find(url)?.name ?? url,
+        url,
+        scopes,
+      })),
+      identityScopes: grant.oidcScopes.filter((scope) => IDENTITY_SCOPES.has(scope)),
+      firstUse: grant.firstUse,
+      lastUse: grant.lastUse,
+    };
+    return view;
+  }
+
+  router.get(ACCOUNT_PATH, async (req, res) => {
+    const session = await currentSession(req, res);
+    if (!session) return startSignIn(res);
+    const accountId = session.accountId!;
+    const identity = await deps.accounts.find(accountId);
+    const grants = (await deps.grants.forAccount(accountId)).filter(
+      (grant) => grant.clientId !== ACCOUNT_CLIENT_ID,
+    );
+    const apps: ConnectedAppView[] = [];
+    for (const grant of grants) apps.push(await describeApp(grant));
+    return sendPage(
+      res,
+      200,
+      renderAccountPage({
+        user: identity?.email ?? identity?.name ?? accountId,
+        csrfToken: await csrf.issue(csrfKey(session.uid)),
+        apps,
+        notice:
+          req.query.done === 'revoked'
+            ? 'Access revoked. The application must ask you again before it can use your MCP servers.'
+            : undefined,
+      }),
+    );
+  });
+
+  router.get(`${ACCOUNT_PATH}/callback`, async (req, res) => {
+    const query = req.query as Record<string, unknown>;
+    const state = typeof query.state === 'string' ? query.state : '';
+    const [expected, verifier] = (readCookie(req, stateCookie) ?? '').split('.');
+    res.clearCookie(stateCookie, stateCookieOptions);
+    if (!state || !expected || !verifier || !safeEqual(state, expected)) {
+      securityEvent(logger, 'csrf_failed', {
+        ip: req.ip,
+        reason: 'account sign-in callback without its state',
+      });
+      return refuse(
+        res,
+        400,
+        'Sign-in expired',
+        'This sign-in was started in another browser, was already used, or has expired.',
+      );
+    }
+    if (query.iss !== config.issuer) {
+      return refuse(res, 400, 'Sign-in failed', 'The answer did not come from this gateway.');
+    }
+    if (typeof query.error === 'string') {
+      const description =
+        typeof query.error_description === 'string' ? `: ${query.error_description}` : '';
+      return refuse(
+        res,
+        query.error === 'access_denied' ? 403 : 400,
+        'Sign-in did not complete',
+        `${query.error}${description}`,
+      );
+    }
+    const code =
+      typeof query.code === 'string'
+        ? await provider.AuthorizationCode.find(query.code).catch(() => undefined)
+        : undefined;
+    if (
+      !code ||
+      !code.isValid ||
+      code.clientId !== ACCOUNT_CLIENT_ID ||
+      code.redirectUri !== callbackUrl ||
+      code.codeChallengeMethod !== 'S256' ||
+      typeof code.codeChallenge !== 'string' ||
+      !safeEqual(code.codeChallenge, s256(verifier))
+    ) {
+      return refuse(res, 400, 'Sign-in failed', 'The sign-in code is invalid or expired.');
+    }
+    try {
+      // Single use, atomically (a replay revokes the account client's grant, nothing more):
+      // this is also what makes the callback itself single use.
+      await code.consume();
+    } catch {
+      return refuse(res, 400, 'Sign-in failed', 'The sign-in code was already used.');
+    }
+    const session = await currentSession(req, res);
+    if (!session || session.accountId !== code.accountId) {
+      securityEvent(logger, 'oauth_error', {
+        ip: req.ip,
+        subject: code.accountId,
+        reason: 'account sign-in code does not match the browser session',
+      });
+      return refuse(res, 400, 'Sign-in failed', 'This browser is not signed in as that user.');
+    }
+    logger.info('account page sign-in', { event: 'account_login', subject: session.accountId });
+    return res.redirect(303, ACCOUNT_PATH);
+  });
+
+  router.post(`${ACCOUNT_PATH}/grants/:grantId/revoke`, form, async (req, res) => {
+    const session = await currentSession(req, res);
+    if (!session) {
+      return refuse(res, 403, 'Signed out', 'Your sign-in has ended. Open the page again.');
+    }
+    if (!(await formAllowed(req, res, session))) return undefined;
+    const accountId = session.accountId!;
+    const grantId = String(req.params.grantId);
+    const grant = isGrantId(grantId) ? await deps.grants.find(grantId) : undefined;
+    if (!grant || grant.accountId !== accountId || grant.clientId === ACCOUNT_CLIENT_ID) {
+      if (grant) {
+        // Someone else's grant: answered as if it did not exist (no probing of grant ids).
+        securityEvent(logger, 'access_denied', {
+          ip: req.ip,
+          subject: accountId,
+          clientId: grant.clientId,
+          reason: 'revocation of a grant of another account refused',
+        });
+      }
+      return refuse(res, 404, 'Not found', 'There is no such connected app.');
+    }
+    await provider.Grant.adapter.revokeByGrantId(grantId);
+    await deps.consents.forget(accountId, grant.clientId);
+    void deps.audit?.append('grant_revoked', {
+      actor: `user:${accountId}`,
+      reason: 'user',
+      subject: accountId,
+      clientId: grant.clientId,
+      grantId,
+      ip: req.ip,
+    });
+    logger.info('grant revoked by its user', {
+      event: 'grant_revoked',
+      reason: 'user',
+      subject: accountId,
+      clientId: grant.clientId,
+      grantId,
+    });
+    return res.redirect(303, `${ACCOUNT_PATH}?done=revoked`);
+  });
+
+  router.post(`${ACCOUNT_PATH}/signout`, form, async (req, res) => {
+    const session = await currentSession(req, res);
+    if (!session) return sendPage(res, 200, renderSignedOut());
+    if (!(await formAllowed(req, res, session))) return undefined;
+    await csrf.discard(csrfKey(session.uid));
+    await session.destroy();
+    const name = provider.cookieName('session');
+    const options = { path: '/', httpOnly: true, sameSite: 'lax', secure } as const;
+    res.clearCookie(name, options);
+    res.clearCookie(`${name}.sig`, options);
+    logger.info('signed out', { event: 'logout', subject: session.accountId });
+    return sendPage(res, 200, renderSignedOut());
+  });
+
+  return router;
+}

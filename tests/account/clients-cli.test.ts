@@ -1,0 +1,297 @@
+/**
+ * `mcp-gateway clients list|revoke` on a real Redis, against a running gateway on the same
+ * Redis: every kind of client is listed (pre-registered, DCR, CIMD seen obtaining tokens),
+ * and revoking a client ends its grants for the service at once (refresh refused, `/verify`
+ * refuses its access tokens) and deletes a DCR registration; both are audited.
+ */
+import { createServer, type Server } from 'node:https';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { runClientsCommand } from '../../src/cli/clients-command.js';
+import type { CliIo } from '../../src/cli/io.js';
+import { configSchema } from '../../src/config/schema.js';
+import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
+import { DCR_CLIENT_INDEX } from '../../src/oauth/store-adapter.js';
+import { describeWithBinary } from '../helpers/binaries.js';
+import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import {
+  devLogin,
+  LOOPBACK_REDIRECT,
+  pkcePair,
+  registerClient,
+  tokenRequest,
+} from '../helpers/oauth-flow.js';
+import { getFreePort } from '../helpers/ports.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { createTestCa, type TestCa } from '../helpers/test-ca.js';
+
+const RESOURCE = 'http://localhost:3999/mcp';
+const PRE_REGISTERED = 'configured-agent';
+
+function capture(): CliIo & { out: string; err: string } {
+  const io = {
+    out: '',
+    err: '',
+    stdout: (text: string) => void (io.out += text),
+    stderr: (text: string) => void (io.err += text),
+  };
+  return io;
+}
+
+/** The listing's rows as objects keyed by the header. */
+function rows(out: string): Record<string, string>[] {
+  const [header, ...lines] = out.trimEnd().split('\n');
+  const keys = header!.split('\t');
+  return lines.map((line) => Object.fromEntries(line.split('\t').map((v, i) => [keys[i], v])));
+}
+
+describe('mcp-gateway clients list|revoke (usage)', () => {
+  const memory = configSchema.parse({
+    issuer: 'https://auth.example.com',
+    resources: [{ url: 'https://mcp.example.com/mcp', name: 'M' }],
+    login: { dev: { users: ['a@example.com'] } },
+  });
+
+  it('refuses bad invocations with usage and exit 2, and the memory store with exit 1', async () => {
+    for (const argv of [['revoke'], ['list', 'x'], ['revoke', 'a', 'b'], ['revoke', 'bad id']]) {
+      const io = capture();
+      expect(await runClientsCommand(argv, memory, io)).toBe(2);
+      expect(io.err).toMatch(/usage|not a client id/);
+    }
+    const io = capture();
+    expect(await runClientsCommand(['list'], memory, io)).toBe(1);
+    expect(io.err).toContain('in-memory store');
+  });
+});
+
+describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
+  let redis: RedisServer;
+  let ca: TestCa;
+  let cimd: Server;
+  let cimdPort: number;
+  let gw: RunningGateway;
+  const cimdClientId = () => `https://localhost:${cimdPort}/agent.json`;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    ca = await createTestCa();
+    cimdPort = await getFreePort();
+    cimd = createServer({ cert: ca.cert, key: ca.key }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          client_id: cimdClientId(),
+          client_name: 'Published agent',
+          redirect_uris: [LOOPBACK_REDIRECT],
+          token_endpoint_auth_method: 'none',
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => cimd.listen(cimdPort, '127.0.0.1', resolve));
+    gw = await startGateway(() => ({
+      store: { redis: { url: redis.url, keyPrefix: 'clients-cli:' } },
+      tls: { caFiles: [ca.caFile] },
+      registration: { cimd: { allowHosts: [`localhost:${cimdPort}`] } },
+      clients: [
+        {
+          client_id: PRE_REGISTERED,
+          client_name: 'Configured agent',
+          redirect_uris: [LOOPBACK_REDIRECT],
+        },
+      ],
+    }));
+  });
+  afterAll(async () => {
+    await gw?.stop();
+    await new Promise((resolve) => (cimd ? cimd.close(resolve) : resolve(undefined)));
+    await ca?.cleanup();
+    await redis?.stop();
+  });
+
+  /** Alice authorizes `clientId` and it redeems the code. */
+  async function connect(clientId: string) {
+    const { verifier, challenge } = pkcePair();
+    const flow = await devLogin(gw.url, { clientId, resource: RESOURCE, codeChallenge: challenge });
+    const code = flow.url.searchParams.get('code');
+    if (!code) throw new Error(`no code: ${flow.url.href} ${flow.body.slice(0, 300)}`);
+    const token = await tokenRequest(gw.url, {
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: LOOPBACK_REDIRECT,
+      client_id: clientId,
+      resource: RESOURCE,
+    });
+    expect(token.status).toBe(200);
+    return {
+      accessToken: String(token.body.access_token),
+      refreshToken: String(token.body.refresh_token),
+    };
+  }
+
+  const verify = async (accessToken: string) =>
+    (
+      await fetch(`${gw.url}/verify`, {
+        headers: {
+          authorization: `Bearer ${accessToken}`,
+          'x-forwarded-proto': 'http',
+          'x-forwarded-host': 'localhost:3999',
+          'x-forwarded-uri': '/mcp',
+          'x-forwarded-method': 'GET',
+        },
+      })
+    ).status;
+
+  /** Polls `/verify` until it refuses, at most one revocation poll interval. */
+  async function refusedWithinPoll(accessToken: string) {
+    const started = Date.now();
+    const limit = gw.config.verify.revocationPollInterval * 1000;
+    let status = await verify(accessToken);
+    while (status === 200 && Date.now() - started < limit) status = await verify(accessToken);
+    return status;
+  }
+
+  const refresh = (refreshToken: string, clientId: string) =>
+    tokenRequest(gw.url, {
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      client_id: clientId,
+    });
+
+  it('lists every kind of client with name, redirect hosts, created, last used and grants', async () => {
+    // A name with a terminal escape sequence and a tab: printed harmless.
+    const dcr = await registerClient(gw.url, { client_name: 'Shell\u001b[2J agent\tx' });
+    const unused = await registerClient(gw.url, { client_name: 'Never used' });
+    await connect(dcr.client_id);
+    await connect(cimdClientId());
+
+    // Token use is recorded just after the token answer: wait for it to show.
+    let listed: Record<string, string>[] = [];
+    const deadline = Date.now() + 5000;
+    do {
+      const io = capture();
+      expect(await runClientsCommand(['list'], gw.config, io)).toBe(0);
+      expect(io.out.split('\n')[0]).toBe(
+        'KIND\tCLIENT_ID\tNAME\tREDIRECT_HOSTS\tCREATED\tLAST_USED\tGRANTS',
+      );
+      listed = rows(io.out);
+    } while (
+      !listed.some((row) => row.KIND === 'cimd' && row.GRANTS === '1') &&
+      Date.now() < deadline
+    );
+    const byId = new Map(listed.map((row) => [row.CLIENT_ID, row]));
+    const iso = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(byId.get(PRE_REGISTERED)).toEqual({
+      KIND: 'pre-registered',
+      CLIENT_ID: PRE_REGISTERED,
+      NAME: 'Configured agent',
+      REDIRECT_HOSTS: '127.0.0.1:8976',
+      CREATED: '-',
+      LAST_USED: '-',
+      GRANTS: '0',
+    });
+    expect(byId.get(dcr.client_id)).toEqual({
+      KIND: 'dcr',
+      CLIENT_ID: dcr.client_id,
+      NAME: 'Shell?[2J agent?x',
+      REDIRECT_HOSTS: '127.0.0.1:8976',
+      CREATED: iso,
+      LAST_USED: iso,
+      GRANTS: '1',
+    });
+    expect(byId.get(unused.client_id)).toMatchObject({ KIND: 'dcr', GRANTS: '0' });
+    expect(byId.get(cimdClientId())).toEqual({
+      KIND: 'cimd',
+      CLIENT_ID: cimdClientId(),
+      NAME: 'Published agent',
+      REDIRECT_HOSTS: '127.0.0.1:8976',
+      CREATED: iso,
+      LAST_USED: iso,
+      GRANTS: '1',
+    });
+    // The gateway's own account client is no client to govern.
+    expect(byId.has(ACCOUNT_CLIENT_ID)).toBe(false);
+  });
+
+  it('revokes a DCR client: grants end for the service at once, the registration is deleted, audited', async () => {
+    const dcr = await registerClient(gw.url, { client_name: 'Doomed agent' });
+    const first = await connect(dcr.client_id);
+    const second = await connect(dcr.client_id);
+    const other = await connect((await registerClient(gw.url)).client_id);
+    expect(await verify(first.accessToken)).toBe(200);
+
+    const io = capture();
+    expect(await runClientsCommand(['revoke', dcr.client_id], gw.config, io)).toBe(0);
+    expect(io.out).toBe(`revoked 2 grants of ${dcr.client_id} and deleted its registration\n`);
+
+    // The running service (another process would be the same: it is all in Redis).
+    expect(await refusedWithinPoll(first.accessToken)).toBe(401);
+    expect(await refusedWithinPoll(second.accessToken)).toBe(401);
+    expect((await refresh(first.refreshToken, dcr.client_id)).body.error).toMatch(
+      /invalid_grant|invalid_client/,
+    );
+    expect(await verify(other.accessToken)).toBe(200);
+    // The registration is gone: no new authorization, no longer listed or counted.
+    const again = await devLogin(gw.url, {
+      clientId: dcr.client_id,
+      resource: RESOURCE,
+      codeChallenge: pkcePair().challenge,
+    });
+    expect(again.url.searchParams.get('code')).toBeNull();
+    expect(await gw.gateway.store.setMembers(DCR_CLIENT_INDEX)).not.toContain(dcr.client_id);
+    const listing = capture();
+    await runClientsCommand(['list'], gw.config, listing);
+    expect(rows(listing.out).map((row) => row.CLIENT_ID)).not.toContain(dcr.client_id);
+
+    const records = (await gw.gateway.store.readChained('audit')).map((entry) => entry.record);
+    expect(records).toContainEqual(
+      expect.objectContaining({
+        kind: 'admin_change',
+        change: 'revoke-client',
+        clientId: dcr.client_id,
+        clientKind: 'dcr',
+        grants: 2,
+        registrationDeleted: true,
+        actor: expect.stringMatching(/^cli:/),
+      }),
+    );
+    expect(
+      records.filter(
+        (record) =>
+          record.kind === 'grant_revoked' &&
+          record.clientId === dcr.client_id &&
+          record.reason === 'admin',
+      ),
+    ).toHaveLength(2);
+
+    // Again: nothing left of it.
+    const twice = capture();
+    expect(await runClientsCommand(['revoke', dcr.client_id], gw.config, twice)).toBe(1);
+    expect(twice.err).toBe(`no such client: ${dcr.client_id}\n`);
+  });
+
+  it('revokes the grants of a pre-registered client, which stays configured', async () => {
+    const tokens = await connect(PRE_REGISTERED);
+    const io = capture();
+    expect(await runClientsCommand(['revoke', PRE_REGISTERED], gw.config, io)).toBe(0);
+    expect(io.out).toContain(`revoked 1 grant of ${PRE_REGISTERED}; it stays configured`);
+    expect(await refusedWithinPoll(tokens.accessToken)).toBe(401);
+    expect((await refresh(tokens.refreshToken, PRE_REGISTERED)).body.error).toBe('invalid_grant');
+    // It can still be authorized anew, with the user's consent.
+    const again = await devLogin(gw.url, {
+      clientId: PRE_REGISTERED,
+      resource: RESOURCE,
+      codeChallenge: pkcePair().challenge,
+    });
+    expect(again.pagesSeen).toContain('consent');
+    expect(again.url.searchParams.get('code')).toEqual(expect.any(String));
+  });
+
+  it('refuses unknown clients and the built-in account client', async () => {
+    let io = capture();
+    expect(await runClientsCommand(['revoke', 'dcr_nobody'], gw.config, io)).toBe(1);
+    expect(io.err).toContain('no such client');
+    io = capture();
+    expect(await runClientsCommand(['revoke', ACCOUNT_CLIENT_ID], gw.config, io)).toBe(1);
+    expect(io.err).toContain('cannot be revoked');
+  });
+});
