@@ -16,10 +16,13 @@ import { runAuditCommand } from './audit/cli.js';
 import { runClientsCommand } from './cli/clients-command.js';
 import { runConfigCommand } from './cli/config-command.js';
 import { processIo } from './cli/io.js';
+import { DEFAULT_TUNNEL_DIR, runTunnelCommand } from './tunnel/command.js';
 
 const USAGE = `Usage: mcp-gateway [--config FILE]
        mcp-gateway config check FILE
        mcp-gateway audit verify [--file FILE] [--config FILE]
+       mcp-gateway tunnel add-site NAME --public-key KEY | show-site NAME | remove-site NAME
+                          | rotate-site NAME --public-key KEY | rotate-hub | list [--json]  [--dir DIR]
        mcp-gateway clients list|revoke CLIENT_ID [--config FILE]
        mcp-gateway clients pending-hosts|approved-hosts|approve-host HOST|unapprove-host HOST [--config FILE]
 
@@ -34,6 +37,11 @@ async function subcommand(argv: string[]): Promise<number | undefined> {
   const [name, ...rest] = argv;
   if (name === 'config') return runConfigCommand(rest, process.env, processIo);
   if (name === 'audit') return runAuditCommand(rest, { ...processIo, env: process.env });
+  if (name === 'tunnel') {
+    return runTunnelCommand(rest, processIo, {
+      dir: process.env.MCP_GATEWAY_TUNNEL_DIR || DEFAULT_TUNNEL_DIR,
+    });
+  }
   if (name === 'clients') {
     const parsed = parseArgs({
       args: rest,
