@@ -8,9 +8,12 @@
  * under the pages' `Referrer-Policy: no-referrer` Chromium sends `Origin: null` with the
  * form, which the account page's origin check must accept with `Sec-Fetch-Site: same-origin`.)
  *
- * It also saves the screenshot of the page in docs/screenshots/account.png (docs/account.md).
+ * It also takes the screenshot of the page shown in docs/account.md: into
+ * docs/screenshots/account.png with UPDATE_SCREENSHOTS=1, otherwise into the temporary
+ * directory (so that running the tests does not change a tracked file at every run).
  */
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -28,7 +31,10 @@ const RESOURCE = 'http://localhost:3999/mcp';
 const CLIENT_NAME = 'Research agent (example)';
 const USER = 'alice@example.com';
 const REDIRECT_ORIGIN = new URL(LOOPBACK_REDIRECT).origin;
-const SCREENSHOT = path.resolve('docs/screenshots/account.png');
+const SCREENSHOT =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? path.resolve('docs/screenshots/account.png')
+    : path.join(tmpdir(), 'mcpgw-account.png');
 
 /** As in tests/e2e/browser.test.ts. */
 const LAUNCH_ARGS = [
