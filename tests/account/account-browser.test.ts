@@ -23,6 +23,7 @@ import {
   authorizeUrl,
   LOOPBACK_REDIRECT,
   pkcePair,
+  redeemCode,
   registerClient,
   tokenRequest,
 } from '../helpers/oauth-flow.js';
@@ -100,12 +101,10 @@ describeWithBinary('chromium', 'connected apps in headless Chromium', () => {
     ]);
     const code = new URL(redirect.url()).searchParams.get('code');
     expect(code).toEqual(expect.any(String));
-    const token = await tokenRequest(gw.url, {
-      grant_type: 'authorization_code',
+    const token = await redeemCode(gw.url, {
       code: code!,
-      code_verifier: verifier,
-      redirect_uri: LOOPBACK_REDIRECT,
-      client_id: client.client_id,
+      verifier,
+      clientId: client.client_id,
       resource: RESOURCE,
     });
     expect(token.status).toBe(200);

@@ -13,6 +13,7 @@ import {
   devLogin,
   LOOPBACK_REDIRECT,
   pkcePair,
+  redeemCode,
   registerClient,
   tokenRequest,
 } from '../helpers/oauth-flow.js';
@@ -102,12 +103,10 @@ describe('connected apps (/account)', () => {
     });
     const code = flow.url.searchParams.get('code');
     if (!code) throw new Error(`no code: ${flow.url.href} ${flow.body.slice(0, 300)}`);
-    const token = await tokenRequest(gw.url, {
-      grant_type: 'authorization_code',
-      code,
-      code_verifier: verifier,
-      redirect_uri: LOOPBACK_REDIRECT,
-      client_id: client.client_id,
+    const token = await redeemCode(gw.url, {
+      code: code,
+      verifier,
+      clientId: client.client_id,
       resource: RESOURCE,
     });
     expect(token.status).toBe(200);
