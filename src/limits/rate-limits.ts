@@ -33,8 +33,8 @@
  *
  * `limits.enabled: false` turns every limit here into a no-op.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import type { EventEmitter } from 'node:events';
+import ipaddr from 'ipaddr.js';
 import { Router, type Express, type Request, type RequestHandler, type Response } from 'express';
 import {
   RateLimiterMemory,
@@ -363,29 +363,15 @@ export class VerifyFailureLimiter {
 
 /**
  * The key an IP address is limited under: IPv4 addresses as they are (IPv4-mapped IPv6
- * addresses as their IPv4 address), IPv6 addresses by their /64 (`2001:db8:0:1::/64`).
- * Anything else (no address) is returned unchanged.
+ * addresses as their IPv4 address), IPv6 addresses by their /64 (`2001:db8:0:1::/64`): one
+ * host usually owns a whole /64. Anything that is not an address is returned unchanged.
  */
 export function limitKeyForIp(ip: string): string {
-  const lower = ip.toLowerCase();
-  if (lower.startsWith('::ffff:') && isIPv4(lower.slice(7))) return lower.slice(7);
-  if (!isIPv6(lower)) return lower;
-  const address = lower.split('%')[0]!;
-  const groups = (part: string): string[] =>
-    part === ''
-      ? []
-      : part.split(':').flatMap((group) => (group.includes('.') ? ['0', '0'] : [group]));
-  const [head = '', tail] = address.split('::');
-  const headGroups = groups(head);
-  const all =
-    tail === undefined
-      ? headGroups
-      : [
-          ...headGroups,
-          ...Array<string>(8 - headGroups.length - groups(tail).length).fill('0'),
-          ...groups(tail),
-        ];
-  const prefix = all.slice(0, 4).map((group) => parseInt(group, 16).toString(16));
+  const address = ip.split('%')[0]!;
+  if (!ipaddr.isValid(address)) return ip.toLowerCase();
+  const parsed = ipaddr.process(address);
+  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const prefix = (parsed as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16));
   return `${prefix.join(':')}::/64`;
 }
 
