@@ -64,6 +64,7 @@ import { startTracing } from './observability/tracing.js';
 import { CimdClientLog, ClientDirectory } from './account/clients.js';
 import { GrantDirectory } from './account/grants.js';
 import { createAccountRouter } from './account/router.js';
+import { createAdminRouter } from './admin/router.js';
 import { trackGrantUse } from './account/usage.js';
 
 export interface Gateway {
@@ -257,6 +258,18 @@ export async function createGateway(
       logger,
     }),
   );
+  app.use(
+    createAdminRouter({
+      config,
+      provider,
+      store,
+      accounts,
+      consents,
+      csrf: new CsrfTokens(store, SESSION_TTL),
+      audit,
+      logger,
+    }),
+  );
   app.use(interactionErrorHandler(logger));
   app.use(provider.callback());
 
@@ -382,7 +395,7 @@ function checkStartupPolicy(config: GatewayConfig, logger: Logger): void {
 /** Maps failures inside the login/consent pages to a page the user can act on. */
 /** The routes a person's browser visits (pages), as opposed to the JSON API. */
 function isBrowserRoute(path: string): boolean {
-  return /^\/(interaction|login|authorize|account)(\/|$)/.test(path);
+  return /^\/(interaction|login|authorize|account|admin)(\/|$)/.test(path);
 }
 
 function interactionErrorHandler(logger: Logger): ErrorRequestHandler {

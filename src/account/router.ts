@@ -30,7 +30,7 @@
  * latest after `verify.revocationPollInterval`). The remembered consent for that client is
  * forgotten, so that the application has to ask the user again.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import type Provider from 'oidc-provider';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -41,10 +41,19 @@ import { sendPage } from '../login/interactions.js';
 import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
-import { ACCOUNT_CLIENT_ID, accountCallbackUrl, ROUTES } from '../oauth/provider.js';
+import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../oauth/provider.js';
 import type { ResourceRegistry } from '../oauth/resources.js';
 import type { ClientDirectory } from './clients.js';
 import { isGrantId, type GrantDirectory } from './grants.js';
+import {
+  ACCOUNT_PATH,
+  createPageSessions,
+  RETURN_PATHS,
+  s256,
+  sameOriginForm,
+  type PageSession,
+  type ReturnTarget,
+} from './session.js';
 import {
   renderAccountPage,
   renderAccountProblem,
@@ -52,7 +61,7 @@ import {
   type ConnectedAppView,
 } from './views/account-page.js';
 
-export const ACCOUNT_PATH = '/account';
+export { ACCOUNT_PATH };
 
 export interface AccountDependencies {
   config: GatewayConfig;
@@ -71,8 +80,6 @@ export interface AccountDependencies {
 
 const csrfKey = (sessionUid: string) => `account:${sessionUid}`;
 const IDENTITY_SCOPES = new Set(['email', 'profile']);
-
-const s256 = (verifier: string) => createHash('sha256').update(verifier).digest('base64url');
 
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -96,42 +103,11 @@ export function createAccountRouter(deps: AccountDependencies): Router {
   const secure = config.issuer.startsWith('https://');
   const issuerOrigin = new URL(config.issuer).origin;
   const callbackUrl = accountCallbackUrl(config.issuer);
-  // `__Secure-`: on https the browser refuses it over plain http or without `Secure`.
-  const stateCookie = secure ? '__Secure-mcpgw_account_login' : 'mcpgw_account_login';
-  const stateCookieOptions = {
-    httpOnly: true,
-    sameSite: 'lax',
-    secure,
-    path: ACCOUNT_PATH,
-  } as const;
-
-  /** The signed-in oidc-provider session, or `undefined`. */
-  async function currentSession(req: Request, res: Response) {
-    const session = await provider.Session.get(provider.createContext(req, res));
-    return session.accountId ? session : undefined;
-  }
-  type Session = NonNullable<Awaited<ReturnType<typeof currentSession>>>;
-
-  function startSignIn(res: Response) {
-    const state = randomBytes(24).toString('base64url');
-    const verifier = randomBytes(32).toString('base64url');
-    // base64url has no `.`: `<state>.<verifier>`.
-    res.cookie(stateCookie, `${state}.${verifier}`, {
-      ...stateCookieOptions,
-      maxAge: config.tokens.loginTtl * 1000,
-    });
-    const params = new URLSearchParams({
-      response_type: 'code',
-      client_id: ACCOUNT_CLIENT_ID,
-      redirect_uri: callbackUrl,
-      scope: 'openid',
-      state,
-      code_challenge: s256(verifier),
-      code_challenge_method: 'S256',
-    });
-    res.set('Cache-Control', 'no-store');
-    return res.redirect(303, `${ROUTES.authorization}?${params.toString()}`);
-  }
+  const sessions = createPageSessions(config, provider);
+  const { stateCookie, stateCookieOptions } = sessions;
+  const currentSession = (req: Request, res: Response) => sessions.current(req, res);
+  type Session = PageSession;
+  const startSignIn = (res: Response) => sessions.startSignIn(res);
 
   function refuse(res: Response, status: number, title: string, description: string) {
     return sendPage(res, status, renderAccountProblem(title, description));
@@ -139,21 +115,12 @@ export function createAccountRouter(deps: AccountDependencies): Router {
 
   /**
    * A form post must come from the page itself: the session's CSRF token and, before it, the
-   * browser's word on where the form was. `Sec-Fetch-Site` (set by the browser, never by a
-   * page) must be `same-origin` when sent; an `Origin` must be the issuer's. The one exception
-   * is `Origin: null` together with `Sec-Fetch-Site: same-origin`: the pages are sent with
-   * `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` even for a
-   * same-origin form (Fetch standard, "serializing a request origin").
+   * browser's word on where the form was (see `sameOriginForm`).
    */
   async function formAllowed(req: Request, res: Response, session: Session): Promise<boolean> {
-    const origin = req.get('origin');
-    const fetchSite = req.get('sec-fetch-site');
-    const sameOrigin =
-      fetchSite === undefined
-        ? origin === undefined || origin === issuerOrigin
-        : fetchSite === 'same-origin' &&
-          (origin === undefined || origin === issuerOrigin || origin === 'null');
-    if (!sameOrigin) {
+    if (!sameOriginForm(req, issuerOrigin)) {
+      const origin = req.get('origin');
+      const fetchSite = req.get('sec-fetch-site');
       securityEvent(logger, 'csrf_failed', {
         ip: req.ip,
         subject: session.accountId,
@@ -206,7 +173,7 @@ export function createAccountRouter(deps: AccountDependencies): Router {
   router.get(ACCOUNT_PATH, async (req, res) => {
     const session = await currentSession(req, res);
     if (!session) return startSignIn(res);
-    const accountId = session.accountId!;
+    const accountId = session.accountId;
     const identity = await deps.accounts.find(accountId);
     const grants = (await deps.grants.forAccount(accountId)).filter(
       (grant) => grant.clientId !== ACCOUNT_CLIENT_ID,
@@ -231,7 +198,11 @@ export function createAccountRouter(deps: AccountDependencies): Router {
   router.get(`${ACCOUNT_PATH}/callback`, async (req, res) => {
     const query = req.query as Record<string, unknown>;
     const state = typeof query.state === 'string' ? query.state : '';
-    const [expected, verifier] = (readCookie(req, stateCookie) ?? '').split('.');
+    const [expected, verifier, target] = (readCookie(req, stateCookie) ?? '').split('.');
+    const returnTo =
+      target !== undefined && Object.hasOwn(RETURN_PATHS, target)
+        ? RETURN_PATHS[target as ReturnTarget]
+        : ACCOUNT_PATH;
     res.clearCookie(stateCookie, stateCookieOptions);
     if (!state || !expected || !verifier || !safeEqual(state, expected)) {
       securityEvent(logger, 'csrf_failed', {
@@ -290,7 +261,7 @@ export function createAccountRouter(deps: AccountDependencies): Router {
       return refuse(res, 400, 'Sign-in failed', 'This browser is not signed in as that user.');
     }
     logger.info('account page sign-in', { event: 'account_login', subject: session.accountId });
-    return res.redirect(303, ACCOUNT_PATH);
+    return res.redirect(303, returnTo);
   });
 
   router.post(`${ACCOUNT_PATH}/grants/:grantId/revoke`, form, async (req, res) => {

@@ -16,12 +16,10 @@ import type { GatewayConfig } from '../config/schema.js';
 import { createStore } from '../gateway.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { AuditLog } from '../audit/audit-log.js';
-import { ClientDirectory, type ClientInfo } from '../account/clients.js';
-import { GrantDirectory } from '../account/grants.js';
+import { listClientsWithUse, revokeClientAccess } from '../account/client-admin.js';
 import { RevocationList } from '../forward-auth/revocations.js';
 import { ClientHostApprovals } from '../oauth/client-hosts.js';
 import { ConsentMemory } from '../oauth/consent-memory.js';
-import { ACCOUNT_CLIENT_ID } from '../oauth/provider.js';
 import { createAdapterFactory } from '../oauth/store-adapter.js';
 import type { Store } from '../store/store.js';
 import { userInfo } from 'node:os';
@@ -135,28 +133,18 @@ const LIST_HEADER = [
   'GRANTS',
 ];
 
-/**
- * Every client, one tab-separated line each. LAST_USED is the latest of the client's own
- * record (a DCR client's lookups, to the day; a CIMD client's token requests, to the hour) and
- * its grants' last token requests. GRANTS counts the live grants (users who authorized it).
- */
+/** Every client, one tab-separated line each (GRANTS: live grants, users who authorized it). */
 async function listClients(store: Store, config: GatewayConfig): Promise<string> {
-  const grants = new GrantDirectory(store);
   const rows = [LIST_HEADER];
-  for (const client of await new ClientDirectory(store, config).list()) {
-    const held = await grants.forClient(client.clientId, { prune: false });
-    const lastUse = Math.max(
-      client.lastSeenAt ?? 0,
-      ...held.map((grant) => grant.lastUse ?? grant.firstUse ?? 0),
-    );
+  for (const { client, grants, lastUse } of await listClientsWithUse(store, config)) {
     rows.push([
       client.kind,
       printable(client.clientId),
       printable(client.name ?? '-'),
       client.redirectHosts.map(printable).join(',') || '-',
       isoTime(client.createdAt),
-      isoTime(lastUse > 0 ? lastUse : undefined),
-      String(held.length),
+      isoTime(lastUse),
+      String(grants),
     ]);
   }
   return lines(rows.map((row) => row.join('\t')));
@@ -166,8 +154,8 @@ async function listClients(store: Store, config: GatewayConfig): Promise<string>
  * Revokes every grant of a client, as the service itself would (the store adapter's
  * `revokeByGrantId`: refresh tokens deleted, the revocation list told, which every replica's
  * `/verify` hears at once or at its next poll), forgets the users' remembered consent for it,
- * and deletes a DCR client's registration. A pre-registered client stays configured, a CIMD
- * client can ask users again: both are said in the output.
+ * and deletes a DCR client's registration (src/account/client-admin.ts). A pre-registered
+ * client stays configured, a CIMD client can ask users again: both are said in the output.
  */
 async function revokeClient(
   clientId: string,
@@ -176,18 +164,6 @@ async function revokeClient(
   logger: Logger,
   io: CliIo,
 ): Promise<number> {
-  if (clientId === ACCOUNT_CLIENT_ID) {
-    io.stderr(`${clientId} is the gateway's own account page client; it cannot be revoked\n`);
-    return EXIT.failed;
-  }
-  const client: ClientInfo = await new ClientDirectory(store, config).describe(clientId);
-  const grants = await new GrantDirectory(store).forClient(clientId);
-  const registered = client.kind === 'dcr' && client.known;
-  const seen = client.kind !== 'cimd' || client.createdAt !== undefined;
-  if (grants.length === 0 && (client.kind === 'dcr' ? !registered : !seen)) {
-    io.stderr(`no such client: ${printable(clientId)}\n`);
-    return EXIT.failed;
-  }
   const revocations = new RevocationList(
     store,
     config.tokens.accessTokenTtl + config.verify.clockSkew,
@@ -198,40 +174,38 @@ async function revokeClient(
     dcrClientTtl: config.registration.dcr.clientTtl,
     onGrantRevoked: (grantId) => revocations.revoke(grantId),
   });
-  const consents = new ConsentMemory(store, config.tokens.consentTtl);
   const grantAdapter = new Adapter('Grant');
-  for (const grant of grants) {
-    await grantAdapter.revokeByGrantId(grant.grantId);
-    await consents.forget(grant.accountId, clientId);
-  }
-  if (registered) await new Adapter('Client').destroy(clientId);
-
   // Admin changes go into the audit trail, with the operating-system user who made them.
-  if (config.audit.enabled) {
-    const actor = `cli:${userInfo().username}`;
-    const audit = new AuditLog({ store, maxRecords: config.audit.maxRecords, logger });
-    for (const grant of grants) {
-      void audit.append('grant_revoked', {
-        actor,
-        reason: 'admin',
-        subject: grant.accountId,
-        clientId,
-        grantId: grant.grantId,
-      });
-    }
-    void audit.append('admin_change', {
-      actor,
-      change: 'revoke-client',
+  const audit = config.audit.enabled
+    ? new AuditLog({ store, maxRecords: config.audit.maxRecords, logger })
+    : undefined;
+  let result;
+  try {
+    result = await revokeClientAccess({
       clientId,
-      clientKind: client.kind,
-      grants: grants.length,
-      registrationDeleted: registered,
+      store,
+      config,
+      consents: new ConsentMemory(store, config.tokens.consentTtl),
+      revokeGrant: (grantId) => grantAdapter.revokeByGrantId(grantId),
+      deleteRegistration: (id) => new Adapter('Client').destroy(id),
+      audit,
+      actor: `cli:${userInfo().username}`,
     });
-    await audit.close();
+  } finally {
+    await audit?.close();
   }
+  if (result.outcome === 'built-in') {
+    io.stderr(`${clientId} is the gateway's own account page client; it cannot be revoked\n`);
+    return EXIT.failed;
+  }
+  if (result.outcome === 'not-found') {
+    io.stderr(`no such client: ${printable(clientId)}\n`);
+    return EXIT.failed;
+  }
+  const { client, grants, registrationDeleted } = result;
   const name = printable(clientId);
-  const count = `${grants.length} grant${grants.length === 1 ? '' : 's'}`;
-  if (registered) io.stdout(`revoked ${count} of ${name} and deleted its registration\n`);
+  const count = `${grants} grant${grants === 1 ? '' : 's'}`;
+  if (registrationDeleted) io.stdout(`revoked ${count} of ${name} and deleted its registration\n`);
   else if (client.kind === 'pre-registered') {
     io.stdout(
       `revoked ${count} of ${name}; it stays configured (remove it from clients: to refuse new authorizations)\n`,

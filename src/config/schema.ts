@@ -416,6 +416,16 @@ export const configSchema = z
         sampleRatio: z.number().min(0).max(1).default(1),
       })
       .prefault({}),
+    /**
+     * Who may use the admin console (`/admin`): a signed-in user whose account has a verified
+     * email in `emails` (compared case-insensitively) or a group in `groups`. Empty: nobody.
+     */
+    admins: z
+      .strictObject({
+        emails: z.array(email).default([]),
+        groups: z.array(z.string().min(1).max(300)).default([]),
+      })
+      .prefault({}),
     /** The hash-chained audit trail. */
     audit: z
       .strictObject({

@@ -1,0 +1,301 @@
+/**
+ * The admin console's pages. Server-rendered like the login and account pages: every value
+ * goes through `html`'s escaping (client names, audit fields and query parameters are
+ * whatever someone sent), no script; the one form carries the session's CSRF token.
+ */
+import type { ClientListing } from '../account/client-admin.js';
+import { formatTime } from '../account/views/account-page.js';
+import type { ResourceConfig } from '../config/schema.js';
+import { html, page, SafeHtml } from '../login/views/layout.js';
+import type { JsonObject } from '../store/store.js';
+import type { ActivityFilter } from './activity.js';
+
+const STYLE = new SafeHtml(
+  `<style>
+main{max-width:64rem}
+nav.admin{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #dde1e8;padding-bottom:.75rem;margin-bottom:1rem}
+nav.admin .who{margin-left:auto;color:#4a5468}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{text-align:left;vertical-align:top;border-bottom:1px solid #e6e8ee;padding:.4rem .5rem;word-break:break-all}
+th{color:#4a5468}
+td form{margin:0}
+td button{border-color:#d33;color:#b32020;padding:.3rem .7rem}
+.notice{background:#eaf6ec;border-left:4px solid #2e9b47;padding:.6rem .9rem;margin:1rem 0}
+form.filter{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:1rem 0}
+form.filter label{display:flex;flex-direction:column;font-size:.85rem}
+</style>`,
+);
+
+type Section = 'overview' | 'clients' | 'activity' | 'servers';
+
+function adminPage(title: string, user: string, current: Section, body: SafeHtml): string {
+  const link = (section: Section, href: string, label: string) =>
+    section === current
+      ? html`<strong aria-current="page">${label}</strong>`
+      : html`<a href="${href}">${label}</a>`;
+  return page(
+    title,
+    html`${STYLE}
+      <nav class="admin">
+        ${link('overview', '/admin', 'Overview')} ${link('clients', '/admin/clients', 'Clients')}
+        ${link('activity', '/admin/activity', 'Activity')}
+        ${link('servers', '/admin/servers', 'MCP servers')}
+        <span class="who">Signed in as <strong>${user}</strong></span>
+      </nav>
+      ${body}`,
+  );
+}
+
+export interface OverviewView {
+  user: string;
+  clients: number;
+  servers: number;
+  auditEnabled: boolean;
+}
+
+export function renderOverview(view: OverviewView): string {
+  return adminPage(
+    'Admin console',
+    view.user,
+    'overview',
+    html`<h1>Admin console</h1>
+      <dl>
+        <dt><a href="/admin/clients">Clients</a></dt>
+        <dd>${view.clients} known (registered, configured or seen obtaining tokens)</dd>
+        <dt><a href="/admin/activity">Activity</a></dt>
+        <dd>
+          ${
+            view.auditEnabled
+              ? 'The newest audit records, filterable'
+              : 'The audit trail is off (audit.enabled: false)'
+          }
+        </dd>
+        <dt><a href="/admin/servers">MCP servers</a></dt>
+        <dd>${view.servers} configured</dd>
+      </dl>`,
+  );
+}
+
+export interface ClientsView {
+  user: string;
+  csrfToken: string;
+  clients: ClientListing[];
+  notice?: string | undefined;
+}
+
+export function renderClients(view: ClientsView): string {
+  const rows = view.clients.map(
+    ({ client, grants, lastUse }) =>
+      html`<tr data-client="${client.clientId}">
+        <td>${client.kind}</td>
+        <td class="name">${client.name ?? '-'}</td>
+        <td><code>${client.clientId}</code></td>
+        <td>${client.redirectHosts.join(', ') || '-'}</td>
+        <td>${formatTime(client.createdAt)}</td>
+        <td>${formatTime(lastUse)}</td>
+        <td>${grants}</td>
+        <td>
+          ${
+            client.kind === 'built-in'
+              ? ''
+              : html`<form method="post" action="/admin/clients/revoke">
+                  <input type="hidden" name="csrf" value="${view.csrfToken}" />
+                  <input type="hidden" name="client_id" value="${client.clientId}" />
+                  <button type="submit" aria-label="Revoke ${client.name ?? client.clientId}">
+                    Revoke
+                  </button>
+                </form>`
+          }
+        </td>
+      </tr>`,
+  );
+  return adminPage(
+    'Clients',
+    view.user,
+    'clients',
+    html`<h1>Clients</h1>
+      ${view.notice ? html`<div class="notice" role="status">${view.notice}</div>` : ''}
+      <p>
+        Revoking a client ends every grant it holds: its refresh tokens stop working and
+        <code>/verify</code> refuses its access tokens. A dynamically registered client is also
+        deleted; a pre-registered one stays configured; a CIMD client can ask users again.
+      </p>
+      <table>
+        <thead>
+          <tr>
+            <th>Kind</th>
+            <th>Name</th>
+            <th>Client ID</th>
+            <th>Redirect hosts</th>
+            <th>Created</th>
+            <th>Last used</th>
+            <th>Grants</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          ${rows}
+        </tbody>
+      </table>`,
+  );
+}
+
+export interface ActivityView {
+  user: string;
+  filter: ActivityFilter;
+  records: JsonObject[];
+  auditEnabled: boolean;
+  limit: number;
+}
+
+const SHOWN = new Set(['seq', 'time', 'kind', 'actor', 'subject', 'clientId', 'resource']);
+
+function details(record: JsonObject): string {
+  return Object.entries(record)
+    .filter(([key]) => !SHOWN.has(key) && key !== 'v' && key !== 'prev' && key !== 'hash')
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
+}
+
+const text = (value: unknown) =>
+  value === undefined || value === null ? '' : typeof value === 'string' ? value : String(value);
+
+export function renderActivity(view: ActivityView): string {
+  const field = (name: keyof ActivityFilter, label: string) =>
+    html`<label
+      >${label} <input type="text" name="${name}" value="${view.filter[name] ?? ''}"
+    /></label>`;
+  const rows = view.records.map(
+    (record) =>
+      html`<tr class="record">
+        <td>${text(record.seq)}</td>
+        <td>${text(record.time)}</td>
+        <td class="kind">${text(record.kind)}</td>
+        <td>${text(record.actor)}</td>
+        <td class="subject">${text(record.subject)}</td>
+        <td class="client">${text(record.clientId)}</td>
+        <td>${text(record.resource)}</td>
+        <td>${details(record)}</td>
+      </tr>`,
+  );
+  return adminPage(
+    'Activity',
+    view.user,
+    'activity',
+    html`<h1>Activity</h1>
+      ${
+        view.auditEnabled
+          ? ''
+          : html`<div class="warn">The audit trail is off (audit.enabled: false).</div>`
+      }
+      <form class="filter" method="get" action="/admin/activity">
+        ${field('resource', 'Resource')} ${field('subject', 'User (subject)')}
+        ${field('client', 'Client ID')} ${field('kind', 'Kind')}
+        <button type="submit">Filter</button>
+      </form>
+      <p>The newest ${view.limit} matching records, newest first (exact match on each field).</p>
+      <table>
+        <thead>
+          <tr>
+            <th>Seq</th>
+            <th>Time</th>
+            <th>Kind</th>
+            <th>Actor</th>
+            <th>Subject</th>
+            <th>Client</th>
+            <th>Resource</th>
+            <th>Details</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${
+            rows.length
+              ? rows
+              : html`<tr>
+                  <td colspan="8">No matching record.</td>
+                </tr>`
+          }
+        </tbody>
+      </table>`,
+  );
+}
+
+function accessSummary(access: ResourceConfig['access']): string {
+  if (!access) return 'global rules only';
+  const parts = [
+    ...access.emails.map((value) => `email ${value}`),
+    ...access.domains.map((value) => `domain ${value}`),
+    ...access.githubOrgs.map((value) => `GitHub org ${value}`),
+    ...access.githubTeams.map((value) => `GitHub team ${value}`),
+    ...access.groups.map((value) => `group ${value}`),
+  ];
+  return parts.length ? parts.join('; ') : 'nobody (empty rules)';
+}
+
+function toolSummary(tools: ResourceConfig['tools']): SafeHtml {
+  if (!tools) return html`all tools allowed`;
+  const rules = Object.entries(tools.rules);
+  return html`default <strong>${tools.default}</strong>${
+      rules.length
+        ? html`<ul>
+            ${rules.map(
+              ([tool, rule]) =>
+                html`<li>
+                  <code>${tool}</code>:
+                  ${rule.scopes.length ? `scopes ${rule.scopes.join(' ')}` : 'no extra scope'}${
+                    rule.groups.length ? `; groups ${rule.groups.join(', ')}` : ''
+                  }
+                </li>`,
+            )}
+          </ul>`
+        : ''
+    }`;
+}
+
+export function renderServers(user: string, servers: ResourceConfig[]): string {
+  return adminPage(
+    'MCP servers',
+    user,
+    'servers',
+    html`<h1>MCP servers</h1>
+      <div class="warn">
+        Read only: adding or editing an MCP server is done in the configuration file for now
+        (<code>resources:</code>), followed by a restart.
+      </div>
+      <table>
+        <thead>
+          <tr>
+            <th>Name</th>
+            <th>URL (resource)</th>
+            <th>Scopes</th>
+            <th>Tool rules</th>
+            <th>Upstream Authorization</th>
+            <th>Access</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${servers.map(
+            (server) =>
+              html`<tr class="server">
+                <td>${server.name}</td>
+                <td><code>${server.url}</code></td>
+                <td>${server.scopes.join(' ')}</td>
+                <td>${toolSummary(server.tools)}</td>
+                <td>${server.upstreamAuthorization}</td>
+                <td>${accessSummary(server.access)}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>`,
+  );
+}
+
+/** A refusal on the admin pages. */
+export function renderAdminProblem(title: string, description: string): string {
+  return page(
+    title,
+    html`<h1>${title}</h1>
+      <div class="error">${description}</div>
+      <div class="actions"><a class="button" href="/account">Your connected apps</a></div>`,
+  );
+}
