@@ -27,6 +27,7 @@ import {
   registerClient,
   tokenRequest,
 } from '../helpers/oauth-flow.js';
+import { verifyStatus } from '../helpers/provider-login.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
 const CLIENT_NAME = 'Research agent (example)';
@@ -65,18 +66,8 @@ describeWithBinary('chromium', 'connected apps in headless Chromium', () => {
     await gw?.stop();
   });
 
-  const verify = async (accessToken: string) =>
-    (
-      await fetch(`${gw.url}/verify`, {
-        headers: {
-          authorization: `Bearer ${accessToken}`,
-          'x-forwarded-proto': 'http',
-          'x-forwarded-host': 'localhost:3999',
-          'x-forwarded-uri': '/mcp',
-          'x-forwarded-method': 'GET',
-        },
-      })
-    ).status;
+  const verify = (accessToken: string) =>
+    verifyStatus(gw.url, 'http://localhost:3999/mcp', accessToken);
 
   /** The user authorizes a new client in the browser; the client redeems the code. */
   async function authorizeClient(page: Page) {

@@ -23,6 +23,7 @@ import {
 import { getFreePort } from '../helpers/ports.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
+import { verifyStatus } from '../helpers/provider-login.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
 const PRE_REGISTERED = 'configured-agent';
@@ -128,18 +129,8 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
     };
   }
 
-  const verify = async (accessToken: string) =>
-    (
-      await fetch(`${gw.url}/verify`, {
-        headers: {
-          authorization: `Bearer ${accessToken}`,
-          'x-forwarded-proto': 'http',
-          'x-forwarded-host': 'localhost:3999',
-          'x-forwarded-uri': '/mcp',
-          'x-forwarded-method': 'GET',
-        },
-      })
-    ).status;
+  const verify = (accessToken: string) =>
+    verifyStatus(gw.url, 'http://localhost:3999/mcp', accessToken);
 
   /** Polls `/verify` until it refuses, at most one revocation poll interval. */
   async function refusedWithinPoll(accessToken: string) {

@@ -17,6 +17,7 @@ import {
 } from '../helpers/oauth-flow.js';
 import { TestUserAgent, type FlowResult } from '../helpers/user-agent.js';
 import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
+import { verifyStatus } from '../helpers/provider-login.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
 const ALICE = 'alice@example.com';
@@ -79,18 +80,8 @@ describe('admin console (/admin)', () => {
   });
   afterAll(() => gw?.stop());
 
-  const verify = async (accessToken: string) =>
-    (
-      await fetch(`${gw.url}/verify`, {
-        headers: {
-          authorization: `Bearer ${accessToken}`,
-          'x-forwarded-proto': 'http',
-          'x-forwarded-host': 'localhost:3999',
-          'x-forwarded-uri': '/mcp',
-          'x-forwarded-method': 'GET',
-        },
-      })
-    ).status;
+  const verify = (accessToken: string) =>
+    verifyStatus(gw.url, 'http://localhost:3999/mcp', accessToken);
 
   /** A user authorizes a newly registered client, which gets tokens. */
   async function connectApp(user: string, clientName: string | undefined) {

@@ -32,6 +32,7 @@ import {
   readBody,
   sendJson,
   sendText,
+  answerWith,
 } from './fake-http.js';
 
 export interface FakeGitHubUser {
@@ -342,15 +343,7 @@ async function launch(options: StartFakeGitHubOptions, port: number): Promise<Fa
     }
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      sendText(res, 500, `fake GitHub failed: ${(error as Error).message}`);
-    });
-  });
+  const server = createServer(answerWith(handle, 'fake GitHub'));
   await listenOn(server, port);
 
   let stopped: Promise<void> | undefined;

@@ -34,6 +34,7 @@ import {
   readBody,
   sendJson,
   sendText,
+  answerWith,
 } from './fake-http.js';
 
 export interface FakeGoogleUser {
@@ -369,15 +370,7 @@ async function launch(options: StartFakeGoogleOptions, port: number): Promise<Fa
     }
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      sendText(res, 500, `fake Google failed: ${(error as Error).message}`);
-    });
-  });
+  const server = createServer(answerWith(handle, 'fake Google'));
   await listenOn(server, port);
 
   let stopped: Promise<void> | undefined;

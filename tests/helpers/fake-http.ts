@@ -80,3 +80,19 @@ export function sendText(res: ServerResponse, status: number, text: string): voi
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
   res.end(text);
 }
+
+/** A request listener running `handle`; a failure answers 500 (or drops a started answer). */
+export function answerWith(
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  name: string,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendText(res, 500, `${name} failed: ${(error as Error).message}`);
+    });
+  };
+}
