@@ -24,7 +24,7 @@ import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
 import { ToolPolicy } from '../policy/tools.js';
 import type { BackendTokenSigner } from './backend-token.js';
-import type { DecisionObserver } from './decision-observer.js';
+import type { DecisionObserver, DecisionOutcome } from './decision-observer.js';
 import {
   insufficientScope,
   invalidToken,
@@ -99,14 +99,35 @@ const STORE_UNAVAILABLE = {
 } as const;
 
 /** What the observers are told about one decision, filled in as it goes. */
-interface Trace {
-  started: number;
-  req: IncomingMessage;
-  request: PublicRequest | undefined;
-  resource: string | undefined;
-  token: VerifiedToken | undefined;
-  tool?: string;
-  argumentsHash?: string;
+/**
+ * One decision as it goes, and then what the observers are told: a single object per
+ * request (this is the hot path), finished in place by {@link DecisionPoint.observe}.
+ */
+class Trace implements DecisionOutcome {
+  readonly started = performance.now();
+  request: PublicRequest | undefined = undefined;
+  resource: string | undefined = undefined;
+  token: VerifiedToken | undefined = undefined;
+  tool: string | undefined = undefined;
+  argumentsHash: string | undefined = undefined;
+  status = 0;
+  reason = '';
+  seconds = 0;
+
+  constructor(readonly req: IncomingMessage) {}
+
+  get subject(): string | undefined {
+    return this.token?.sub;
+  }
+
+  get clientId(): string | undefined {
+    return this.token?.clientId;
+  }
+
+  /** The original client's address when the proxy is trusted, else the peer's. */
+  clientIp(): string | undefined {
+    return this.request?.clientIp() ?? this.req.socket.remoteAddress;
+  }
 }
 
 /** What the steps of one decision share. */
@@ -193,13 +214,7 @@ export class DecisionPoint {
    * read or a backend JWT to sign goes asynchronous.
    */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const trace: Trace = {
-      started: performance.now(),
-      req,
-      request: undefined,
-      resource: undefined,
-      token: undefined,
-    };
+    const trace = new Trace(req);
     try {
       this.decide(req, res, trace)?.catch((error: unknown) => this.fail(res, error, trace));
     } catch (error) {
@@ -227,20 +242,12 @@ export class DecisionPoint {
   private observe(trace: Trace, status: number, reason: string): void {
     const observers = this.deps.observers;
     if (!observers || observers.length === 0) return;
-    const outcome = {
-      status,
-      reason,
-      resource: trace.resource,
-      seconds: (performance.now() - trace.started) / 1000,
-      subject: trace.token?.sub,
-      clientId: trace.token?.clientId,
-      clientIp: () => trace.request?.clientIp() ?? trace.req.socket.remoteAddress,
-      tool: trace.tool,
-      argumentsHash: trace.argumentsHash,
-    };
+    trace.status = status;
+    trace.reason = reason;
+    trace.seconds = (performance.now() - trace.started) / 1000;
     for (const observer of observers) {
       try {
-        observer.decided(outcome);
+        observer.decided(trace);
       } catch (error) {
         if (!this.observerFailed) {
           this.observerFailed = true;
@@ -503,9 +510,7 @@ export class DecisionPoint {
     res.writeHead(denial.status, denial.headers);
     res.end(JSON.stringify(denial.body));
     if (this.deps.failureLimiter && !NOT_FAILURES.has(reason)) {
-      this.deps.failureLimiter.recordFailure(
-        trace.request?.clientIp() ?? trace.req.socket.remoteAddress ?? '',
-      );
+      this.deps.failureLimiter.recordFailure(trace.clientIp() ?? '');
     }
     this.observe(trace, denial.status, reason);
   }

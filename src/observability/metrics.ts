@@ -110,7 +110,15 @@ export class GatewayMetrics implements DecisionObserver {
     },
   });
 
-  private readonly decisionChildren = new Map<string, DecisionChild>();
+  /** Bound children: result → reason → resource (no label hashing per request). */
+  private readonly decisionChildren = {
+    allow: new Map<string, Map<string, DecisionChild>>(),
+    deny: new Map<string, Map<string, DecisionChild>>(),
+  };
+  private readonly verifySecondsByResult = {
+    allow: this.verifySeconds.labels('allow'),
+    deny: this.verifySeconds.labels('deny'),
+  };
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) {
@@ -121,14 +129,14 @@ export class GatewayMetrics implements DecisionObserver {
   decided(outcome: DecisionOutcome): void {
     const result = outcome.status < 300 ? 'allow' : 'deny';
     const resource = outcome.resource ?? '';
-    const key = `${result}\u0000${outcome.reason}\u0000${resource}`;
-    let child = this.decisionChildren.get(key);
-    if (!child) {
-      child = this.decisions.labels(result, outcome.reason, resource);
-      this.decisionChildren.set(key, child);
-    }
+    const byReason = this.decisionChildren[result];
+    let byResource = byReason.get(outcome.reason);
+    if (!byResource) byReason.set(outcome.reason, (byResource = new Map()));
+    let child = byResource.get(resource);
+    if (!child)
+      byResource.set(resource, (child = this.decisions.labels(result, outcome.reason, resource)));
     child.inc();
-    this.verifySeconds.labels(result).observe(outcome.seconds);
+    this.verifySecondsByResult[result].observe(outcome.seconds);
   }
 
   /** The revocation list's age, read at every scrape. */
