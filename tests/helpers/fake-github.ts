@@ -29,10 +29,11 @@ import {
   sameSecret,
   s256,
   randomToken,
-  readBody,
   sendJson,
   sendText,
   answerWith,
+  receive,
+  type RecordedRequest,
 } from './fake-http.js';
 
 export interface FakeGitHubUser {
@@ -47,13 +48,7 @@ export interface FakeGitHubUser {
   teams?: { org: string; slug: string }[];
 }
 
-export interface FakeGitHubRequest {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  authorization?: string;
-  body?: string;
-}
+export type FakeGitHubRequest = RecordedRequest;
 
 export interface FakeGitHub {
   /** Base URL, http://127.0.0.1:PORT */
@@ -319,18 +314,7 @@ async function launch(options: StartFakeGitHubOptions, port: number): Promise<Fa
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req);
-    const requestUrl = new URL(req.url ?? '/', url);
-    const path = requestUrl.pathname;
-    requests.push({
-      method: req.method ?? 'GET',
-      path,
-      query: requestUrl.searchParams,
-      ...(req.headers.authorization !== undefined
-        ? { authorization: req.headers.authorization }
-        : {}),
-      ...(body !== '' ? { body } : {}),
-    });
+    const { body, requestUrl, path } = await receive(req, url, requests);
     if (path === '/login/oauth/authorize' && req.method === 'GET') {
       authorize(requestUrl.searchParams, res);
     } else if (path === '/login/oauth/access_token' && req.method === 'POST') {

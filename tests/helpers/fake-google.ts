@@ -31,10 +31,11 @@ import {
   sameSecret,
   s256,
   randomToken,
-  readBody,
   sendJson,
   sendText,
   answerWith,
+  receive,
+  type RecordedRequest,
 } from './fake-http.js';
 
 export interface FakeGoogleUser {
@@ -46,13 +47,7 @@ export interface FakeGoogleUser {
   hd?: string;
 }
 
-export interface FakeGoogleRequest {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  authorization?: string;
-  body?: string;
-}
+export type FakeGoogleRequest = RecordedRequest;
 
 export interface FakeGoogle {
   /** http://127.0.0.1:PORT (also the `issuer` in discovery) */
@@ -342,18 +337,7 @@ async function launch(options: StartFakeGoogleOptions, port: number): Promise<Fa
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req);
-    const requestUrl = new URL(req.url ?? '/', url);
-    const path = requestUrl.pathname;
-    requests.push({
-      method: req.method ?? 'GET',
-      path,
-      query: requestUrl.searchParams,
-      ...(req.headers.authorization !== undefined
-        ? { authorization: req.headers.authorization }
-        : {}),
-      ...(body !== '' ? { body } : {}),
-    });
+    const { body, requestUrl, path } = await receive(req, url, requests);
     const route = `${req.method} ${path}`;
     if (route === 'GET /.well-known/openid-configuration') {
       sendJson(res, 200, discovery);

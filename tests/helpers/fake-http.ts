@@ -96,3 +96,33 @@ export function answerWith(
     });
   };
 }
+
+/** A request a fake received, as the tests inspect it. */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  authorization?: string;
+  body?: string;
+}
+
+/** Reads a request's body and URL, and appends it to `requests`. */
+export async function receive(
+  req: IncomingMessage,
+  base: string,
+  requests: RecordedRequest[],
+): Promise<{ body: string; requestUrl: URL; path: string }> {
+  const body = await readBody(req);
+  const requestUrl = new URL(req.url ?? '/', base);
+  const path = requestUrl.pathname;
+  requests.push({
+    method: req.method ?? 'GET',
+    path,
+    query: requestUrl.searchParams,
+    ...(req.headers.authorization !== undefined
+      ? { authorization: req.headers.authorization }
+      : {}),
+    ...(body !== '' ? { body } : {}),
+  });
+  return { body, requestUrl, path };
+}
