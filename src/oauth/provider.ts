@@ -20,7 +20,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { FetchFunction } from '../net/outbound-fetch.js';
 import type { Logger } from '../logging/logger.js';
 import type { Store } from '../store/store.js';
-import type { AccountStore } from '../login/accounts.js';
+import type { AccountStore, Identity } from '../login/accounts.js';
 import { UpstreamUnavailable } from '../login/providers/provider.js';
 import { AccessWithdrawn, type Reauthorization } from '../login/reauthorization.js';
 import { securityEvent } from '../logging/security-events.js';
@@ -106,6 +106,19 @@ function upstreamUnavailable(): Error {
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, resources, accounts, consents, logger } = deps;
+
+  /**
+   * The identity of `accountId`: the one `findAccount` already read for this request when it
+   * is that account, else read from the store.
+   */
+  const identityOf = async (
+    ctx: KoaContextWithOIDC,
+    accountId: string,
+  ): Promise<Identity | undefined> => {
+    const account = ctx.oidc?.account as { accountId?: string; identity?: Identity } | undefined;
+    if (account?.accountId === accountId && account.identity) return account.identity;
+    return accounts.find(accountId);
+  };
   const secureCookies = config.issuer.startsWith('https://');
   const cimd = config.registration.cimd;
   const knownScopes = ['openid', 'offline_access', 'email', 'profile', ...resources.allScopes()];
@@ -206,7 +219,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
           // since, and a grant remembered from before.
           const accountId = ctx.oidc.route === 'token' ? ctx.oidc.account?.accountId : undefined;
           if (accountId) {
-            const identity = await accounts.find(accountId);
+            const identity = await identityOf(ctx, accountId);
             const decision = identity
               ? evaluateResourceAccess(identity, resource)
               : ({ allowed: false, reason: 'the account record has expired' } as const);
@@ -349,6 +362,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
       if (!identity) return undefined;
       return {
         accountId: sub,
+        // Kept on the account oidc-provider puts on the context, so that the resource check
+        // and the token claims of this same request need not read the record again.
+        identity,
         claims: () => ({
           sub,
           email: identity.email,
@@ -358,9 +374,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
       };
     },
     // Identity claims carried by JWT access tokens, for the gateway's identity headers.
-    extraTokenClaims: async (_ctx, token) => {
+    extraTokenClaims: async (ctx, token) => {
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
-      const identity = await accounts.find(token.accountId);
+      const identity = await identityOf(ctx, token.accountId);
       if (!identity) return undefined;
       return {
         email: identity.email,
