@@ -14,27 +14,22 @@
  * `mcp-gateway clients revoke` does (src/account/client-admin.ts), through the service's own
  * adapters, and is audited as `admin_change` with `actor: admin:<accountId>`.
  */
-import express, { type Request, type Response, type Router } from 'express';
+import express, { type Router } from 'express';
 import type Provider from 'oidc-provider';
 import { listClientsWithUse, revokeClientAccess } from '../account/client-admin.js';
-import { createPageSessions, sameOriginForm, type PageSession } from '../account/session.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/schema.js';
-import type { AccountRecord, AccountStore } from '../login/accounts.js';
+import type { AccountStore } from '../login/accounts.js';
 import type { CsrfTokens } from '../login/csrf.js';
 import { sendPage } from '../login/interactions.js';
 import type { Logger } from '../logging/logger.js';
-import { securityEvent } from '../logging/security-events.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
 import type { Store } from '../store/store.js';
 import { ACTIVITY_FILTERS, recentActivity, type ActivityFilter } from './activity.js';
-import {
-  renderActivity,
-  renderAdminProblem,
-  renderClients,
-  renderOverview,
-  renderServers,
-} from './views.js';
+import { createAdminGuard } from './guard.js';
+import { renderActivity, renderClients, renderOverview, renderServers } from './views.js';
+
+export { isAdmin } from './guard.js';
 
 export const ADMIN_PATH = '/admin';
 const ACTIVITY_LIMIT = 200;
@@ -54,62 +49,13 @@ export interface AdminDependencies {
   logger: Logger;
 }
 
-const csrfKey = (sessionUid: string) => `admin:${sessionUid}`;
-
-/** Whether an account is an administrator by `admins` (verified email, or group). */
-export function isAdmin(
-  account: AccountRecord | undefined,
-  admins: GatewayConfig['admins'],
-): boolean {
-  if (!account) return false;
-  const email = account.emailVerified === true ? account.email?.toLowerCase() : undefined;
-  if (email !== undefined && admins.emails.includes(email)) return true;
-  return (account.groups ?? []).some((group) => admins.groups.includes(group));
-}
-
 export function createAdminRouter(deps: AdminDependencies): Router {
-  const { config, provider, store, csrf, logger } = deps;
+  const { config, provider, store, logger } = deps;
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 10 });
-  const issuerOrigin = new URL(config.issuer).origin;
-  const sessions = createPageSessions(config, provider);
-
-  const refuse = (res: Response, status: number, title: string, description: string) =>
-    sendPage(res, status, renderAdminProblem(title, description));
-
-  interface Admin {
-    session: PageSession;
-    user: string;
-  }
-
-  /**
-   * The signed-in administrator, or `undefined` once the response is sent: the sign-in
-   * redirect (pages) or a refusal.
-   */
-  async function admin(req: Request, res: Response, page: boolean): Promise<Admin | undefined> {
-    const session = await sessions.current(req, res);
-    if (!session) {
-      if (page) sessions.startSignIn(res, 'admin');
-      else refuse(res, 403, 'Signed out', 'Your sign-in has ended. Open the page again.');
-      return undefined;
-    }
-    const account = await deps.accounts.find(session.accountId);
-    if (!isAdmin(account, config.admins)) {
-      securityEvent(logger, 'access_denied', {
-        ip: req.ip,
-        subject: session.accountId,
-        reason: 'admin console refused to a non-administrator',
-      });
-      refuse(
-        res,
-        403,
-        'Not an administrator',
-        'You are signed in, but you are not an administrator of this MCP Gateway.',
-      );
-      return undefined;
-    }
-    return { session, user: account?.email ?? account?.name ?? session.accountId };
-  }
+  const guard = createAdminGuard(deps);
+  const { refuse } = guard;
+  const admin = guard.admin;
 
   router.get(ADMIN_PATH, async (req, res) => {
     const who = await admin(req, res, true);
@@ -134,7 +80,7 @@ export function createAdminRouter(deps: AdminDependencies): Router {
       200,
       renderClients({
         user: who.user,
-        csrfToken: await csrf.issue(csrfKey(who.session.uid)),
+        csrfToken: await guard.csrfToken(who),
         clients: await listClientsWithUse(store, config),
         notice:
           req.query.done === 'revoked'
@@ -145,34 +91,11 @@ export function createAdminRouter(deps: AdminDependencies): Router {
   });
 
   router.post(`${ADMIN_PATH}/clients/revoke`, form, async (req, res) => {
-    const who = await admin(req, res, false);
+    const who = await guard.adminForm(req, res);
     if (!who) return undefined;
     const { session } = who;
-    if (!sameOriginForm(req, issuerOrigin)) {
-      securityEvent(logger, 'csrf_failed', {
-        ip: req.ip,
-        subject: session.accountId,
-        reason: 'admin form posted from another origin',
-        origin: req.get('origin'),
-        fetchSite: req.get('sec-fetch-site'),
-      });
-      return refuse(res, 403, 'Request refused', 'The form was not sent from this site.');
-    }
-    const body = req.body as Record<string, unknown> | undefined;
-    if (!(await csrf.verify(csrfKey(session.uid), body?.csrf))) {
-      securityEvent(logger, 'csrf_failed', {
-        ip: req.ip,
-        subject: session.accountId,
-        reason: 'admin form without a valid CSRF token',
-      });
-      return refuse(
-        res,
-        403,
-        'Request refused',
-        'The form was not sent from the admin console. Open the page again and retry.',
-      );
-    }
-    const clientId = body?.client_id;
+    const body = req.body as Record<string, unknown>;
+    const clientId = body.client_id;
     if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > MAX_FILTER) {
       return refuse(res, 400, 'Bad request', 'No client was named.');
     }
@@ -188,7 +111,7 @@ export function createAdminRouter(deps: AdminDependencies): Router {
           provider.Client as unknown as { adapter: { destroy(id: string): Promise<void> } }
         ).adapter.destroy(id),
       audit: deps.audit,
-      actor: `admin:${session.accountId}`,
+      actor: who.actor,
       auditFields: { ip: req.ip },
     });
     if (result.outcome === 'built-in') {

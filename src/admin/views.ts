@@ -26,9 +26,9 @@ form.filter label{display:flex;flex-direction:column;font-size:.85rem}
 </style>`,
 );
 
-type Section = 'overview' | 'clients' | 'activity' | 'servers';
+export type Section = 'overview' | 'clients' | 'activity' | 'servers';
 
-function adminPage(title: string, user: string, current: Section, body: SafeHtml): string {
+export function adminPage(title: string, user: string, current: Section, body: SafeHtml): string {
   const link = (section: Section, href: string, label: string) =>
     section === current
       ? html`<strong aria-current="page">${label}</strong>`
