@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import {
+  assertListBound,
   chainedAppendHash,
   type ChainEntry,
   type JsonObject,
@@ -15,14 +16,16 @@ import {
  * that does not survive JSON (a `Date`, `undefined` fields, a `Map`) comes back the same way it
  * would from Redis instead of working in development and breaking after deployment.
  *
- * A set, a counter or a chain is one slot, whatever its size, so `maxEntries` bounds keys, not
- * members. Chain ids are `<n>-0` with `n` counting from 1 per chain, shaped like Redis stream ids.
+ * A set, a counter, a chain or a list is one slot, whatever its size, so `maxEntries` bounds
+ * keys, not members. Chain ids are `<n>-0` with `n` counting from 1 per chain, shaped like Redis
+ * stream ids. A list keeps its records oldest first (appending is then a push, not a shift).
  */
 type Entry =
   | { kind: 'value'; json: string }
   | { kind: 'set'; members: Set<string> }
   | { kind: 'counter'; count: number }
-  | { kind: 'chain'; records: { id: number; json: string }[]; head: string; lastId: number };
+  | { kind: 'chain'; records: { id: number; json: string }[]; head: string; lastId: number }
+  | { kind: 'list'; records: string[] };
 
 export interface MemoryStoreOptions {
   /**
@@ -221,6 +224,34 @@ export class MemoryStore implements Store {
     this.#assertOpen();
     const entry = this.#cache.get(key);
     return entry === undefined ? null : expectKind(entry, 'chain', key).head;
+  }
+
+  async pushRecent(key: string, records: JsonObject[], maxLength: number): Promise<void> {
+    this.#assertOpen();
+    assertListBound('maxLength', maxLength);
+    // Every record is checked before anything is written, as Redis's MULTI fails as a whole.
+    const texts = records.map(serializeValue);
+    if (texts.length === 0) return;
+    const entry = this.#cache.get(key);
+    const list = entry === undefined ? undefined : expectKind(entry, 'list', key);
+    if (list === undefined) {
+      this.#cache.set(key, { kind: 'list', records: texts.slice(-maxLength) });
+      return;
+    }
+    list.records.push(...texts);
+    if (list.records.length > maxLength) list.records.splice(0, list.records.length - maxLength);
+  }
+
+  async readRecent(key: string, count: number): Promise<JsonObject[]> {
+    this.#assertOpen();
+    assertListBound('count', count);
+    const entry = this.#cache.get(key);
+    if (entry === undefined) return [];
+    const { records } = expectKind(entry, 'list', key);
+    return records
+      .slice(-count)
+      .reverse()
+      .map((json) => parseValue(json));
   }
 
   async publish(channel: string, message: string): Promise<void> {

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import {
+  assertListBound,
   chainedAppendHash,
   type ChainEntry,
   type JsonObject,
@@ -329,6 +330,31 @@ export class RedisStore implements Store {
 
   async chainHead(key: string): Promise<string | null> {
     return this.#redis.get(this.#key(`${key}:head`));
+  }
+
+  async pushRecent(key: string, records: JsonObject[], maxLength: number): Promise<void> {
+    assertListBound('maxLength', maxLength);
+    const texts = records.map(serializeValue);
+    if (texts.length === 0) return;
+    // LPUSH of records given oldest first leaves the newest at index 0. MULTI makes the push
+    // and the trim one step: no reader, and no other replica's push, sees the list over its
+    // bound. On a key of another kind both commands fail (WRONGTYPE) and nothing is written.
+    const name = this.#key(key);
+    const results = await this.#redis
+      .multi()
+      .lpush(name, ...texts)
+      .ltrim(name, 0, maxLength - 1)
+      .exec();
+    const failed = results?.find(([error]) => error)?.[0];
+    if (failed) throw failed;
+    if (!results)
+      throw new Error(`pushRecent on ${JSON.stringify(key)}: the transaction was aborted`);
+  }
+
+  async readRecent(key: string, count: number): Promise<JsonObject[]> {
+    assertListBound('count', count);
+    const texts = await this.#redis.lrange(this.#key(key), 0, count - 1);
+    return texts.map((raw) => parseValue(raw, key));
   }
 
   async publish(channel: string, message: string): Promise<void> {

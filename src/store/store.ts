@@ -12,8 +12,8 @@
  *
  * Values have JSON semantics in both implementations (a `Date` comes back as its ISO string,
  * `undefined` fields disappear) and are copies: mutating an object passed to or returned by the
- * store never changes what is stored. A key holds one kind of data (value, set, counter or
- * chain); using it as another kind rejects, as Redis's WRONGTYPE does.
+ * store never changes what is stored. A key holds one kind of data (value, set, counter,
+ * chain or list); using it as another kind rejects, as Redis's WRONGTYPE does.
  */
 export type JsonObject = { [key: string]: unknown };
 
@@ -133,6 +133,21 @@ export interface Store {
    */
   chainHead(key: string): Promise<string | null>;
 
+  /**
+   * Adds `records` (given oldest first) at the newest end of the bounded list at `key` and
+   * keeps only its newest `maxLength` records (a positive integer, else a `RangeError`), in one
+   * atomic step: however many replicas push at once, the list never exceeds `maxLength`.
+   * Pushing no records is a no-op. The list has no TTL; its length is its bound. Used for the
+   * admin console's recent activity (src/activity/), written in batches.
+   */
+  pushRecent(key: string, records: JsonObject[], maxLength: number): Promise<void>;
+
+  /**
+   * The newest `count` records (a positive integer, else a `RangeError`) of the list at `key`,
+   * newest first; empty when absent.
+   */
+  readRecent(key: string, count: number): Promise<JsonObject[]>;
+
   /** Resolves when the store answers; rejects otherwise. Used by `/readyz`. */
   ping(): Promise<void>;
 
@@ -160,4 +175,11 @@ export function chainedAppendHash(
     throw new TypeError('A chained record needs a non-empty string `hash`');
   }
   return hash;
+}
+
+/** The argument check both stores make for `pushRecent`'s `maxLength` and `readRecent`'s `count`. */
+export function assertListBound(name: 'maxLength' | 'count', value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
 }

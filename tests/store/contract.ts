@@ -508,6 +508,84 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
       });
     });
 
+    describe('recent lists', () => {
+      const entry = (n: number): JsonObject => ({ n, nested: { list: [], big: 2 ** 53 - 1 } });
+      const numbers = (records: JsonObject[]) => records.map((record) => record.n);
+
+      it('is empty when absent, and pushing nothing creates nothing', async () => {
+        await expect(store.readRecent('recent', 10)).resolves.toStrictEqual([]);
+        await store.pushRecent('recent', [], 10);
+        await expect(store.setIfAbsent('recent', { a: 1 })).resolves.toBe(true);
+      });
+
+      it('reads the newest records first, batches given oldest first', async () => {
+        await store.pushRecent('recent', [entry(1), entry(2)], 100);
+        await store.pushRecent('recent', [entry(3)], 100);
+        await store.pushRecent('recent', [entry(4), entry(5), entry(6)], 100);
+        await expect(store.readRecent('recent', 100)).resolves.toStrictEqual(
+          [6, 5, 4, 3, 2, 1].map(entry),
+        );
+        expect(numbers(await store.readRecent('recent', 2))).toStrictEqual([6, 5]);
+        await store.pushRecent('recent', [RICH_VALUE], 100);
+        await expect(store.readRecent('recent', 1)).resolves.toStrictEqual([RICH_VALUE]);
+      });
+
+      it('returns copies: changing a record read or pushed changes nothing stored', async () => {
+        const pushed = entry(1);
+        await store.pushRecent('recent', [pushed], 10);
+        pushed.n = 99;
+        const [read] = await store.readRecent('recent', 1);
+        read!.n = 98;
+        expect(numbers(await store.readRecent('recent', 1))).toStrictEqual([1]);
+      });
+
+      it('keeps at most maxLength records, dropping the oldest', async () => {
+        for (let n = 1; n <= 12; n += 1) await store.pushRecent('recent', [entry(n)], 5);
+        expect(numbers(await store.readRecent('recent', 100))).toStrictEqual([12, 11, 10, 9, 8]);
+        // One batch longer than the bound keeps its newest records.
+        await store.pushRecent('recent', [13, 14, 15, 16, 17, 18, 19].map(entry), 5);
+        expect(numbers(await store.readRecent('recent', 100))).toStrictEqual([19, 18, 17, 16, 15]);
+        await store.pushRecent('fresh', [1, 2, 3, 4].map(entry), 2);
+        expect(numbers(await store.readRecent('fresh', 100))).toStrictEqual([4, 3]);
+      });
+
+      it('stays within its bound and keeps every batch whole under 20 concurrent writers', async () => {
+        const batch = (writer: number) => [0, 1, 2].map((i) => ({ writer, i }));
+        await concurrently(20, (writer) => store.pushRecent('all', batch(writer), 1000));
+        const all = await store.readRecent('all', 1000);
+        expect(all).toHaveLength(60);
+        // Each writer's batch is contiguous and in order (newest first).
+        for (let start = 0; start < all.length; start += 3) {
+          const writer = all[start]!.writer;
+          expect(all.slice(start, start + 3)).toStrictEqual(batch(Number(writer)).reverse());
+        }
+        await concurrently(20, (writer) => store.pushRecent('bounded', batch(writer), 10));
+        await expect(store.readRecent('bounded', 1000)).resolves.toHaveLength(10);
+      });
+
+      it('rejects bad arguments and writes nothing', async () => {
+        for (const bad of [0, -1, 1.5, Number.NaN]) {
+          await expect(store.pushRecent('recent', [entry(1)], bad)).rejects.toThrow(RangeError);
+          await expect(store.readRecent('recent', bad)).rejects.toThrow(RangeError);
+        }
+        await expect(
+          store.pushRecent('recent', [entry(1), [1] as unknown as JsonObject], 10),
+        ).rejects.toThrow(TypeError);
+        await expect(store.readRecent('recent', 10)).resolves.toStrictEqual([]);
+      });
+
+      it('rejects using a value key as a list and a list as a value or chain', async () => {
+        await store.set('value', { a: 1 });
+        await store.pushRecent('recent', [entry(1)], 10);
+        await expect(store.pushRecent('value', [entry(2)], 10)).rejects.toThrow();
+        await expect(store.readRecent('value', 10)).rejects.toThrow();
+        await expect(store.get('recent')).rejects.toThrow();
+        await expect(store.readChained('recent')).rejects.toThrow();
+        await expect(store.get('value')).resolves.toStrictEqual({ a: 1 });
+        expect(numbers(await store.readRecent('recent', 10))).toStrictEqual([1]);
+      });
+    });
+
     describe('publish and subscribe', () => {
       it('delivers messages to every subscriber of the channel until it unsubscribes', async () => {
         const a: string[] = [];
