@@ -66,6 +66,7 @@ import { GrantDirectory } from './account/grants.js';
 import { createAccountRouter } from './account/router.js';
 import { createAdminRouter } from './admin/router.js';
 import { trackGrantUse } from './account/usage.js';
+import { createServerCatalog } from './servers/setup.js';
 
 export interface Gateway {
   app: Express;
@@ -134,6 +135,12 @@ export async function createGateway(
   await revocations.start();
 
   const resources = new ResourceRegistry(config.resources);
+  // Servers added at run time, applied before the authorization server is built (its scope
+  // list starts from them) and followed from then on.
+  const catalog = config.managedServers.enabled
+    ? await createServerCatalog({ config, store, registry: resources, audit, logger })
+    : undefined;
+  await catalog?.start();
   const accounts = new AccountStore(store, config.tokens.refreshTokenTtl);
   const upstreams = createLoginProviders(config, createTrustedFetch(config.tls.caFiles));
   const reauthorization = new Reauthorization({
@@ -176,6 +183,7 @@ export async function createGateway(
   const trust = compileTrustedProxies(config.trustedProxies);
   const decisionPoint = new DecisionPoint({
     config,
+    resources,
     trust,
     verifier: new TokenVerifier({
       issuer: config.issuer,
@@ -217,7 +225,7 @@ export async function createGateway(
     app.use(ROUTES.token, tracing.routeSpans('oauth.token'));
     app.use(ROUTES.registration, tracing.routeSpans('oauth.register'));
   }
-  app.use(protectedResourceMetadataRouter(config));
+  app.use(protectedResourceMetadataRouter(config, resources));
   installLimits(app, provider, limits, clientQuota);
   app.get(ROUTES.authorization, defaultAuthorizeScope(resources));
   app.options(ROUTES.registration, registrationCors);
@@ -321,6 +329,7 @@ export async function createGateway(
         });
       }
       await revocations.stop();
+      await catalog?.stop();
       await tracing?.shutdown();
       await audit?.close();
       if (!options.store) await store.close();

@@ -23,7 +23,7 @@ const duration = z.union([z.number().int().positive(), z.string()]).transform((v
   return Math.round(millis / 1000);
 });
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+export const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
 const email = z.email().transform((value) => value.toLowerCase());
 
@@ -32,7 +32,7 @@ const domain = z
   .regex(/^(?=.{1,253}$)([a-z0-9-]+\.)+[a-z]{2,}$/i, 'must be a DNS domain such as example.com')
   .transform((value) => value.toLowerCase());
 
-const scopeToken = z
+export const scopeToken = z
   .string()
   .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token (RFC 6749 §3.3)');
 
@@ -68,19 +68,19 @@ const toolRule = z.strictObject({
   groups: z.array(z.string().min(1)).default([]),
 });
 
-const toolPolicy = z.strictObject({
+export const toolPolicySchema = z.strictObject({
   /** What happens to a tool no rule names. */
   default: z.enum(['allow', 'deny']).default('allow'),
   /** Tool name or glob (`files_*`) → who may call it. The most specific match wins. */
   rules: z.record(z.string().min(1).max(200), toolRule).default({}),
 });
 
-const origin = z
+export const originSchema = z
   .string()
   .regex(/^https?:\/\/[^/?#]+$/, 'must be an origin such as https://app.example.com (no path)')
   .transform((value) => value.toLowerCase());
 
-const resource = z.strictObject({
+export const resourceSchema = z.strictObject({
   /** The MCP server's public canonical URL: the RFC 8707 resource and the token audience. */
   url: httpUrl.transform((value, ctx) => {
     try {
@@ -100,9 +100,9 @@ const resource = z.strictObject({
    */
   scopes: z.array(scopeToken).min(1).default(['mcp']),
   /** Browser origins allowed to call this MCP server (requests without Origin always pass). */
-  allowedOrigins: z.array(origin).default([]),
+  allowedOrigins: z.array(originSchema).default([]),
   /** Per-tool authorization for `tools/call`. */
-  tools: toolPolicy.optional(),
+  tools: toolPolicySchema.optional(),
   /**
    * What the MCP server receives in `Authorization`: nothing (`none`), or a short-lived JWT
    * the gateway signs for it (`jwt`), verifiable with the gateway's JWKS. Never the client's
@@ -115,6 +115,11 @@ const resource = z.strictObject({
    */
   access: accessRules.optional(),
 });
+
+/** A Traefik object name (router, middleware, service, entry point, resolver). */
+export const traefikName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, - and _ (a Traefik name)');
 
 const redirectUri = z.string().min(1);
 
@@ -285,7 +290,11 @@ export const configSchema = z
       ),
     /** Who may log in through the upstream providers; no rule = nobody (dev users only). */
     access: accessRules.prefault({}),
-    resources: z.array(resource).min(1, 'configure at least one protected MCP server'),
+    /**
+     * The protected MCP servers of this file. More can be added at run time by
+     * administrators (`managedServers`); with that turned off at least one is needed here.
+     */
+    resources: z.array(resourceSchema).default([]),
     clients: z.array(preRegisteredClient).default([]),
     registration: z
       .strictObject({
@@ -417,6 +426,55 @@ export const configSchema = z
       })
       .prefault({}),
     /**
+     * MCP servers administrators add, edit and remove at run time (the admin console's
+     * servers page, `mcp-gateway servers …`), kept in the store and applied by every replica
+     * without a restart (src/servers/). `resources` of this file stay read-only beside them.
+     */
+    managedServers: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /**
+         * Seconds between re-reads of the catalog by each replica. Changes are also announced
+         * at once through the store; the re-read catches an announcement a replica missed.
+         */
+        pollInterval: duration.default(5),
+        /** At most this many run-time servers. */
+        maxServers: z.number().int().min(1).max(10_000).default(500),
+        /** Traefik routing for each run-time server: one file per server (src/servers/traefik-files.ts). */
+        traefik: z
+          .strictObject({
+            /**
+             * The file provider's directory (`providers.file.directory` in traefik.yml). Unset:
+             * no file is written, and the proxy in front must route the servers itself.
+             */
+            directory: z.string().min(1).optional(),
+            /**
+             * SchemaStore's `traefik-v3-file-provider.json`: when set, every file is also
+             * validated against it before it is written (the built-in check always runs).
+             */
+            schemaFile: z.string().min(1).optional(),
+            entryPoints: z.array(traefikName).min(1).default(['websecure']),
+            /** The certificate resolver of https servers' routers (traefik.yml); `''`: none. */
+            certResolver: z.union([traefikName, z.literal('')]).default('letsencrypt'),
+            /** Middlewares of the hand-written dynamic configuration the routers use. */
+            authMiddleware: traefikName.default('mcp-auth'),
+            crowdsecMiddleware: traefikName.default('crowdsec'),
+            headersMiddleware: traefikName.default('security-headers'),
+            /** The service that reaches the auth service (for the well-known routes). */
+            authService: traefikName.default('auth'),
+          })
+          .prefault({}),
+        /** Defaults of the form's rate limits (Traefik `rateLimit`, `inFlightReq`). */
+        defaults: z
+          .strictObject({
+            rateLimitAverage: z.number().int().min(1).default(50),
+            rateLimitBurst: z.number().int().min(1).default(100),
+            inFlight: z.number().int().min(1).default(20),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    /**
      * Who may use the admin console (`/admin`): a signed-in user whose account has a verified
      * email in `emails` (compared case-insensitively) or a group in `groups`. Empty: nobody.
      */
@@ -471,13 +529,14 @@ export const configSchema = z
   .superRefine((config, ctx) => {
     // MCP requires HTTPS for every authorization server endpoint (checklist AS-09) and for
     // resources; plain http is accepted only on loopback, for development.
-    // Zod runs this refinement even when a field already failed its own check; a value that
-    // is not a URL at all has its own issue, so it is not judged here.
-    const insecure = (value: unknown) => {
-      if (typeof value !== 'string' || !URL.canParse(value)) return false;
-      const url = new URL(value);
-      return url.protocol === 'http:' && !isLoopbackHostname(url.hostname);
-    };
+    if (config.resources.length === 0 && !config.managedServers.enabled) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['resources'],
+        message:
+          'configure at least one protected MCP server (or let administrators add them: managedServers.enabled)',
+      });
+    }
     if (insecure(config.issuer)) {
       ctx.addIssue({
         code: 'custom',
@@ -524,6 +583,17 @@ export const configSchema = z
       }
     });
   });
+
+/**
+ * Whether `value` is an http URL to a host other than loopback. Zod runs refinements even when
+ * a field already failed its own check; a value that is not a URL at all has its own issue,
+ * so it is not judged here.
+ */
+export function insecure(value: unknown): boolean {
+  if (typeof value !== 'string' || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  return url.protocol === 'http:' && !isLoopbackHostname(url.hostname);
+}
 
 export type GatewayConfig = z.output<typeof configSchema>;
 export type ResourceConfig = GatewayConfig['resources'][number];

@@ -22,7 +22,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { TrustFunction } from '../http/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
-import { ToolPolicy } from '../policy/tools.js';
+import type { ToolPolicy } from '../policy/tools.js';
 import type { BackendTokenSigner } from './backend-token.js';
 import type { DecisionObserver, DecisionOutcome } from './decision-observer.js';
 import {
@@ -39,13 +39,15 @@ import {
 import { identityHeaders, type Identity } from './identity-headers.js';
 import { readOperation } from './mcp-operation.js';
 import { readPublicRequest, type PublicRequest } from './public-request.js';
-import { ResourceMatcher, type ResourceMatch } from './resource-matcher.js';
+import type { ResourceMatch, ResourceMatcher } from './resource-matcher.js';
 import { TokenRejected, TokenVerifier, type VerifiedToken } from './token-verifier.js';
 
 export const VERIFY_PATH = '/verify';
 
 export interface DecisionPointDependencies {
   config: GatewayConfig;
+  /** The protected MCP servers, live (src/oauth/resources.ts): read once per decision. */
+  resources: { readonly matcher: ResourceMatcher };
   trust: TrustFunction;
   verifier: TokenVerifier;
   backendSigner: BackendTokenSigner;
@@ -184,10 +186,6 @@ function bearerToken(req: IncomingMessage): string | null | '' {
 }
 
 export class DecisionPoint {
-  private readonly matcher: ResourceMatcher;
-  private readonly toolPolicies = new Map<string, ToolPolicy>();
-  private readonly allowedOrigins = new Map<string, Set<string>>();
-
   /** `deps.trust`, remembered per peer address (proxies are few; parsing one is not free). */
   private readonly trust: TrustFunction;
 
@@ -201,11 +199,6 @@ export class DecisionPoint {
       }
       return trusted;
     };
-    this.matcher = new ResourceMatcher(deps.config.resources);
-    for (const resource of deps.config.resources) {
-      if (resource.tools) this.toolPolicies.set(resource.url, new ToolPolicy(resource.tools));
-      this.allowedOrigins.set(resource.url, new Set(resource.allowedOrigins));
-    }
   }
 
   /**
@@ -281,7 +274,7 @@ export class DecisionPoint {
       const retryAfter = limiter.isBlocked(request.clientIp() ?? '');
       if (retryAfter > 0) return this.deny(trace, res, tooManyFailures(retryAfter), 'rate_limited');
     }
-    const match = this.matcher.match(request.origin, request.path);
+    const match = this.deps.resources.matcher.match(request.origin, request.path);
     if (!match) {
       logger.debug('no resource', { origin: request.origin, path: request.path });
       return this.deny(
@@ -296,7 +289,7 @@ export class DecisionPoint {
     const prmUrl = protectedResourceMetadataUrl(request.origin, match.resourcePath);
 
     const origin = req.headers.origin;
-    if (origin !== undefined && !this.allowedOrigins.get(resource.url)!.has(origin.toLowerCase())) {
+    if (origin !== undefined && !match.allowedOrigins.has(origin.toLowerCase())) {
       securityEvent(logger, 'origin_refused', {
         ip: request.clientIp(),
         resource: resource.url,
@@ -372,7 +365,7 @@ export class DecisionPoint {
       );
     }
 
-    const policy = this.toolPolicies.get(resource.url);
+    const policy = match.toolPolicy;
     if (policy) {
       return this.checkTools(req, request, match, policy, verified, prmUrl).then((refusal) => {
         if (!refusal) return this.allowToken(trace, res, verified, match);

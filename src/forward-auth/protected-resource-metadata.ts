@@ -11,12 +11,18 @@
  */
 import { Router } from 'express';
 import type { GatewayConfig } from '../config/schema.js';
-import { ResourceMatcher } from './resource-matcher.js';
+import type { ResourceMatcher } from './resource-matcher.js';
 
 export const PRM_PREFIX = '/.well-known/oauth-protected-resource';
 
-export function protectedResourceMetadataRouter(config: GatewayConfig): Router {
-  const matcher = new ResourceMatcher(config.resources);
+/**
+ * `resources` is the live registry (src/oauth/resources.ts): an MCP server added at run time
+ * has its metadata at once.
+ */
+export function protectedResourceMetadataRouter(
+  config: GatewayConfig,
+  resources: { readonly matcher: ResourceMatcher },
+): Router {
   const router = Router();
   router.options(`${PRM_PREFIX}{/*path}`, (_req, res) => {
     res
@@ -37,7 +43,7 @@ export function protectedResourceMetadataRouter(config: GatewayConfig): Router {
     const host = req.get('x-forwarded-host')?.split(',')[0]?.trim() ?? req.get('host');
     const origin = URL.parse(`${req.protocol}://${host ?? ''}`)?.origin;
     const path = req.path.slice(PRM_PREFIX.length) || '/';
-    const match = origin ? matcher.exact(origin, path) : undefined;
+    const match = origin ? resources.matcher.exact(origin, path) : undefined;
     if (!match) {
       res
         .status(404)

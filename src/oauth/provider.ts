@@ -32,6 +32,7 @@ import { allowLoopbackPortVariation, redirectUriProblems } from './redirect-uris
 import { grantableScopes, type ResourceRegistry } from './resources.js';
 import { createAdapterFactory } from './store-adapter.js';
 import { ClientHostApprovals } from './client-hosts.js';
+import { refuseDisabledClients } from './disabled-client-guard.js';
 import { renderErrorPage } from '../login/views/error-page.js';
 
 export interface ProviderDependencies {
@@ -49,6 +50,8 @@ export interface ProviderDependencies {
   /** Told of every revoked grant (the decision point must refuse its access tokens). */
   onGrantRevoked?: (grantId: string) => Promise<void>;
   metrics?: GatewayMetrics | undefined;
+  /** Clients an administrator disabled: refused at every endpoint (disabled-client-guard.ts). */
+  disabledClients?: { isDisabledInStore(clientId: string): Promise<boolean> };
 }
 
 /**
@@ -121,7 +124,20 @@ export function createProvider(deps: ProviderDependencies): Provider {
   };
   const secureCookies = config.issuer.startsWith('https://');
   const cimd = config.registration.cimd;
-  const knownScopes = ['openid', 'offline_access', 'email', 'profile', ...resources.allScopes()];
+  // A Set, which oidc-provider keeps as it is (lib/helpers/configuration.js, ensureSets): the
+  // scopes of MCP servers added at run time are added to it, so clients can register and ask
+  // for them without a restart. Scopes are never removed while running (a removed server's
+  // scope stays known until the next start; it grants nothing without its resource).
+  const knownScopes = new Set([
+    'openid',
+    'offline_access',
+    'email',
+    'profile',
+    ...resources.allScopes(),
+  ]);
+  resources.onChange(() => {
+    for (const scope of resources.allScopes()) knownScopes.add(scope);
+  });
   const introspectors = new Set(
     config.clients.filter((client) => client.allowIntrospection).map((client) => client.client_id),
   );
@@ -159,7 +175,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // Every scope the server knows. Resource scopes are granted per resource (see
     // getResourceServerInfo); they are listed here too because clients (the MCP SDK among
     // them) register with `scope`, which oidc-provider checks against this list.
-    scopes: knownScopes,
+    scopes: knownScopes as unknown as string[],
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
@@ -189,10 +205,14 @@ export function createProvider(deps: ProviderDependencies): Provider {
       // A client introspects only its own tokens, unless the configuration names it a
       // resource server (`clients[].allowIntrospection`); oidc-provider's default would let
       // any confidential client, dynamically registered ones included, read anyone's tokens.
+      // A token of a disabled client is inactive, as `/verify` treats it (without this,
+      // oidc-provider would look its client up and answer the resource server invalid_client).
       introspection: {
         enabled: true,
-        allowedPolicy: (_ctx, client, token) =>
-          token.clientId === client.clientId || introspectors.has(client.clientId),
+        allowedPolicy: async (_ctx, client, token) =>
+          (token.clientId === client.clientId || introspectors.has(client.clientId)) &&
+          !(token.clientId !== undefined &&
+            (await deps.disabledClients?.isDisabledInStore(token.clientId))),
       },
       rpInitiatedLogout: { enabled: false },
       // Not used by MCP clients; off to keep the attack surface small. (DPoP would also bind
@@ -295,7 +315,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
           if (typeof value !== 'string') {
             throw new errors.InvalidClientMetadata('scope must be a string');
           }
-          metadata.scope = knownScopes.join(' ');
+          metadata.scope = [...knownScopes].join(' ');
           return;
         }
         if (key !== 'redirect_uris') return;
@@ -417,6 +437,14 @@ export function createProvider(deps: ProviderDependencies): Provider {
   provider.proxy = true;
   allowLoopbackPortVariation(provider.Client as never);
   exactAccountRedirect(provider.Client as never, accountCallbackUrl(config.issuer));
+  const disabled = deps.disabledClients;
+  if (disabled) {
+    refuseDisabledClients(
+      provider.Client,
+      (clientId) => disabled.isDisabledInStore(clientId),
+      new Set([ACCOUNT_CLIENT_ID]),
+    );
+  }
   return provider;
 }
 

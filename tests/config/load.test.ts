@@ -159,7 +159,7 @@ login:
     const cli = ['--import', 'tsx', path.resolve('src/main.ts')];
 
     it('exits with code 2 and one line per problem for an invalid file', async () => {
-      const file = await write('cli-bad.yaml', 'issuer: 42\nresources: []\n');
+      const file = await write('cli-bad.yaml', 'issuer: 42\nresources: 7\n');
       const failure = await run(process.execPath, [...cli, '--config', file]).catch(
         (error: unknown) => error,
       );
