@@ -13,6 +13,7 @@ import { BackendTokenSigner } from './forward-auth/backend-token.js';
 import { DecisionPoint, VERIFY_PATH } from './forward-auth/decision-point.js';
 import { protectedResourceMetadataRouter } from './forward-auth/protected-resource-metadata.js';
 import { RevocationList } from './forward-auth/revocations.js';
+import { DisabledClients } from './forward-auth/disabled-clients.js';
 import { TokenVerifier } from './forward-auth/token-verifier.js';
 import { healthRouter } from './http/health.js';
 import { requestContext } from './http/request-context.js';
@@ -133,6 +134,8 @@ export async function createGateway(
   );
   metrics?.readRevocationsAge(() => revocations.ageSeconds());
   await revocations.start();
+  const disabledClients = new DisabledClients(store, config.verify.revocationPollInterval, logger);
+  await disabledClients.start();
 
   const resources = new ResourceRegistry(config.resources);
   // Servers added at run time, applied before the authorization server is built (its scope
@@ -165,6 +168,7 @@ export async function createGateway(
     logger,
     onGrantRevoked: (grantId) => revocations.revoke(grantId),
     metrics,
+    disabledClients,
   });
   logOAuthEvents(provider, logger);
   if (metrics) countOAuthEvents(provider, metrics);
@@ -191,6 +195,7 @@ export async function createGateway(
       clockSkew: config.verify.clockSkew,
       cacheSize: config.verify.cacheSize,
       revocations,
+      disabledClients,
       // Another replica may have rotated the keys since this one started.
       ...(keyLocation.kind === 'store'
         ? {
@@ -276,6 +281,7 @@ export async function createGateway(
       csrf: new CsrfTokens(store, SESSION_TTL),
       audit,
       logger,
+      disabledClients,
     }),
   );
   app.use(interactionErrorHandler(logger));
@@ -329,6 +335,7 @@ export async function createGateway(
         });
       }
       await revocations.stop();
+      await disabledClients.stop();
       await catalog?.stop();
       await tracing?.shutdown();
       await audit?.close();

@@ -23,7 +23,7 @@ const USAGE = `Usage: mcp-gateway [--config FILE]
        mcp-gateway audit verify [--file FILE] [--config FILE]
        mcp-gateway tunnel add-site NAME --public-key KEY | show-site NAME | remove-site NAME
                           | rotate-site NAME --public-key KEY | rotate-hub | list [--json]  [--dir DIR]
-       mcp-gateway clients list|revoke CLIENT_ID [--config FILE]
+       mcp-gateway clients list|revoke|disable|enable CLIENT_ID [--config FILE]
        mcp-gateway clients pending-hosts|approved-hosts|approve-host HOST|unapprove-host HOST [--config FILE]
 
   --config FILE   gateway configuration (YAML); default: $MCP_GATEWAY_CONFIG, else the

@@ -1,12 +1,13 @@
 /**
- * Client governance shared by `mcp-gateway clients list|revoke` and the admin console
- * (`/admin/clients`): the listing with each client's use, and the revocation of every grant a
- * client holds. The caller says how a grant is revoked and a registration deleted (the running
- * service through its provider's adapters, the command line through adapters of its own on the
- * same store) and who is acting, for the audit trail.
+ * Client governance shared by `mcp-gateway clients list|revoke|disable|enable` and the admin
+ * console (`/admin/clients`): the listing with each client's use, the revocation of every grant
+ * a client holds, and disabling or enabling a client. The caller says how a grant is revoked
+ * and a registration deleted (the running service through its provider's adapters, the command
+ * line through adapters of its own on the same store) and who is acting, for the audit trail.
  */
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/schema.js';
+import { readDisabledClients } from '../forward-auth/disabled-clients.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
 import { ACCOUNT_CLIENT_ID } from '../oauth/provider.js';
 import type { Store } from '../store/store.js';
@@ -22,6 +23,8 @@ export interface ClientListing {
    * client's token requests, to the hour) and its grants' last token requests.
    */
   lastUse: number | undefined;
+  /** Disabled by an administrator (its tokens refused, its grants kept). */
+  disabled: boolean;
 }
 
 /** Every client: pre-registered, DCR, CIMD (seen obtaining tokens), built-in. */
@@ -30,6 +33,7 @@ export async function listClientsWithUse(
   config: Pick<GatewayConfig, 'clients'>,
 ): Promise<ClientListing[]> {
   const grants = new GrantDirectory(store);
+  const disabled = await readDisabledClients(store);
   const listing: ClientListing[] = [];
   for (const client of await new ClientDirectory(store, config).list()) {
     const held = await grants.forClient(client.clientId, { prune: false });
@@ -37,7 +41,12 @@ export async function listClientsWithUse(
       client.lastSeenAt ?? 0,
       ...held.map((grant) => grant.lastUse ?? grant.firstUse ?? 0),
     );
-    listing.push({ client, grants: held.length, lastUse: lastUse > 0 ? lastUse : undefined });
+    listing.push({
+      client,
+      grants: held.length,
+      lastUse: lastUse > 0 ? lastUse : undefined,
+      disabled: disabled.has(client.clientId),
+    });
   }
   return listing;
 }
@@ -113,4 +122,61 @@ export async function revokeClientAccess(
     ...extra,
   });
   return { outcome: 'revoked', client, grants: grants.length, registrationDeleted: registered };
+}
+
+export interface ClientStateOptions {
+  clientId: string;
+  /** `true` to disable the client, `false` to enable it again. */
+  disable: boolean;
+  store: Store;
+  config: Pick<GatewayConfig, 'clients'>;
+  /** The disabled-clients list (src/forward-auth/disabled-clients.ts): writes and announces. */
+  disabledClients: {
+    disable(clientId: string): Promise<boolean>;
+    enable(clientId: string): Promise<boolean>;
+  };
+  /** Absent with `audit.enabled: false`. */
+  audit: AuditLog | undefined;
+  /** Who did it: `cli:<os user>`, `admin:<account>`. */
+  actor: string;
+  /** Extra fields for the audit record (e.g. the admin's `ip`). */
+  auditFields?: Record<string, string | undefined>;
+}
+
+export type ClientStateChange =
+  | { outcome: 'built-in' }
+  | { outcome: 'not-found' }
+  /** It was already in the requested state: nothing written, nothing audited. */
+  | { outcome: 'unchanged'; client: ClientInfo }
+  | { outcome: 'changed'; client: ClientInfo };
+
+/**
+ * Disables a client, or enables it again. Unlike a revocation nothing of the client is
+ * deleted: while it is disabled `/verify` refuses its access tokens and the authorization
+ * server refuses it at every endpoint (no authorization, no refresh), and enabling it makes
+ * the same tokens and grants work again. Writes one `admin_change` (`disable-client` or
+ * `enable-client`) to the audit trail.
+ *
+ * A client must be known to be disabled (the same rule as for a revocation: a DCR client still
+ * registered, a CIMD client seen obtaining tokens, a configured one). Any disabled client can
+ * be enabled, even one whose registration has expired since.
+ */
+export async function setClientDisabled(options: ClientStateOptions): Promise<ClientStateChange> {
+  const { clientId, disable, store, audit, actor } = options;
+  if (clientId === ACCOUNT_CLIENT_ID) return { outcome: 'built-in' };
+  const client = await new ClientDirectory(store, options.config).describe(clientId);
+  const exists = client.kind === 'cimd' ? client.createdAt !== undefined : client.known;
+  if (disable && !exists) return { outcome: 'not-found' };
+  const changed = disable
+    ? await options.disabledClients.disable(clientId)
+    : await options.disabledClients.enable(clientId);
+  if (!changed) return exists ? { outcome: 'unchanged', client } : { outcome: 'not-found' };
+  void audit?.append('admin_change', {
+    actor,
+    change: disable ? 'disable-client' : 'enable-client',
+    clientId,
+    clientKind: client.kind,
+    ...(options.auditFields ?? {}),
+  });
+  return { outcome: 'changed', client };
 }

@@ -17,7 +17,12 @@
  */
 import type { GatewayConfig } from '../config/schema.js';
 import { ACCOUNT_CLIENT_ID } from '../oauth/provider.js';
-import { DCR_CLIENT_INDEX, recordKey } from '../oauth/store-adapter.js';
+import {
+  CLIENT_EXPIRES,
+  CLIENT_LAST_USED,
+  DCR_CLIENT_INDEX,
+  recordKey,
+} from '../oauth/store-adapter.js';
 import type { JsonObject, Store } from '../store/store.js';
 
 export type ClientKind = 'dcr' | 'cimd' | 'pre-registered' | 'built-in';
@@ -38,6 +43,12 @@ export interface ClientInfo {
   createdAt: number | undefined;
   /** Last time seen in use: DCR lookups (to the day), CIMD token requests (to the hour). */
   lastSeenAt: number | undefined;
+  /**
+   * DCR only: when its registration expires unless it is used again
+   * (`registration.dcr.clientTtl` after its last use; unknown for records written before this
+   * was recorded, until the client is used).
+   */
+  expiresAt?: number | undefined;
   /** False when the gateway no longer has the client (an expired or deleted DCR client). */
   known: boolean;
 }
@@ -129,7 +140,8 @@ export class ClientDirectory {
       redirectHosts: hosts,
       host: hosts[0],
       createdAt: epoch(record?.client_id_issued_at),
-      lastSeenAt: epoch(record?.['x-last-used-at']),
+      lastSeenAt: epoch(record?.[CLIENT_LAST_USED]),
+      expiresAt: epoch(record?.[CLIENT_EXPIRES]),
       known: record !== undefined,
     };
   }

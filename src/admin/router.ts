@@ -8,11 +8,12 @@
  * their identity provider said at their last login) has a verified email in `admins.emails`
  * or a group in `admins.groups`; anyone else signed in gets 403 on every page.
  *
- * The one action, revoking a client (`POST /admin/clients/revoke`), needs an administrator's
- * session, the page's CSRF token (one per session, in the store) and a same-origin request by
- * the browser's own headers (`sameOriginForm`, as on `/account`). It does what
- * `mcp-gateway clients revoke` does (src/account/client-admin.ts), through the service's own
- * adapters, and is audited as `admin_change` with `actor: admin:<accountId>`.
+ * The actions, revoking a client (`POST /admin/clients/revoke`) and disabling or enabling one
+ * (`POST /admin/clients/disable|enable`, client-state.ts), need an administrator's session,
+ * the page's CSRF token (one per session, in the store) and a same-origin request by the
+ * browser's own headers (`sameOriginForm`, as on `/account`). They do what
+ * `mcp-gateway clients revoke|disable|enable` do (src/account/client-admin.ts), through the
+ * service's own adapters, and are audited as `admin_change` with `actor: admin:<accountId>`.
  */
 import express, { type Router } from 'express';
 import type Provider from 'oidc-provider';
@@ -24,8 +25,10 @@ import type { CsrfTokens } from '../login/csrf.js';
 import { sendPage } from '../login/interactions.js';
 import type { Logger } from '../logging/logger.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
+import type { DisabledClients } from '../forward-auth/disabled-clients.js';
 import type { Store } from '../store/store.js';
 import { ACTIVITY_FILTERS, recentActivity, type ActivityFilter } from './activity.js';
+import { clientStateHandler, clientStateNotice } from './client-state.js';
 import { createAdminGuard } from './guard.js';
 import { renderActivity, renderClients, renderOverview, renderServers } from './views.js';
 
@@ -47,6 +50,8 @@ export interface AdminDependencies {
   /** Absent with `audit.enabled: false`. */
   audit: AuditLog | undefined;
   logger: Logger;
+  /** Clients an administrator disabled (src/forward-auth/disabled-clients.ts). */
+  disabledClients: Pick<DisabledClients, 'disable' | 'enable'>;
 }
 
 export function createAdminRouter(deps: AdminDependencies): Router {
@@ -85,7 +90,7 @@ export function createAdminRouter(deps: AdminDependencies): Router {
         notice:
           req.query.done === 'revoked'
             ? 'Client revoked: its grants are ended and its tokens refused.'
-            : undefined,
+            : clientStateNotice(req.query.done),
       }),
     );
   });
@@ -128,6 +133,9 @@ export function createAdminRouter(deps: AdminDependencies): Router {
     });
     return res.redirect(303, `${ADMIN_PATH}/clients?done=revoked`);
   });
+
+  router.post(`${ADMIN_PATH}/clients/disable`, form, clientStateHandler(deps, guard, true));
+  router.post(`${ADMIN_PATH}/clients/enable`, form, clientStateHandler(deps, guard, false));
 
   router.get(`${ADMIN_PATH}/activity`, async (req, res) => {
     const who = await admin(req, res, true);

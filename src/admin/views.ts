@@ -20,6 +20,9 @@ th,td{text-align:left;vertical-align:top;border-bottom:1px solid #e6e8ee;padding
 th{color:#4a5468}
 td form{margin:0}
 td button{border-color:#d33;color:#b32020;padding:.3rem .7rem}
+td form+form{margin-top:.3rem}
+td button.state{border-color:#7a8496;color:#2b3445}
+td.disabled{color:#b32020;font-weight:600}
 .notice{background:#eaf6ec;border-left:4px solid #2e9b47;padding:.6rem .9rem;margin:1rem 0}
 form.filter{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:1rem 0}
 form.filter label{display:flex;flex-direction:column;font-size:.85rem}
@@ -83,9 +86,22 @@ export interface ClientsView {
   notice?: string | undefined;
 }
 
+/** The Disable or Enable form of one client (src/admin/client-state.ts). */
+function stateForm(client: ClientListing['client'], disabled: boolean, csrfToken: string) {
+  const action = disabled ? 'enable' : 'disable';
+  const label = disabled ? 'Enable' : 'Disable';
+  return html`<form method="post" action="/admin/clients/${action}">
+    <input type="hidden" name="csrf" value="${csrfToken}" />
+    <input type="hidden" name="client_id" value="${client.clientId}" />
+    <button type="submit" class="state" aria-label="${label} ${client.name ?? client.clientId}">
+      ${label}
+    </button>
+  </form>`;
+}
+
 export function renderClients(view: ClientsView): string {
   const rows = view.clients.map(
-    ({ client, grants, lastUse }) =>
+    ({ client, grants, lastUse, disabled }) =>
       html`<tr data-client="${client.clientId}">
         <td>${client.kind}</td>
         <td class="name">${client.name ?? '-'}</td>
@@ -93,18 +109,21 @@ export function renderClients(view: ClientsView): string {
         <td>${client.redirectHosts.join(', ') || '-'}</td>
         <td>${formatTime(client.createdAt)}</td>
         <td>${formatTime(lastUse)}</td>
+        <td class="expires">${client.kind === 'dcr' ? formatTime(client.expiresAt) : '-'}</td>
         <td>${grants}</td>
+        <td class="${disabled ? 'disabled' : 'active'}">${disabled ? 'Disabled' : 'Active'}</td>
         <td>
           ${
             client.kind === 'built-in'
               ? ''
-              : html`<form method="post" action="/admin/clients/revoke">
-                  <input type="hidden" name="csrf" value="${view.csrfToken}" />
-                  <input type="hidden" name="client_id" value="${client.clientId}" />
-                  <button type="submit" aria-label="Revoke ${client.name ?? client.clientId}">
-                    Revoke
-                  </button>
-                </form>`
+              : html`${stateForm(client, disabled, view.csrfToken)}
+                  <form method="post" action="/admin/clients/revoke">
+                    <input type="hidden" name="csrf" value="${view.csrfToken}" />
+                    <input type="hidden" name="client_id" value="${client.clientId}" />
+                    <button type="submit" aria-label="Revoke ${client.name ?? client.clientId}">
+                      Revoke
+                    </button>
+                  </form>`
           }
         </td>
       </tr>`,
@@ -120,6 +139,12 @@ export function renderClients(view: ClientsView): string {
         <code>/verify</code> refuses its access tokens. A dynamically registered client is also
         deleted; a pre-registered one stays configured; a CIMD client can ask users again.
       </p>
+      <p>
+        Disabling a client keeps its grants: while it is disabled <code>/verify</code> refuses its
+        access tokens and it can neither refresh nor be authorized; enabling it makes them work
+        again. A dynamically registered client expires when unused for
+        <code>registration.dcr.clientTtl</code> (Expires), disabled or not.
+      </p>
       <table>
         <thead>
           <tr>
@@ -129,7 +154,9 @@ export function renderClients(view: ClientsView): string {
             <th>Redirect hosts</th>
             <th>Created</th>
             <th>Last used</th>
+            <th>Expires</th>
             <th>Grants</th>
+            <th>State</th>
             <th></th>
           </tr>
         </thead>

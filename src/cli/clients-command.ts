@@ -7,6 +7,10 @@
  *   clients revoke CLIENT_ID       revoke every grant of the client (its refresh tokens stop
  *                                  working, `/verify` refuses its access tokens on every
  *                                  replica) and, for a DCR client, delete its registration
+ *   clients disable CLIENT_ID      disable the client, keeping its grants: `/verify` refuses
+ *                                  its access tokens on every replica within seconds, and it
+ *                                  can neither refresh nor be authorized
+ *   clients enable CLIENT_ID       enable it again: the same grants and tokens work again
  *   clients pending-hosts          CIMD hosts waiting for approval (registration.cimd.requireApproval)
  *   clients approved-hosts         hosts approved so far
  *   clients approve-host HOST      approve a host: its client ids work from the next request
@@ -16,7 +20,12 @@ import type { GatewayConfig } from '../config/schema.js';
 import { createStore } from '../gateway.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { AuditLog } from '../audit/audit-log.js';
-import { listClientsWithUse, revokeClientAccess } from '../account/client-admin.js';
+import {
+  listClientsWithUse,
+  revokeClientAccess,
+  setClientDisabled,
+} from '../account/client-admin.js';
+import { DisabledClients } from '../forward-auth/disabled-clients.js';
 import { RevocationList } from '../forward-auth/revocations.js';
 import { ClientHostApprovals } from '../oauth/client-hosts.js';
 import { ConsentMemory } from '../oauth/consent-memory.js';
@@ -26,7 +35,7 @@ import { userInfo } from 'node:os';
 import { EXIT, type CliIo } from './io.js';
 
 const USAGE = `usage: mcp-gateway clients list [--config FILE]
-       mcp-gateway clients revoke CLIENT_ID [--config FILE]
+       mcp-gateway clients revoke|disable|enable CLIENT_ID [--config FILE]
        mcp-gateway clients pending-hosts|approved-hosts [--config FILE]
        mcp-gateway clients approve-host|unapprove-host HOST [--config FILE]
 `;
@@ -42,7 +51,7 @@ export async function runClientsCommand(
 ): Promise<number> {
   const [action, host, ...rest] = argv;
   const needsHost = action === 'approve-host' || action === 'unapprove-host';
-  const needsClient = action === 'revoke';
+  const needsClient = action === 'revoke' || action === 'disable' || action === 'enable';
   const listing = action === 'pending-hosts' || action === 'approved-hosts' || action === 'list';
   const needsArgument = needsHost || needsClient;
   if (
@@ -75,6 +84,9 @@ export async function runClientsCommand(
       return EXIT.ok;
     }
     if (action === 'revoke') return await revokeClient(host!, store, config, logger, io);
+    if (action === 'disable' || action === 'enable') {
+      return await setClientState(action === 'disable', host!, store, config, logger, io);
+    }
     const approvals = new ClientHostApprovals(store, config.registration.cimd.onlyHosts);
     if (action === 'pending-hosts') io.stdout(lines(await approvals.pending()));
     if (action === 'approved-hosts') io.stdout(lines(await approvals.approved()));
@@ -131,12 +143,17 @@ const LIST_HEADER = [
   'CREATED',
   'LAST_USED',
   'GRANTS',
+  'EXPIRES',
+  'STATE',
 ];
 
-/** Every client, one tab-separated line each (GRANTS: live grants, users who authorized it). */
+/**
+ * Every client, one tab-separated line each (GRANTS: live grants, users who authorized it;
+ * EXPIRES: when an unused DCR client's registration expires; STATE: active or disabled).
+ */
 async function listClients(store: Store, config: GatewayConfig): Promise<string> {
   const rows = [LIST_HEADER];
-  for (const { client, grants, lastUse } of await listClientsWithUse(store, config)) {
+  for (const { client, grants, lastUse, disabled } of await listClientsWithUse(store, config)) {
     rows.push([
       client.kind,
       printable(client.clientId),
@@ -145,6 +162,8 @@ async function listClients(store: Store, config: GatewayConfig): Promise<string>
       isoTime(client.createdAt),
       isoTime(lastUse),
       String(grants),
+      client.kind === 'dcr' ? isoTime(client.expiresAt) : '-',
+      disabled ? 'disabled' : 'active',
     ]);
   }
   return lines(rows.map((row) => row.join('\t')));
@@ -215,5 +234,57 @@ async function revokeClient(
       `revoked ${count} of ${name}; a CIMD client can ask users again (to refuse its host: registration.cimd.denyHosts, or unapprove-host with requireApproval)\n`,
     );
   } else io.stdout(`revoked ${count} of ${name} (its registration had already expired)\n`);
+  return EXIT.ok;
+}
+
+/**
+ * Disables a client (its grants kept) or enables it again, as the admin console does
+ * (src/account/client-admin.ts): the store's disabled-clients list is written and the change
+ * announced, which every replica's `/verify` hears at once (or at its next poll), and the
+ * authorization server reads at its next request.
+ */
+async function setClientState(
+  disable: boolean,
+  clientId: string,
+  store: Store,
+  config: GatewayConfig,
+  logger: Logger,
+  io: CliIo,
+): Promise<number> {
+  const audit = config.audit.enabled
+    ? new AuditLog({ store, maxRecords: config.audit.maxRecords, logger })
+    : undefined;
+  let result;
+  try {
+    result = await setClientDisabled({
+      clientId,
+      disable,
+      store,
+      config,
+      disabledClients: new DisabledClients(store, config.verify.revocationPollInterval, logger),
+      audit,
+      actor: `cli:${userInfo().username}`,
+    });
+  } finally {
+    await audit?.close();
+  }
+  const name = printable(clientId);
+  if (result.outcome === 'built-in') {
+    io.stderr(`${clientId} is the gateway's own account page client; it cannot be disabled\n`);
+    return EXIT.failed;
+  }
+  if (result.outcome === 'not-found') {
+    io.stderr(disable ? `no such client: ${name}\n` : `${name} is not disabled (no such client)\n`);
+    return EXIT.failed;
+  }
+  if (result.outcome === 'unchanged') {
+    io.stdout(`${name} was already ${disable ? 'disabled' : 'enabled'}\n`);
+  } else if (disable) {
+    io.stdout(
+      `disabled ${name}: its access tokens are refused and it cannot obtain new ones; its grants are kept (mcp-gateway clients enable ${name} restores it)\n`,
+    );
+  } else {
+    io.stdout(`enabled ${name}: its grants and tokens work again\n`);
+  }
   return EXIT.ok;
 }

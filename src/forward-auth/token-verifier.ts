@@ -5,11 +5,13 @@
  * allow-list (RS256), `typ` `at+jwt` (RFC 9068 §2.1: an ID token or any other JWT signed by
  * the same keys is refused), `iss` = our issuer, `exp`/`nbf` with a small clock skew, and `aud`
  * = the matched resource (RFC 8707, checklist RS-09). A token whose grant was revoked is
- * refused (see {@link RevocationList}).
+ * refused (see {@link RevocationList}), and so is a token of a client an administrator
+ * disabled (disabled-clients.ts), for as long as it is disabled.
  *
  * Verified tokens are cached, keyed by a SHA-256 of the token (the token itself is never kept
  * as a key), bounded in number, each entry never kept past the token's `exp`. A cache hit costs
- * a hash and a map read; the audience and revocation checks still run on every request.
+ * a hash and a map read; the audience, revocation and disabled-client checks still run on every
+ * request.
  */
 import { hash } from 'node:crypto';
 import {
@@ -60,7 +62,8 @@ export type RejectionCode =
   | 'audience'
   | 'type'
   | 'claims'
-  | 'revoked';
+  | 'revoked'
+  | 'client_disabled';
 
 export class TokenRejected extends Error {
   constructor(
@@ -78,6 +81,8 @@ export interface TokenVerifierOptions {
   clockSkew: number;
   cacheSize: number;
   revocations: RevocationList;
+  /** Clients an administrator disabled (this replica's copy: a Set lookup, no round trip). */
+  disabledClients?: { isDisabled(clientId: string): boolean };
   /** Re-reads the signing keys (another replica may have rotated); throttled here. */
   reloadKeys?: () => Promise<JWK[]>;
 }
@@ -139,13 +144,19 @@ export class TokenVerifier {
     return verified;
   }
 
-  /** The checks that depend on the request: audience and revocation. */
+  /**
+   * The checks that depend on the request or on what changed since the token was cached:
+   * audience, revocation, disabled client, expiry.
+   */
   check(token: VerifiedToken, resourceUrl: string): void {
     if (!token.audiences.includes(resourceUrl)) {
       throw new TokenRejected('the token was issued for another resource', 'audience');
     }
     if (this.options.revocations.isRevoked(token.grantId)) {
       throw new TokenRejected('the token was revoked', 'revoked');
+    }
+    if (this.options.disabledClients?.isDisabled(token.clientId)) {
+      throw new TokenRejected("the token's client is disabled", 'client_disabled');
     }
     if (token.exp + this.options.clockSkew < Date.now() / 1000) {
       throw new TokenRejected('the token expired', 'expired');

@@ -211,8 +211,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
         enabled: true,
         allowedPolicy: async (_ctx, client, token) =>
           (token.clientId === client.clientId || introspectors.has(client.clientId)) &&
-          !(token.clientId !== undefined &&
-            (await deps.disabledClients?.isDisabledInStore(token.clientId))),
+          !(
+            token.clientId !== undefined &&
+            (await deps.disabledClients?.isDisabledInStore(token.clientId))
+          ),
       },
       rpInitiatedLogout: { enabled: false },
       // Not used by MCP clients; off to keep the attack surface small. (DPoP would also bind

@@ -15,7 +15,12 @@
  *
  * Clients: only dynamically registered clients pass through the adapter (pre-registered
  * ones live in the configuration, CIMD clients in oidc-provider's document cache), so every
- * `Client` record gets the DCR expiry and is counted in {@link DCR_CLIENT_INDEX}.
+ * `Client` record gets the DCR expiry and is counted in {@link DCR_CLIENT_INDEX}. The expiry
+ * is pushed back when the client is used: oidc-provider looks the client up (`find`) for
+ * every authorization, code exchange, refresh and registration management request. The record
+ * carries when that last happened and when it now expires ({@link CLIENT_LAST_USED},
+ * {@link CLIENT_EXPIRES}; kept from oidc-provider, which would reject unknown metadata), for
+ * `mcp-gateway clients list` and the admin console.
  *
  * Single use: `consume()` is atomic ({@link Store.markConsumed}). oidc-provider checks
  * `consumed` before it calls `consume()`, which leaves a window in which two concurrent
@@ -36,6 +41,10 @@ const GRANTABLE = new Set([
 ]);
 
 export const DCR_CLIENT_INDEX = 'oidc:index:dcr-clients';
+/** Field of a DCR client record: its last use, epoch seconds (precision: the touch interval). */
+export const CLIENT_LAST_USED = 'x-last-used-at';
+/** Field of a DCR client record: when the store expires it unless it is used, epoch seconds. */
+export const CLIENT_EXPIRES = 'x-expires-at';
 
 /** The set of ids of an account's grants. */
 export const accountGrantsKey = (accountId: string) => `oidc:account-grants:${accountId}`;
@@ -70,11 +79,24 @@ export const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
 const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
 const uidKey = (uid: string) => `oidc:uid:${uid}`;
 
-/** How often (seconds) a DCR client's expiry is pushed back when it is used. */
+/**
+ * How often (seconds) at most a DCR client's expiry is pushed back when it is used: a day, or
+ * a tenth of `dcrClientTtl` when that is shorter (a client in use then always has at least
+ * nine tenths of its lifetime ahead; with a day for every lifetime, a lifetime under a day
+ * would never be extended).
+ */
 const CLIENT_TOUCH_INTERVAL = 24 * 3600;
 
 export function createAdapterFactory(store: Store, options: AdapterOptions) {
   const unindexed = new Set(options.unindexedClients ?? []);
+  const touchInterval = Math.min(CLIENT_TOUCH_INTERVAL, Math.floor(options.dcrClientTtl / 10));
+
+  /** A DCR client record as stored: used now, expiring `dcrClientTtl` from now. */
+  const clientRecord = (record: JsonObject, now: number): JsonObject => ({
+    ...record,
+    [CLIENT_LAST_USED]: now,
+    [CLIENT_EXPIRES]: now + options.dcrClientTtl,
+  });
 
   /** The index sets a grant belongs to (none for an unindexed client). */
   const grantIndexes = (grant: GrantOwners): string[] => {
@@ -98,7 +120,7 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
       let record: JsonObject = { ...payload };
       if (this.model === 'Client') {
         ttl = options.dcrClientTtl;
-        record = { ...record, 'x-last-used-at': Math.floor(Date.now() / 1000) };
+        record = clientRecord(record, Math.floor(Date.now() / 1000));
         await store.addToSet(DCR_CLIENT_INDEX, [id]);
       }
       await store.set(key, record, ttl);
@@ -166,17 +188,13 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
 
   async function touchClient(id: string, record: JsonObject): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
-    const lastUsed = typeof record['x-last-used-at'] === 'number' ? record['x-last-used-at'] : 0;
-    if (now - lastUsed < CLIENT_TOUCH_INTERVAL) return;
-    await store.set(
-      recordKey('Client', id),
-      { ...record, 'x-last-used-at': now },
-      options.dcrClientTtl,
-    );
+    const lastUsed = typeof record[CLIENT_LAST_USED] === 'number' ? record[CLIENT_LAST_USED] : 0;
+    if (now - lastUsed < touchInterval) return;
+    await store.set(recordKey('Client', id), clientRecord(record, now), options.dcrClientTtl);
   }
 }
 
 function withoutInternalFields(record: JsonObject): AdapterPayload {
-  const { 'x-last-used-at': _lastUsed, ...rest } = record;
+  const { [CLIENT_LAST_USED]: _lastUsed, [CLIENT_EXPIRES]: _expires, ...rest } = record;
   return rest as AdapterPayload;
 }

@@ -162,7 +162,7 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
       const io = capture();
       expect(await runClientsCommand(['list'], gw.config, io)).toBe(0);
       expect(io.out.split('\n')[0]).toBe(
-        'KIND\tCLIENT_ID\tNAME\tREDIRECT_HOSTS\tCREATED\tLAST_USED\tGRANTS',
+        'KIND\tCLIENT_ID\tNAME\tREDIRECT_HOSTS\tCREATED\tLAST_USED\tGRANTS\tEXPIRES\tSTATE',
       );
       listed = rows(io.out);
     } while (
@@ -179,6 +179,8 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
       CREATED: '-',
       LAST_USED: '-',
       GRANTS: '0',
+      EXPIRES: '-',
+      STATE: 'active',
     });
     expect(byId.get(dcr.client_id)).toEqual({
       KIND: 'dcr',
@@ -188,6 +190,8 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
       CREATED: iso,
       LAST_USED: iso,
       GRANTS: '1',
+      EXPIRES: iso,
+      STATE: 'active',
     });
     expect(byId.get(unused.client_id)).toMatchObject({ KIND: 'dcr', GRANTS: '0' });
     expect(byId.get(cimdClientId())).toEqual({
@@ -198,6 +202,8 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
       CREATED: iso,
       LAST_USED: iso,
       GRANTS: '1',
+      EXPIRES: '-',
+      STATE: 'active',
     });
     // The gateway's own account client is no client to govern.
     expect(byId.has(ACCOUNT_CLIENT_ID)).toBe(false);
