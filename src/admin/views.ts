@@ -109,7 +109,9 @@ export function renderClients(view: ClientsView): string {
         <td>${client.redirectHosts.join(', ') || '-'}</td>
         <td>${formatTime(client.createdAt)}</td>
         <td>${formatTime(lastUse)}</td>
-        <td class="expires">${client.kind === 'dcr' ? formatTime(client.expiresAt) : '-'}</td>
+        <td class="expires">
+          ${client.kind === 'dcr' && client.expiresAt ? formatTime(client.expiresAt) : '-'}
+        </td>
         <td>${grants}</td>
         <td class="${disabled ? 'disabled' : 'active'}">${disabled ? 'Disabled' : 'Active'}</td>
         <td>
