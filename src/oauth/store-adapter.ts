@@ -30,6 +30,7 @@
  */
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { JsonObject, Store } from '../store/store.js';
+import { DISABLED_CLIENTS_KEY } from '../forward-auth/disabled-clients.js';
 
 /** Models whose records belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -171,7 +172,12 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
           ? await store.get<GrantOwners & JsonObject>(recordKey('Grant', id))
           : undefined;
       await store.delete(recordKey(this.model, id));
-      if (this.model === 'Client') await store.removeFromSet(DCR_CLIENT_INDEX, [id]);
+      if (this.model === 'Client') {
+        await store.removeFromSet(DCR_CLIENT_INDEX, [id]);
+        // A deleted registration takes its disabled mark with it: the id is never issued
+        // again, so the mark would only linger (each replica drops it at its next re-read).
+        await store.removeFromSet(DISABLED_CLIENTS_KEY, [id]);
+      }
       if (this.model === 'Grant') await unindexGrant(id, grant);
     }
 

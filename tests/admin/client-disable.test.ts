@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { formatTime } from '../../src/account/views/account-page.js';
+import { DISABLED_CLIENTS_KEY } from '../../src/forward-auth/disabled-clients.js';
 import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
 import { CLIENT_EXPIRES, recordKey } from '../../src/oauth/store-adapter.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
@@ -407,6 +408,25 @@ describe('disabling a client from the admin console', () => {
       (record) => record.kind === 'admin_change' && record.clientId === client.client_id,
     );
     expect(changes.map((record) => record.change)).toEqual(['disable-client', 'enable-client']);
+  });
+
+  it('revoking a disabled DCR client deletes it and forgets its disabled mark', async () => {
+    const client = await registerClient(gw.url, { client_name: 'Disabled then revoked' });
+    const tokens = await connect(client.client_id);
+    await setState('disable', client.client_id);
+    expect(await gw.gateway.store.setMembers(DISABLED_CLIENTS_KEY)).toContain(client.client_id);
+    const page = await open(alice, '/admin/clients', ALICE);
+    const revoked = await alice.follow(new URL('/admin/clients/revoke', gw.url), never, {
+      method: 'POST',
+      body: new URLSearchParams({ csrf: csrfToken(page.body), client_id: client.client_id }),
+      origin: gw.url,
+    });
+    expect(revoked.hops[0]).toMatchObject({ status: 303 });
+    expect(await gw.gateway.store.setMembers(DISABLED_CLIENTS_KEY)).not.toContain(client.client_id);
+    expect(await verify(tokens.accessToken)).toBe(401);
+    expect((await refresh(client.client_id, tokens.refreshToken)).body.error).toBe(
+      'invalid_client',
+    );
   });
 
   it("shows each DCR client's expiry (registration.dcr.clientTtl after its last use)", async () => {
