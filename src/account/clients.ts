@@ -41,7 +41,10 @@ export interface ClientInfo {
   host: string | undefined;
   /** Registration (DCR) or first time seen (CIMD). Epoch seconds. */
   createdAt: number | undefined;
-  /** Last time seen in use: DCR lookups (to the day), CIMD token requests (to the hour). */
+  /**
+   * Last time seen in use: DCR lookups (to the day, or to a tenth of `clientTtl` when that is
+   * shorter), CIMD token requests (to the hour).
+   */
   lastSeenAt: number | undefined;
   /**
    * DCR only: when its registration expires unless it is used again
