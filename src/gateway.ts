@@ -66,6 +66,7 @@ import { CimdClientLog, ClientDirectory } from './account/clients.js';
 import { GrantDirectory } from './account/grants.js';
 import { createAccountRouter } from './account/router.js';
 import { createAdminRouter } from './admin/router.js';
+import { createDiagnosticsRouter } from './admin/diagnostics-routes.js';
 import { trackGrantUse } from './account/usage.js';
 import { createServerCatalog } from './servers/setup.js';
 
@@ -268,6 +269,16 @@ export async function createGateway(
       grants,
       clients: new ClientDirectory(store, config),
       audit,
+      logger,
+    }),
+  );
+  app.use(
+    createDiagnosticsRouter({
+      config,
+      provider,
+      accounts,
+      csrf: new CsrfTokens(store, SESSION_TTL),
+      resources,
       logger,
     }),
   );
