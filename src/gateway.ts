@@ -50,6 +50,7 @@ import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { instrumentStore } from './observability/instrumented-store.js';
 import { AuditLog } from './audit/audit-log.js';
+import { ActivityFeed } from './activity/activity-feed.js';
 import { auditDecisions } from './audit/decision-audit.js';
 import { auditOAuthEvents } from './audit/oauth-audit.js';
 import { ClientQuota } from './limits/client-quota.js';
@@ -114,6 +115,10 @@ export async function createGateway(
       })
     : undefined;
   if (audit && metrics) metrics.readAuditDropped(() => audit.dropped);
+  // Created before anything can raise a security event: it listens on this logger.
+  const activity = config.activity.enabled
+    ? new ActivityFeed({ store, maxEntries: config.activity.maxEntries, logger })
+    : undefined;
   const keyLocation: KeyLocation = config.keys.file
     ? { kind: 'file', file: config.keys.file }
     : config.store.redis
@@ -215,6 +220,7 @@ export async function createGateway(
       ...(metrics ? [metrics] : []),
       ...(tracing ? [tracing.decisions] : []),
       ...(audit ? [auditDecisions(audit)] : []),
+      ...(activity ? [activity] : []),
     ],
     revocations,
     failureLimiter: limits.verifyFailures,
@@ -291,6 +297,7 @@ export async function createGateway(
       consents,
       csrf: new CsrfTokens(store, SESSION_TTL),
       audit,
+      activity,
       logger,
       disabledClients,
     }),
@@ -350,6 +357,7 @@ export async function createGateway(
       await catalog?.stop();
       await tracing?.shutdown();
       await audit?.close();
+      await activity?.close();
       if (!options.store) await store.close();
     },
   };

@@ -1,6 +1,6 @@
 /**
- * The admin console (`/admin`): clients (with revocation), recent activity from the audit
- * trail, and the configured MCP servers (read only).
+ * The admin console (`/admin`): clients (with revocation), recent activity (decisions and
+ * security events, activity-feed.ts; audit records), and the configured MCP servers.
  *
  * Sign-in is the `/account` page's (src/account/session.ts): the same oidc-provider session,
  * and without one the same sign-in through the built-in account client, which brings the
@@ -28,6 +28,8 @@ import type { ConsentMemory } from '../oauth/consent-memory.js';
 import type { DisabledClients } from '../forward-auth/disabled-clients.js';
 import type { Store } from '../store/store.js';
 import { ACTIVITY_FILTERS, recentActivity, type ActivityFilter } from './activity.js';
+import type { ActivityFeed } from '../activity/activity-feed.js';
+import { sendActivityFeed } from './activity-feed.js';
 import { clientStateHandler, clientStateNotice } from './client-state.js';
 import { createAdminGuard } from './guard.js';
 import { renderActivity, renderClients, renderOverview, renderServers } from './views.js';
@@ -49,6 +51,8 @@ export interface AdminDependencies {
   csrf: CsrfTokens;
   /** Absent with `audit.enabled: false`. */
   audit: AuditLog | undefined;
+  /** Recent decisions and security events; absent with `activity.enabled: false`. */
+  activity: ActivityFeed | undefined;
   logger: Logger;
   /** Clients an administrator disabled (src/forward-auth/disabled-clients.ts). */
   disabledClients: Pick<DisabledClients, 'disable' | 'enable'>;
@@ -140,6 +144,7 @@ export function createAdminRouter(deps: AdminDependencies): Router {
   router.get(`${ADMIN_PATH}/activity`, async (req, res) => {
     const who = await admin(req, res, true);
     if (!who) return undefined;
+    if (req.query.view !== 'audit') return sendActivityFeed(req, res, who, { ...deps, guard });
     const filter: ActivityFilter = {};
     for (const name of ACTIVITY_FILTERS) {
       const value = req.query[name];

@@ -9,6 +9,7 @@ import type { ResourceConfig } from '../config/schema.js';
 import { html, page, SafeHtml } from '../login/views/layout.js';
 import type { JsonObject } from '../store/store.js';
 import type { ActivityFilter } from './activity.js';
+import { activityTabs } from './activity-tabs.js';
 
 const STYLE = new SafeHtml(
   `<style>
@@ -67,10 +68,11 @@ export function renderOverview(view: OverviewView): string {
         <dd>${view.clients} known (registered, configured or seen obtaining tokens)</dd>
         <dt><a href="/admin/activity">Activity</a></dt>
         <dd>
+          The recent decisions and security events, and the
           ${
             view.auditEnabled
-              ? 'The newest audit records, filterable'
-              : 'The audit trail is off (audit.enabled: false)'
+              ? 'newest audit records; filterable'
+              : 'audit records (the audit trail is off: audit.enabled: false)'
           }
         </dd>
         <dt><a href="/admin/servers">MCP servers</a></dt>
@@ -212,12 +214,14 @@ export function renderActivity(view: ActivityView): string {
     view.user,
     'activity',
     html`<h1>Activity</h1>
+      ${activityTabs('audit')}
       ${
         view.auditEnabled
           ? ''
           : html`<div class="warn">The audit trail is off (audit.enabled: false).</div>`
       }
       <form class="filter" method="get" action="/admin/activity">
+        <input type="hidden" name="view" value="audit" />
         ${field('resource', 'Resource')} ${field('subject', 'User (subject)')}
         ${field('client', 'Client ID')} ${field('kind', 'Kind')}
         <button type="submit">Filter</button>

@@ -495,6 +495,17 @@ export const configSchema = z
       })
       .prefault({}),
     /**
+     * The recent activity on the admin console's Activity page: `/verify` decisions and
+     * security events, in the store (shared by replicas), written in batches.
+     */
+    activity: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Entries kept of each (decisions; security events); the oldest are dropped. */
+        maxEntries: z.number().int().min(10).max(100_000).default(1000),
+      })
+      .prefault({}),
+    /**
      * Abuse limits inside the service (behind Traefik's): requests per window, per key,
      * shared by every replica through the store. Over a limit: 429 with Retry-After.
      */

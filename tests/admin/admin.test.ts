@@ -43,7 +43,7 @@ function clientRows(body: string): Map<string, string> {
   );
 }
 
-/** The audit records listed on `/admin/activity`: kind, subject and client of each row. */
+/** The audit records listed on `/admin/activity?view=audit`: kind, subject and client of each row. */
 function activityRows(body: string) {
   return [...body.matchAll(/<tr class="record">([\s\S]*?)<\/tr>/g)].map((match) => ({
     kind: /<td class="kind">([\s\S]*?)<\/td>/.exec(match[1]!)?.[1] ?? '',
@@ -196,7 +196,8 @@ describe('admin console (/admin)', () => {
     expect(page.body).toContain('default <strong>deny</strong>');
     expect(page.body).toContain('<td>jwt</td>');
     expect(page.body).toContain('domain example.com');
-    expect(text).toContain('adding or editing an MCP server is done in the configuration file');
+    expect(text).toContain('Read only: these are changed in the configuration file');
+    // Configured servers have no edit or remove form (none was added at run time here).
     expect(page.body).not.toMatch(/<form method="post"/);
   });
 
@@ -394,15 +395,20 @@ describe('admin console (/admin)', () => {
     const second = await connectApp(ALICE, 'Other agent');
     await gw.gateway.audit!.flush();
 
-    const all = activityRows((await open(alice, '/admin/activity', ALICE)).body);
+    const all = activityRows((await open(alice, '/admin/activity?view=audit', ALICE)).body);
     expect(all.length).toBeGreaterThan(5);
     expect(all.length).toBeLessThanOrEqual(200);
     const seqs = all.map((row) => row.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
 
     const byClient = activityRows(
-      (await open(alice, `/admin/activity?client=${encodeURIComponent(first.clientId)}`, ALICE))
-        .body,
+      (
+        await open(
+          alice,
+          `/admin/activity?view=audit&client=${encodeURIComponent(first.clientId)}`,
+          ALICE,
+        )
+      ).body,
     );
     expect(byClient.length).toBeGreaterThan(0);
     expect(new Set(byClient.map((row) => row.client))).toEqual(new Set([first.clientId]));
@@ -412,7 +418,7 @@ describe('admin console (/admin)', () => {
       (
         await open(
           alice,
-          `/admin/activity?kind=token_issued&subject=${encodeURIComponent(`dev:${ALICE}`)}`,
+          `/admin/activity?view=audit&kind=token_issued&subject=${encodeURIComponent(`dev:${ALICE}`)}`,
           ALICE,
         )
       ).body,
@@ -423,19 +429,26 @@ describe('admin console (/admin)', () => {
     }
 
     const byResource = activityRows(
-      (await open(alice, `/admin/activity?resource=${encodeURIComponent(RESOURCE)}`, ALICE)).body,
+      (
+        await open(
+          alice,
+          `/admin/activity?view=audit&resource=${encodeURIComponent(RESOURCE)}`,
+          ALICE,
+        )
+      ).body,
     );
     expect(byResource.length).toBeGreaterThan(0);
     expect(byResource.map((row) => row.kind)).not.toContain('admin_change');
     const none = activityRows(
-      (await open(alice, '/admin/activity?resource=http://localhost:1/none', ALICE)).body,
+      (await open(alice, '/admin/activity?view=audit&resource=http://localhost:1/none', ALICE))
+        .body,
     );
     expect(none).toEqual([]);
 
     // Filter values are echoed escaped, and match nothing.
     const hostile = await open(
       alice,
-      `/admin/activity?kind=${encodeURIComponent('"><script>x')}`,
+      `/admin/activity?view=audit&kind=${encodeURIComponent('"><script>x')}`,
       ALICE,
     );
     expect(hostile.body).toContain('value="&quot;&gt;&lt;script&gt;x"');
