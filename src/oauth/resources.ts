@@ -20,7 +20,6 @@ export class ResourceRegistry {
   private byUrl: Map<string, ResourceConfig>;
   private managedUrls: Set<string> = new Set();
   private current: ResourceMatcher;
-  private readonly listeners: ((resources: ResourceConfig[]) => void)[] = [];
 
   constructor(
     private readonly configured: readonly ResourceConfig[],
@@ -51,13 +50,6 @@ export class ResourceRegistry {
     this.byUrl = byUrl;
     this.managedUrls = managedUrls;
     this.current = new ResourceMatcher([...byUrl.values()]);
-    const list = this.list();
-    for (const listener of this.listeners) listener(list);
-  }
-
-  /** Called after every change with the whole new list. */
-  onChange(listener: (resources: ResourceConfig[]) => void): void {
-    this.listeners.push(listener);
   }
 
   /** The resource a `resource` parameter names, or `undefined` when it names none of ours. */
