@@ -300,6 +300,8 @@ export async function createGateway(
       activity,
       logger,
       disabledClients,
+      resources,
+      catalog,
     }),
   );
   app.use(interactionErrorHandler(logger));

@@ -26,13 +26,16 @@ import { sendPage } from '../login/interactions.js';
 import type { Logger } from '../logging/logger.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
 import type { DisabledClients } from '../forward-auth/disabled-clients.js';
+import type { ResourceRegistry } from '../oauth/resources.js';
+import type { ServerCatalog } from '../servers/catalog.js';
 import type { Store } from '../store/store.js';
 import { ACTIVITY_FILTERS, recentActivity, type ActivityFilter } from './activity.js';
 import type { ActivityFeed } from '../activity/activity-feed.js';
 import { sendActivityFeed } from './activity-feed.js';
 import { clientStateHandler, clientStateNotice } from './client-state.js';
 import { createAdminGuard } from './guard.js';
-import { renderActivity, renderClients, renderOverview, renderServers } from './views.js';
+import { createServerRoutes } from './server-routes.js';
+import { renderActivity, renderClients, renderOverview } from './views.js';
 
 export { isAdmin } from './guard.js';
 
@@ -54,6 +57,9 @@ export interface AdminDependencies {
   /** Recent decisions and security events; absent with `activity.enabled: false`. */
   activity: ActivityFeed | undefined;
   logger: Logger;
+  /** The protected MCP servers (live) and the run-time catalog (absent when turned off). */
+  resources: ResourceRegistry;
+  catalog: ServerCatalog | undefined;
   /** Clients an administrator disabled (src/forward-auth/disabled-clients.ts). */
   disabledClients: Pick<DisabledClients, 'disable' | 'enable'>;
 }
@@ -66,6 +72,16 @@ export function createAdminRouter(deps: AdminDependencies): Router {
   const { refuse } = guard;
   const admin = guard.admin;
 
+  router.use(
+    createServerRoutes({
+      config,
+      guard,
+      resources: deps.resources,
+      catalog: deps.catalog,
+      logger,
+    }),
+  );
+
   router.get(ADMIN_PATH, async (req, res) => {
     const who = await admin(req, res, true);
     if (!who) return undefined;
@@ -75,7 +91,7 @@ export function createAdminRouter(deps: AdminDependencies): Router {
       renderOverview({
         user: who.user,
         clients: (await listClientsWithUse(store, config)).length,
-        servers: config.resources.length,
+        servers: deps.resources.list().length,
         auditEnabled: deps.audit !== undefined,
       }),
     );
@@ -163,12 +179,6 @@ export function createAdminRouter(deps: AdminDependencies): Router {
         limit: ACTIVITY_LIMIT,
       }),
     );
-  });
-
-  router.get(`${ADMIN_PATH}/servers`, async (req, res) => {
-    const who = await admin(req, res, true);
-    if (!who) return undefined;
-    return sendPage(res, 200, renderServers(who.user, config.resources));
   });
 
   return router;

@@ -5,7 +5,6 @@
  */
 import type { ClientListing } from '../account/client-admin.js';
 import { formatTime } from '../account/views/account-page.js';
-import type { ResourceConfig } from '../config/schema.js';
 import { html, page, SafeHtml } from '../login/views/layout.js';
 import type { JsonObject } from '../store/store.js';
 import type { ActivityFilter } from './activity.js';
@@ -248,76 +247,6 @@ export function renderActivity(view: ActivityView): string {
                   <td colspan="8">No matching record.</td>
                 </tr>`
           }
-        </tbody>
-      </table>`,
-  );
-}
-
-function accessSummary(access: ResourceConfig['access']): string {
-  if (!access) return 'global rules only';
-  const parts = [
-    ...access.emails.map((value) => `email ${value}`),
-    ...access.domains.map((value) => `domain ${value}`),
-    ...access.githubOrgs.map((value) => `GitHub org ${value}`),
-    ...access.githubTeams.map((value) => `GitHub team ${value}`),
-    ...access.groups.map((value) => `group ${value}`),
-  ];
-  return parts.length ? parts.join('; ') : 'nobody (empty rules)';
-}
-
-function toolSummary(tools: ResourceConfig['tools']): SafeHtml {
-  if (!tools) return html`all tools allowed`;
-  const rules = Object.entries(tools.rules);
-  return html`default <strong>${tools.default}</strong>${
-      rules.length
-        ? html`<ul>
-            ${rules.map(
-              ([tool, rule]) =>
-                html`<li>
-                  <code>${tool}</code>:
-                  ${rule.scopes.length ? `scopes ${rule.scopes.join(' ')}` : 'no extra scope'}${
-                    rule.groups.length ? `; groups ${rule.groups.join(', ')}` : ''
-                  }
-                </li>`,
-            )}
-          </ul>`
-        : ''
-    }`;
-}
-
-export function renderServers(user: string, servers: ResourceConfig[]): string {
-  return adminPage(
-    'MCP servers',
-    user,
-    'servers',
-    html`<h1>MCP servers</h1>
-      <div class="warn">
-        Read only: adding or editing an MCP server is done in the configuration file for now
-        (<code>resources:</code>), followed by a restart.
-      </div>
-      <table>
-        <thead>
-          <tr>
-            <th>Name</th>
-            <th>URL (resource)</th>
-            <th>Scopes</th>
-            <th>Tool rules</th>
-            <th>Upstream Authorization</th>
-            <th>Access</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${servers.map(
-            (server) =>
-              html`<tr class="server">
-                <td>${server.name}</td>
-                <td><code>${server.url}</code></td>
-                <td>${server.scopes.join(' ')}</td>
-                <td>${toolSummary(server.tools)}</td>
-                <td>${server.upstreamAuthorization}</td>
-                <td>${accessSummary(server.access)}</td>
-              </tr>`,
-          )}
         </tbody>
       </table>`,
   );

@@ -124,20 +124,14 @@ export function createProvider(deps: ProviderDependencies): Provider {
   };
   const secureCookies = config.issuer.startsWith('https://');
   const cimd = config.registration.cimd;
-  // A Set, which oidc-provider keeps as it is (lib/helpers/configuration.js, ensureSets): the
-  // scopes of MCP servers added at run time are added to it, so clients can register and ask
-  // for them without a restart. Scopes are never removed while running (a removed server's
-  // scope stays known until the next start; it grants nothing without its resource).
-  const knownScopes = new Set([
-    'openid',
-    'offline_access',
-    'email',
-    'profile',
-    ...resources.allScopes(),
-  ]);
-  resources.onChange(() => {
-    for (const scope of resources.allScopes()) knownScopes.add(scope);
-  });
+  // The scopes known at start. oidc-provider copies this list; a client's registered `scope`
+  // is checked against the copy (and widened to it below), and a scope missing from it is
+  // not checked against a client's registration at all. So the scopes of MCP servers added at
+  // run time (src/servers/) work without being listed: they are granted per resource by
+  // getResourceServerInfo. They show in the discovery document's `scopes_supported` only
+  // after a restart; MCP clients read scopes from the 401 challenge and the resource's
+  // metadata, which are live.
+  const knownScopes = ['openid', 'offline_access', 'email', 'profile', ...resources.allScopes()];
   const introspectors = new Set(
     config.clients.filter((client) => client.allowIntrospection).map((client) => client.client_id),
   );
@@ -175,7 +169,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // Every scope the server knows. Resource scopes are granted per resource (see
     // getResourceServerInfo); they are listed here too because clients (the MCP SDK among
     // them) register with `scope`, which oidc-provider checks against this list.
-    scopes: knownScopes as unknown as string[],
+    scopes: knownScopes,
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
@@ -317,7 +311,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
           if (typeof value !== 'string') {
             throw new errors.InvalidClientMetadata('scope must be a string');
           }
-          metadata.scope = [...knownScopes].join(' ');
+          metadata.scope = knownScopes.join(' ');
           return;
         }
         if (key !== 'redirect_uris') return;
