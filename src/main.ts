@@ -13,8 +13,10 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { createGateway, StartupRefused } from './gateway.js';
 import { createLogger } from './logging/logger.js';
 import { runAuditCommand } from './audit/cli.js';
+import { text } from 'node:stream/consumers';
 import { runClientsCommand } from './cli/clients-command.js';
 import { runConfigCommand } from './cli/config-command.js';
+import { runServersCommand } from './cli/servers-command.js';
 import { processIo } from './cli/io.js';
 import { DEFAULT_TUNNEL_DIR, runTunnelCommand } from './tunnel/command.js';
 
@@ -24,6 +26,7 @@ const USAGE = `Usage: mcp-gateway [--config FILE]
        mcp-gateway tunnel add-site NAME --public-key KEY | show-site NAME | remove-site NAME
                           | rotate-site NAME --public-key KEY | rotate-hub | list [--json]  [--dir DIR]
        mcp-gateway clients list|revoke|disable|enable CLIENT_ID [--config FILE]
+       mcp-gateway servers list|add FILE|remove SERVER_ID [--config FILE]
        mcp-gateway clients pending-hosts|approved-hosts|approve-host HOST|unapprove-host HOST [--config FILE]
 
   --config FILE   gateway configuration (YAML); default: $MCP_GATEWAY_CONFIG, else the
@@ -42,7 +45,7 @@ async function subcommand(argv: string[]): Promise<number | undefined> {
       dir: process.env.MCP_GATEWAY_TUNNEL_DIR || DEFAULT_TUNNEL_DIR,
     });
   }
-  if (name === 'clients') {
+  if (name === 'clients' || name === 'servers') {
     const parsed = parseArgs({
       args: rest,
       options: { config: { type: 'string' } },
@@ -50,11 +53,14 @@ async function subcommand(argv: string[]): Promise<number | undefined> {
     });
     const file = parsed.values.config ?? (process.env.MCP_GATEWAY_CONFIG || undefined);
     try {
-      return await runClientsCommand(
-        parsed.positionals,
-        loadConfig(file, process.env).config,
-        processIo,
-      );
+      const config = loadConfig(file, process.env).config;
+      if (name === 'servers') {
+        return await runServersCommand(parsed.positionals, config, {
+          ...processIo,
+          stdin: () => text(process.stdin),
+        });
+      }
+      return await runClientsCommand(parsed.positionals, config, processIo);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       for (const line of error.problems) process.stderr.write(`config: ${line}\n`);

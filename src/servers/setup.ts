@@ -20,6 +20,11 @@ export interface CatalogSetup {
   registry?: ResourceRegistry;
   audit?: AuditLog | undefined;
   logger: Logger;
+  /**
+   * `validate-only`: render and check Traefik files but never write them (the CLI, when the
+   * directory is not writable where it runs: the service writes them on the announcement).
+   */
+  traefikFiles?: 'write' | 'validate-only';
 }
 
 /** The catalog, not started. Rejects when the Traefik directory or schema is unusable. */
@@ -29,10 +34,15 @@ export async function createServerCatalog(setup: CatalogSetup): Promise<ServerCa
   let traefik: TraefikFiles | undefined;
   const directory = settings.traefik.directory;
   if (directory !== undefined) {
+    const validateOnly = setup.traefikFiles === 'validate-only';
     // Refuse to start rather than accept changes that could never reach Traefik.
-    await access(directory, constants.W_OK).catch(() => {
-      throw new Error(`managedServers.traefik.directory: ${directory} is not a writable directory`);
-    });
+    if (!validateOnly) {
+      await access(directory, constants.W_OK).catch(() => {
+        throw new Error(
+          `managedServers.traefik.directory: ${directory} is not a writable directory`,
+        );
+      });
+    }
     const schemaFile = settings.traefik.schemaFile;
     const validate =
       schemaFile === undefined
@@ -42,7 +52,7 @@ export async function createServerCatalog(setup: CatalogSetup): Promise<ServerCa
               `managedServers.traefik.schemaFile: ${schemaFile}: ${(error as Error).message}`,
             );
           });
-    traefik = new TraefikFiles({ ...settings.traefik, directory }, logger, validate);
+    traefik = new TraefikFiles({ ...settings.traefik, directory }, logger, validate, validateOnly);
   }
   return new ServerCatalog({
     store: setup.store,

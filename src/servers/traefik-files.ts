@@ -164,6 +164,11 @@ export class TraefikFiles {
     private readonly logger: Logger,
     /** Extra validation (SchemaStore's schema); the built-in check always runs first. */
     private readonly validateDocument?: DocumentValidator,
+    /**
+     * Validate only, never touch the directory: for the CLI on a machine where the directory
+     * is not mounted (the running service writes the files when told of the change).
+     */
+    private readonly validateOnly = false,
   ) {}
 
   fileOf(id: string): string {
@@ -192,6 +197,7 @@ export class TraefikFiles {
   /** Writes a server's file atomically; unchanged content is not rewritten. */
   async write(id: string, text: string): Promise<boolean> {
     const file = this.fileOf(id);
+    if (this.validateOnly) return false;
     if ((await readFile(file, 'utf8').catch(() => undefined)) === text) return false;
     const temporary = path.join(
       this.settings.directory,
@@ -214,6 +220,7 @@ export class TraefikFiles {
   }
 
   async remove(id: string): Promise<void> {
+    if (this.validateOnly) return;
     await rm(this.fileOf(id), { force: true });
   }
 
@@ -224,6 +231,7 @@ export class TraefikFiles {
    * cause this) keeps its old file and is logged.
    */
   async reconcile(servers: readonly ManagedServer[]): Promise<void> {
+    if (this.validateOnly) return;
     const wanted = new Set(servers.map((server) => server.id));
     for (const server of servers) {
       try {
