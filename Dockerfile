@@ -37,7 +37,9 @@ RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The security events file for CrowdSec (log.securityEventsFile) goes to a volume mounted here;
 # a new named volume takes this directory's owner, so the service can write to it.
-RUN mkdir -p /etc/mcp-gateway /var/log/mcp-gateway && chown node:node /var/log/mcp-gateway
+# traefik-dynamic: a fresh named volume takes this directory's owner, so the service can write.
+RUN mkdir -p /etc/mcp-gateway/traefik-dynamic /var/log/mcp-gateway \
+  && chown node:node /var/log/mcp-gateway /etc/mcp-gateway/traefik-dynamic
 USER node
 EXPOSE 8787
 # Liveness only (/healthz). /readyz also checks the store; see docs/deployment.md.
