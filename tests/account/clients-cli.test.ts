@@ -4,46 +4,29 @@
  * and revoking a client ends its grants for the service at once (refresh refused, `/verify`
  * refuses its access tokens) and deletes a DCR registration; both are audited.
  */
-import { createServer, type Server } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runClientsCommand } from '../../src/cli/clients-command.js';
-import type { CliIo } from '../../src/cli/io.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
 import { DCR_CLIENT_INDEX } from '../../src/oauth/store-adapter.js';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
+import { captureIo, listingRows } from '../helpers/cli-io.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   devLogin,
   LOOPBACK_REDIRECT,
+  obtainTokens,
   pkcePair,
   registerClient,
   tokenRequest,
 } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { verifyStatus } from '../helpers/provider-login.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
 const PRE_REGISTERED = 'configured-agent';
-
-function capture(): CliIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (text: string) => void (io.out += text),
-    stderr: (text: string) => void (io.err += text),
-  };
-  return io;
-}
-
-/** The listing's rows as objects keyed by the header. */
-function rows(out: string): Record<string, string>[] {
-  const [header, ...lines] = out.trimEnd().split('\n');
-  const keys = header!.split('\t');
-  return lines.map((line) => Object.fromEntries(line.split('\t').map((v, i) => [keys[i], v])));
-}
 
 describe('mcp-gateway clients list|revoke (usage)', () => {
   const memory = configSchema.parse({
@@ -54,11 +37,11 @@ describe('mcp-gateway clients list|revoke (usage)', () => {
 
   it('refuses bad invocations with usage and exit 2, and the memory store with exit 1', async () => {
     for (const argv of [['revoke'], ['list', 'x'], ['revoke', 'a', 'b'], ['revoke', 'bad id']]) {
-      const io = capture();
+      const io = captureIo();
       expect(await runClientsCommand(argv, memory, io)).toBe(2);
       expect(io.err).toMatch(/usage|not a client id/);
     }
-    const io = capture();
+    const io = captureIo();
     expect(await runClientsCommand(['list'], memory, io)).toBe(1);
     expect(io.err).toContain('in-memory store');
   });
@@ -67,31 +50,17 @@ describe('mcp-gateway clients list|revoke (usage)', () => {
 describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
   let redis: RedisServer;
   let ca: TestCa;
-  let cimd: Server;
-  let cimdPort: number;
+  let cimd: CimdServer;
   let gw: RunningGateway;
-  const cimdClientId = () => `https://localhost:${cimdPort}/agent.json`;
 
   beforeAll(async () => {
     redis = await startRedis();
     ca = await createTestCa();
-    cimdPort = await getFreePort();
-    cimd = createServer({ cert: ca.cert, key: ca.key }, (_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          client_id: cimdClientId(),
-          client_name: 'Published agent',
-          redirect_uris: [LOOPBACK_REDIRECT],
-          token_endpoint_auth_method: 'none',
-        }),
-      );
-    });
-    await new Promise<void>((resolve) => cimd.listen(cimdPort, '127.0.0.1', resolve));
+    cimd = await startCimdServer(ca, 'Published agent');
     gw = await startGateway(() => ({
       store: { redis: { url: redis.url, keyPrefix: 'clients-cli:' } },
       tls: { caFiles: [ca.caFile] },
-      registration: { cimd: { allowHosts: [`localhost:${cimdPort}`] } },
+      registration: { cimd: { allowHosts: [cimd.host] } },
       clients: [
         {
           client_id: PRE_REGISTERED,
@@ -103,23 +72,15 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
   });
   afterAll(async () => {
     await gw?.stop();
-    await new Promise((resolve) => (cimd ? cimd.close(resolve) : resolve(undefined)));
+    await cimd?.stop();
     await ca?.cleanup();
     await redis?.stop();
   });
 
   /** Alice authorizes `clientId` and it redeems the code. */
   async function connect(clientId: string) {
-    const { verifier, challenge } = pkcePair();
-    const flow = await devLogin(gw.url, { clientId, resource: RESOURCE, codeChallenge: challenge });
-    const code = flow.url.searchParams.get('code');
-    if (!code) throw new Error(`no code: ${flow.url.href} ${flow.body.slice(0, 300)}`);
-    const token = await tokenRequest(gw.url, {
-      grant_type: 'authorization_code',
-      code,
-      code_verifier: verifier,
-      redirect_uri: LOOPBACK_REDIRECT,
-      client_id: clientId,
+    const { token } = await obtainTokens(gw.url, {
+      client: { client_id: clientId },
       resource: RESOURCE,
     });
     expect(token.status).toBe(200);
@@ -153,18 +114,18 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
     const dcr = await registerClient(gw.url, { client_name: 'Shell\u001b[2J agent\tx' });
     const unused = await registerClient(gw.url, { client_name: 'Never used' });
     await connect(dcr.client_id);
-    await connect(cimdClientId());
+    await connect(cimd.clientId);
 
     // Token use is recorded just after the token answer: wait for it to show.
     let listed: Record<string, string>[] = [];
     const deadline = Date.now() + 5000;
     do {
-      const io = capture();
+      const io = captureIo();
       expect(await runClientsCommand(['list'], gw.config, io)).toBe(0);
       expect(io.out.split('\n')[0]).toBe(
         'KIND\tCLIENT_ID\tNAME\tREDIRECT_HOSTS\tCREATED\tLAST_USED\tGRANTS\tEXPIRES\tSTATE',
       );
-      listed = rows(io.out);
+      listed = listingRows(io.out);
     } while (
       !listed.some((row) => row.KIND === 'cimd' && row.GRANTS === '1') &&
       Date.now() < deadline
@@ -194,9 +155,9 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
       STATE: 'active',
     });
     expect(byId.get(unused.client_id)).toMatchObject({ KIND: 'dcr', GRANTS: '0' });
-    expect(byId.get(cimdClientId())).toEqual({
+    expect(byId.get(cimd.clientId)).toEqual({
       KIND: 'cimd',
-      CLIENT_ID: cimdClientId(),
+      CLIENT_ID: cimd.clientId,
       NAME: 'Published agent',
       REDIRECT_HOSTS: '127.0.0.1:8976',
       CREATED: iso,
@@ -216,7 +177,7 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
     const other = await connect((await registerClient(gw.url)).client_id);
     expect(await verify(first.accessToken)).toBe(200);
 
-    const io = capture();
+    const io = captureIo();
     expect(await runClientsCommand(['revoke', dcr.client_id], gw.config, io)).toBe(0);
     expect(io.out).toBe(`revoked 2 grants of ${dcr.client_id} and deleted its registration\n`);
 
@@ -235,9 +196,9 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
     });
     expect(again.url.searchParams.get('code')).toBeNull();
     expect(await gw.gateway.store.setMembers(DCR_CLIENT_INDEX)).not.toContain(dcr.client_id);
-    const listing = capture();
+    const listing = captureIo();
     await runClientsCommand(['list'], gw.config, listing);
-    expect(rows(listing.out).map((row) => row.CLIENT_ID)).not.toContain(dcr.client_id);
+    expect(listingRows(listing.out).map((row) => row.CLIENT_ID)).not.toContain(dcr.client_id);
 
     const records = (await gw.gateway.store.readChained('audit')).map((entry) => entry.record);
     expect(records).toContainEqual(
@@ -261,14 +222,14 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
     ).toHaveLength(2);
 
     // Again: nothing left of it.
-    const twice = capture();
+    const twice = captureIo();
     expect(await runClientsCommand(['revoke', dcr.client_id], gw.config, twice)).toBe(1);
     expect(twice.err).toBe(`no such client: ${dcr.client_id}\n`);
   });
 
   it('revokes the grants of a pre-registered client, which stays configured', async () => {
     const tokens = await connect(PRE_REGISTERED);
-    const io = capture();
+    const io = captureIo();
     expect(await runClientsCommand(['revoke', PRE_REGISTERED], gw.config, io)).toBe(0);
     expect(io.out).toContain(`revoked 1 grant of ${PRE_REGISTERED}; it stays configured`);
     expect(await refusedWithinPoll(tokens.accessToken)).toBe(401);
@@ -284,10 +245,10 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
   });
 
   it('refuses unknown clients and the built-in account client', async () => {
-    let io = capture();
+    let io = captureIo();
     expect(await runClientsCommand(['revoke', 'dcr_nobody'], gw.config, io)).toBe(1);
     expect(io.err).toContain('no such client');
-    io = capture();
+    io = captureIo();
     expect(await runClientsCommand(['revoke', ACCOUNT_CLIENT_ID], gw.config, io)).toBe(1);
     expect(io.err).toContain('cannot be revoked');
   });

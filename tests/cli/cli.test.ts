@@ -5,22 +5,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runClientsCommand } from '../../src/cli/clients-command.js';
 import { runConfigCommand } from '../../src/cli/config-command.js';
-import type { CliIo } from '../../src/cli/io.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ClientHostApprovals } from '../../src/oauth/client-hosts.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { captureIo } from '../helpers/cli-io.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
-
-function capture(): CliIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (text: string) => void (io.out += text),
-    stderr: (text: string) => void (io.err += text),
-  };
-  return io;
-}
 
 describe('mcp-gateway config check', () => {
   let dir: string;
@@ -35,7 +25,7 @@ describe('mcp-gateway config check', () => {
       file,
       'issuer: https://auth.example.com\nresources: [{ url: https://mcp.example.com/mcp, name: M }]\nlogin: { dev: { users: [a@example.com] } }\n',
     );
-    const io = capture();
+    const io = captureIo();
     expect(runConfigCommand(['check', file], {}, io)).toBe(0);
     expect(io.out).toContain('valid');
     expect(io.out).toContain('https://mcp.example.com/mcp');
@@ -44,14 +34,14 @@ describe('mcp-gateway config check', () => {
   it('prints one line per problem and exits 1', async () => {
     const file = path.join(dir, 'bad.yaml');
     await writeFile(file, 'issuer: nope\nresources: []\n');
-    const io = capture();
+    const io = captureIo();
     expect(runConfigCommand(['check', file], {}, io)).toBe(1);
     expect(io.err).toMatch(/^config: issuer: /m);
     expect(io.err).toMatch(/^config: resources: /m);
   });
 
   it('refuses a bad invocation with usage and exit 2', () => {
-    const io = capture();
+    const io = captureIo();
     expect(runConfigCommand(['lint'], {}, io)).toBe(2);
     expect(io.err).toContain('usage');
   });
@@ -79,11 +69,11 @@ describeWithBinary('redis-server', 'mcp-gateway clients (hosts)', () => {
       const approvals = new ClientHostApprovals(service);
       expect(await approvals.check('tools.example.org')).toBe(false);
 
-      let io = capture();
+      let io = captureIo();
       expect(await runClientsCommand(['pending-hosts'], config(), io)).toBe(0);
       expect(io.out).toBe('tools.example.org\n');
 
-      io = capture();
+      io = captureIo();
       expect(await runClientsCommand(['approve-host', 'Tools.Example.org'], config(), io)).toBe(0);
       expect(await approvals.check('tools.example.org')).toBe(true);
       // The change is in the audit trail, with who made it.
@@ -94,7 +84,7 @@ describeWithBinary('redis-server', 'mcp-gateway clients (hosts)', () => {
         host: 'tools.example.org',
         actor: expect.stringMatching(/^cli:/),
       });
-      io = capture();
+      io = captureIo();
       expect(await runClientsCommand(['pending-hosts'], config(), io)).toBe(0);
       expect(io.out).toBe('');
     } finally {
@@ -103,9 +93,9 @@ describeWithBinary('redis-server', 'mcp-gateway clients (hosts)', () => {
   });
 
   it('refuses bad host names and the memory store', async () => {
-    let io = capture();
+    let io = captureIo();
     expect(await runClientsCommand(['approve-host', 'bad host/x'], config(), io)).toBe(2);
-    io = capture();
+    io = captureIo();
     const memory = configSchema.parse({
       issuer: 'https://auth.example.com',
       resources: [{ url: 'https://mcp.example.com/mcp', name: 'M' }],

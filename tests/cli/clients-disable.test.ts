@@ -6,23 +6,24 @@
  * B also catches up by its poll when an announcement was lost. `clients enable` restores the
  * same tokens. Every kind of client: DCR, CIMD (served over https by a test CA), pre-registered.
  */
-import { createServer, type Server } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runClientsCommand } from '../../src/cli/clients-command.js';
-import type { CliIo } from '../../src/cli/io.js';
 import { configSchema } from '../../src/config/schema.js';
 import { DISABLED_CLIENTS_KEY } from '../../src/forward-auth/disabled-clients.js';
 import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
+import { captureIo, listingRows } from '../helpers/cli-io.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   devLogin,
   LOOPBACK_REDIRECT,
+  obtainTokens,
   pkcePair,
   registerClient,
   tokenRequest,
 } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/poll.js';
 import { verifyStatus } from '../helpers/provider-login.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
@@ -36,33 +37,6 @@ const POLL = 1;
 
 const never = () => false;
 
-function capture(): CliIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (text: string) => void (io.out += text),
-    stderr: (text: string) => void (io.err += text),
-  };
-  return io;
-}
-
-/** The listing's rows as objects keyed by the header. */
-function rows(out: string): Record<string, string>[] {
-  const [header, ...lines] = out.trimEnd().split('\n');
-  const keys = header!.split('\t');
-  return lines.map((line) => Object.fromEntries(line.split('\t').map((v, i) => [keys[i], v])));
-}
-
-/** Polls `check` until it returns true, at most `ms` milliseconds; whether it did. */
-async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 describe('mcp-gateway clients disable|enable (usage)', () => {
   const memory = configSchema.parse({
     issuer: 'https://auth.example.com',
@@ -72,11 +46,11 @@ describe('mcp-gateway clients disable|enable (usage)', () => {
 
   it('refuses bad invocations with usage and exit 2, and the memory store with exit 1', async () => {
     for (const argv of [['disable'], ['enable'], ['disable', 'a', 'b'], ['enable', 'bad id']]) {
-      const io = capture();
+      const io = captureIo();
       expect(await runClientsCommand(argv, memory, io)).toBe(2);
       expect(io.err).toMatch(/usage|not a client id/);
     }
-    const io = capture();
+    const io = captureIo();
     expect(await runClientsCommand(['disable', 'dcr_x'], memory, io)).toBe(1);
     expect(io.err).toContain('in-memory store');
   });
@@ -85,30 +59,16 @@ describe('mcp-gateway clients disable|enable (usage)', () => {
 describeWithBinary('redis-server', 'disabling a client on two replicas', () => {
   let redis: RedisServer;
   let ca: TestCa;
-  let cimd: Server;
-  let cimdPort: number;
+  let cimd: CimdServer;
   let a: RunningGateway;
   let b: RunningGateway;
   /** B's own address (its configured issuer is A's, as behind one load balancer). */
   let bUrl: string;
-  const cimdClientId = () => `https://localhost:${cimdPort}/agent.json`;
 
   beforeAll(async () => {
     redis = await startRedis();
     ca = await createTestCa();
-    cimdPort = await getFreePort();
-    cimd = createServer({ cert: ca.cert, key: ca.key }, (_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          client_id: cimdClientId(),
-          client_name: 'Published agent',
-          redirect_uris: [LOOPBACK_REDIRECT],
-          token_endpoint_auth_method: 'none',
-        }),
-      );
-    });
-    await new Promise<void>((resolve) => cimd.listen(cimdPort, '127.0.0.1', resolve));
+    cimd = await startCimdServer(ca, 'Published agent');
     const config = (port: number) => (issuer: string) => ({
       // Both replicas answer as the same issuer (behind one load balancer): take A's.
       issuer: port === 0 ? issuer : `http://localhost:${port}`,
@@ -116,7 +76,7 @@ describeWithBinary('redis-server', 'disabling a client on two replicas', () => {
       verify: { revocationPollInterval: POLL },
       admins: { emails: [ALICE] },
       tls: { caFiles: [ca.caFile] },
-      registration: { cimd: { allowHosts: [`localhost:${cimdPort}`] } },
+      registration: { cimd: { allowHosts: [cimd.host] } },
       clients: [
         {
           client_id: PRE_REGISTERED,
@@ -132,23 +92,15 @@ describeWithBinary('redis-server', 'disabling a client on two replicas', () => {
   afterAll(async () => {
     await b?.stop();
     await a?.stop();
-    await new Promise((resolve) => (cimd ? cimd.close(resolve) : resolve(undefined)));
+    await cimd?.stop();
     await ca?.cleanup();
     await redis?.stop();
   });
 
   /** Alice authorizes `clientId` at A, and the client redeems the code at A. */
   async function connect(clientId: string) {
-    const { verifier, challenge } = pkcePair();
-    const flow = await devLogin(a.url, { clientId, resource: RESOURCE, codeChallenge: challenge });
-    const code = flow.url.searchParams.get('code');
-    if (!code) throw new Error(`no code: ${flow.url.href} ${flow.body.slice(0, 300)}`);
-    const token = await tokenRequest(a.url, {
-      grant_type: 'authorization_code',
-      code,
-      code_verifier: verifier,
-      redirect_uri: LOOPBACK_REDIRECT,
-      client_id: clientId,
+    const { token } = await obtainTokens(a.url, {
+      client: { client_id: clientId },
       resource: RESOURCE,
     });
     expect(token.status).toBe(200);
@@ -172,13 +124,13 @@ describeWithBinary('redis-server', 'disabling a client on two replicas', () => {
     });
 
   const cli = async (...argv: string[]) => {
-    const io = capture();
+    const io = captureIo();
     const code = await runClientsCommand(argv, a.config, io);
     return { code, out: io.out, err: io.err };
   };
 
   const stateOf = async (clientId: string) =>
-    rows((await cli('list')).out).find((row) => row.CLIENT_ID === clientId)?.STATE;
+    listingRows((await cli('list')).out).find((row) => row.CLIENT_ID === clientId)?.STATE;
 
   it("a client disabled in A's admin console is refused by B: /verify within seconds, refresh at once", async () => {
     const client = await registerClient(a.url, { client_name: 'Replicated agent' });
@@ -230,13 +182,13 @@ describeWithBinary('redis-server', 'disabling a client on two replicas', () => {
     const dcr = await registerClient(a.url, { client_name: 'CLI agent' });
     const kinds = [
       { clientId: dcr.client_id, kind: 'dcr' },
-      { clientId: cimdClientId(), kind: 'cimd' },
+      { clientId: cimd.clientId, kind: 'cimd' },
       { clientId: PRE_REGISTERED, kind: 'pre-registered' },
     ];
     const held = new Map<string, Awaited<ReturnType<typeof connect>>>();
     for (const { clientId } of kinds) held.set(clientId, await connect(clientId));
     // A CIMD client is listed once it has obtained tokens (recorded just after the answer).
-    expect(await eventually(async () => (await stateOf(cimdClientId())) === 'active', 5000)).toBe(
+    expect(await eventually(async () => (await stateOf(cimd.clientId)) === 'active', 5000)).toBe(
       true,
     );
 
@@ -298,7 +250,7 @@ describeWithBinary('redis-server', 'disabling a client on two replicas', () => {
     expect(notDisabled.code).toBe(1);
     expect(notDisabled.err).toContain('is not disabled');
     // A CIMD client id never seen obtaining tokens is no known client.
-    const unseen = await cli('disable', `https://localhost:${cimdPort}/other.json`);
+    const unseen = await cli('disable', `https://${cimd.host}/other.json`);
     expect(unseen.code).toBe(1);
   });
 });

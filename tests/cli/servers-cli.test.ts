@@ -8,31 +8,14 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { runServersCommand, type ServersCommandIo } from '../../src/cli/servers-command.js';
+import { runServersCommand } from '../../src/cli/servers-command.js';
 import { configSchema, type GatewayConfig } from '../../src/config/schema.js';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { captureIo, listingRows } from '../helpers/cli-io.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/netns.js';
 import { verifyStatus } from '../helpers/provider-login.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
-
-function capture(stdin = ''): ServersCommandIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (text: string) => void (io.out += text),
-    stderr: (text: string) => void (io.err += text),
-    stdin: () => Promise.resolve(stdin),
-  };
-  return io;
-}
-
-/** The listing's rows as objects keyed by the header. */
-function rows(out: string): Record<string, string>[] {
-  const [header, ...lines] = out.trimEnd().split('\n');
-  const keys = header!.split('\t');
-  return lines.map((line) => Object.fromEntries(line.split('\t').map((v, i) => [keys[i], v])));
-}
 
 describe('mcp-gateway servers (usage)', () => {
   const memory = configSchema.parse({
@@ -49,11 +32,11 @@ describe('mcp-gateway servers (usage)', () => {
       ['remove', 'a', 'b'],
       ['drop', 'x'],
     ]) {
-      const io = capture();
+      const io = captureIo();
       expect([argv, await runServersCommand(argv, memory, io)]).toEqual([argv, 2]);
       expect(io.err).toMatch(/^usage: mcp-gateway servers/);
     }
-    const io = capture();
+    const io = captureIo();
     expect(await runServersCommand(['list'], memory, io)).toBe(1);
     expect(io.err).toMatch(/in-memory store/);
   });
@@ -105,7 +88,7 @@ describeWithBinary('redis-server', 'mcp-gateway servers list|add|remove', () => 
         '    "invoice_*": { scopes: [billing:write] }',
       ].join('\n'),
     );
-    const added = capture();
+    const added = captureIo();
     expect(await runServersCommand(['add', file], config, added)).toBe(0);
     const id = /^added (s[0-9a-f]{10}) /.exec(added.out)?.[1];
     expect(id).toBeDefined();
@@ -116,9 +99,9 @@ describeWithBinary('redis-server', 'mcp-gateway servers list|add|remove', () => 
     );
     expect(await readdir(traefikDir)).toContain(`mcpgw-${id!}.yaml`);
 
-    const listed = capture();
+    const listed = captureIo();
     expect(await runServersCommand(['list'], config, listed)).toBe(0);
-    expect(rows(listed.out)).toEqual([
+    expect(listingRows(listed.out)).toEqual([
       expect.objectContaining({ ID: '-', SOURCE: 'config', URL: 'http://localhost:3999/mcp' }),
       expect.objectContaining({
         ID: id,
@@ -132,7 +115,7 @@ describeWithBinary('redis-server', 'mcp-gateway servers list|add|remove', () => 
     ]);
 
     // By URL, in any spelling of it.
-    const removed = capture();
+    const removed = captureIo();
     expect(
       await runServersCommand(['remove', 'HTTP://LOCALHOST:4100/billing/mcp'], config, removed),
     ).toBe(0);
@@ -160,24 +143,24 @@ describeWithBinary('redis-server', 'mcp-gateway servers list|add|remove', () => 
 
   it('reads standard input, and refuses a bad description naming each problem, changing nothing', async () => {
     const before = await readdir(traefikDir);
-    const bad = capture(
+    const bad = captureIo(
       'name: X\nurl: http://localhost:4101/mcp\nupstream: "ftp://nope"\nrateLimitAverage: -1\n',
     );
     expect(await runServersCommand(['add', '-'], config, bad)).toBe(1);
     expect(bad.err).toMatch(/^server: upstream: must be an http\(s\) URL$/m);
     expect(bad.err).toMatch(/^server: rateLimitAverage: /m);
-    const notYaml = capture('name: [unclosed');
+    const notYaml = captureIo('name: [unclosed');
     expect(await runServersCommand(['add', '-'], config, notYaml)).toBe(1);
     expect(notYaml.err).toMatch(/not YAML or JSON/);
-    const list = capture('- a\n- b\n');
+    const list = captureIo('- a\n- b\n');
     expect(await runServersCommand(['add', '-'], config, list)).toBe(1);
     expect(list.err).toMatch(/must describe one server/);
-    const configured = capture(
+    const configured = captureIo(
       '{"name":"T","url":"http://localhost:3999/mcp","upstream":"http://t:1"}',
     );
     expect(await runServersCommand(['add', '-'], config, configured)).toBe(1);
     expect(configured.err).toMatch(/defined in the configuration file/);
-    const missing = capture();
+    const missing = captureIo();
     expect(await runServersCommand(['remove', 's0123456789'], config, missing)).toBe(1);
     expect(missing.err).toMatch(/no run-time server/);
     expect(await readdir(traefikDir)).toEqual(before);

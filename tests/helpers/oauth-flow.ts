@@ -158,7 +158,12 @@ export function redeemCode(
 /** Runs the whole dev flow and redeems the code: returns the token response and inputs. */
 export async function obtainTokens(
   issuer: string,
-  options: { client: RegisteredClient; resource: string; scope?: string; user?: string },
+  options: {
+    client: Pick<RegisteredClient, 'client_id'>;
+    resource: string;
+    scope?: string;
+    user?: string;
+  },
 ) {
   const { verifier, challenge } = pkcePair();
   const result = await devLogin(issuer, {
