@@ -6,6 +6,13 @@
  * token, `admin_change` audited), the activity filter, and escaping of attacker-chosen text.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  clientRows,
+  csrfToken,
+  never,
+  openSignedIn,
+  postFields,
+} from '../helpers/admin-console.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   devLogin,
@@ -24,24 +31,6 @@ const ALICE = 'alice@example.com';
 const BOB = 'bob@example.com';
 const PRE_REGISTERED = 'configured-agent';
 const PAGES = ['/admin', '/admin/clients', '/admin/activity', '/admin/servers'];
-
-const never = () => false;
-
-function csrfToken(body: string): string {
-  const token = /<input type="hidden" name="csrf" value="([^"]+)"/.exec(body)?.[1];
-  if (!token) throw new Error(`no CSRF token on page: ${body.slice(0, 300)}`);
-  return token;
-}
-
-/** The rows of `/admin/clients`, keyed by client id (as sent, entities decoded for `&amp;`). */
-function clientRows(body: string): Map<string, string> {
-  return new Map(
-    [...body.matchAll(/<tr data-client="([^"]+)">([\s\S]*?)<\/tr>/g)].map((match) => [
-      match[1]!.replace(/&amp;/g, '&'),
-      match[2]!,
-    ]),
-  );
-}
 
 /** The audit records listed on `/admin/activity?view=audit`: kind, subject and client of each row. */
 function activityRows(body: string) {
@@ -114,20 +103,11 @@ describe('admin console (/admin)', () => {
   }
 
   /** Opens `path` in `agent`'s browser, signing in as `user` first when needed. */
-  async function open(agent: TestUserAgent, path: string, user: string): Promise<FlowResult> {
-    let page = await agent.follow(new URL(path, gw.url), never);
-    if (page.body.includes('Development sign-in')) {
-      page = await agent.submit(page, { name: 'email', value: user }, never);
-    }
-    return page;
-  }
+  const open = (agent: TestUserAgent, path: string, user: string): Promise<FlowResult> =>
+    openSignedIn(agent, new URL(path, gw.url), user);
 
   const post = (agent: TestUserAgent, fields: Record<string, string>, origin?: string) =>
-    agent.follow(new URL('/admin/clients/revoke', gw.url), never, {
-      method: 'POST',
-      body: new URLSearchParams(fields),
-      ...(origin === undefined ? {} : { origin }),
-    });
+    postFields(agent, new URL('/admin/clients/revoke', gw.url), fields, origin);
 
   let alice: TestUserAgent;
   let bob: TestUserAgent;

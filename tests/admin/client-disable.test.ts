@@ -12,6 +12,13 @@ import { formatTime } from '../../src/account/views/account-page.js';
 import { DISABLED_CLIENTS_KEY } from '../../src/forward-auth/disabled-clients.js';
 import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
 import { CLIENT_EXPIRES, recordKey } from '../../src/oauth/store-adapter.js';
+import {
+  clientRows,
+  csrfToken,
+  never,
+  openSignedIn,
+  postFields,
+} from '../helpers/admin-console.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   devLogin,
@@ -22,6 +29,7 @@ import {
   tokenRequest,
   type RegisteredClient,
 } from '../helpers/oauth-flow.js';
+import { eventually } from '../helpers/poll.js';
 import { verifyStatus } from '../helpers/provider-login.js';
 import { TestUserAgent, type FlowResult } from '../helpers/user-agent.js';
 
@@ -33,39 +41,12 @@ const CONFIDENTIAL = 'confidential-agent';
 const RESOURCE_SERVER = 'resource-server';
 const SECRET = 'a-long-enough-test-secret';
 
-const never = () => false;
 const basic = (id: string, secret: string) =>
   `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-
-function csrfToken(body: string): string {
-  const token = /<input type="hidden" name="csrf" value="([^"]+)"/.exec(body)?.[1];
-  if (!token) throw new Error(`no CSRF token on page: ${body.slice(0, 300)}`);
-  return token;
-}
-
-/** The rows of `/admin/clients`, keyed by client id. */
-function clientRows(body: string): Map<string, string> {
-  return new Map(
-    [...body.matchAll(/<tr data-client="([^"]+)">([\s\S]*?)<\/tr>/g)].map((match) => [
-      match[1]!.replace(/&amp;/g, '&'),
-      match[2]!,
-    ]),
-  );
-}
 
 /** The State column of a row. */
 const stateOf = (row: string | undefined) =>
   /<td class="(?:disabled|active)">([^<]*)<\/td>/.exec(row ?? '')?.[1];
-
-/** Polls `check` until it returns true, at most `ms` milliseconds. */
-async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('disabling a client from the admin console', () => {
   let gw: RunningGateway;
@@ -171,25 +152,15 @@ describe('disabling a client from the admin console', () => {
   }
 
   /** Opens `path` in `agent`'s browser, signing in as `user` first when needed. */
-  async function open(agent: TestUserAgent, path: string, user: string): Promise<FlowResult> {
-    let page = await agent.follow(new URL(path, gw.url), never);
-    if (page.body.includes('Development sign-in')) {
-      page = await agent.submit(page, { name: 'email', value: user }, never);
-    }
-    return page;
-  }
+  const open = (agent: TestUserAgent, path: string, user: string): Promise<FlowResult> =>
+    openSignedIn(agent, new URL(path, gw.url), user);
 
   const post = (
     agent: TestUserAgent,
     action: 'disable' | 'enable',
     fields: Record<string, string>,
     origin: string | undefined = gw.url,
-  ) =>
-    agent.follow(new URL(`/admin/clients/${action}`, gw.url), never, {
-      method: 'POST',
-      body: new URLSearchParams(fields),
-      ...(origin === undefined ? {} : { origin }),
-    });
+  ) => postFields(agent, new URL(`/admin/clients/${action}`, gw.url), fields, origin);
 
   /** Alice disables or enables `clientId` through the page's form. */
   async function setState(action: 'disable' | 'enable', clientId: string) {

@@ -18,6 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { diagnoseResource, type DiagnosticsReport } from '../../src/admin/diagnostics.js';
 import { MAX_BODY_BYTES, probe } from '../../src/admin/diagnostics-probe.js';
 import { createTrustedFetch } from '../../src/net/outbound-fetch.js';
+import { never, openSignedIn } from '../helpers/admin-console.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startCaddy, type RunningProxy } from '../helpers/caddy.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
@@ -28,7 +29,6 @@ import { TestUserAgent, type FlowResult } from '../helpers/user-agent.js';
 const ALICE = 'alice@example.com';
 const BOB = 'bob@example.com';
 const HOSTILE_NAME = 'Files <script>alert(1)</script> & "more"';
-const never = () => false;
 
 const diagnosticsPath = (resource: string) =>
   `/admin/servers/diagnostics?${new URLSearchParams({ resource }).toString()}`;
@@ -67,12 +67,8 @@ describeWithBinary('caddy', 'diagnostics page, with the gateway behind Caddy for
    * Opens `path` in `agent`'s browser, signing in as `user` first when needed (the sign-in
    * returns to /admin, never to a URL it was given, so the page is opened again).
    */
-  async function open(agent: TestUserAgent, path: string, user: string): Promise<FlowResult> {
-    const page = await agent.follow(new URL(path, gw.url), never);
-    if (!page.body.includes('Development sign-in')) return page;
-    await agent.submit(page, { name: 'email', value: user }, never);
-    return agent.follow(new URL(path, gw.url), never);
-  }
+  const open = (agent: TestUserAgent, path: string, user: string): Promise<FlowResult> =>
+    openSignedIn(agent, new URL(path, gw.url), user, { reopen: true });
 
   beforeAll(async () => {
     const gatewayPort = await getFreePort();

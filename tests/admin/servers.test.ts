@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { csrfToken, never, openSignedIn, postFields } from '../helpers/admin-console.js';
 import { compileSharedSchema, SHARED_SCHEMA_DIR } from '../helpers/config-files.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/netns.js';
@@ -26,14 +27,6 @@ const ALICE = 'alice@example.com';
 const BOB = 'bob@example.com';
 const CONFIGURED = 'http://localhost:3999/mcp';
 const SCHEMA_FILE = path.join(SHARED_SCHEMA_DIR, 'traefik-v3-file-provider.json');
-
-const never = () => false;
-
-function csrfToken(body: string): string {
-  const token = /<input type="hidden" name="csrf" value="([^"]+)"/.exec(body)?.[1];
-  if (!token) throw new Error(`no CSRF token on page: ${body.slice(0, 300)}`);
-  return token;
-}
 
 /** The form of a new server, as a browser would post it (text fields). */
 function serverForm(overrides: Record<string, string> = {}): Record<string, string> {
@@ -54,13 +47,8 @@ function serverForm(overrides: Record<string, string> = {}): Record<string, stri
   };
 }
 
-async function signIn(gwUrl: string, agent: TestUserAgent, user: string): Promise<FlowResult> {
-  let page = await agent.follow(new URL('/admin/servers', gwUrl), never);
-  if (page.body.includes('Development sign-in')) {
-    page = await agent.submit(page, { name: 'email', value: user }, never);
-  }
-  return page;
-}
+const signIn = (gwUrl: string, agent: TestUserAgent, user: string): Promise<FlowResult> =>
+  openSignedIn(agent, new URL('/admin/servers', gwUrl), user);
 
 /** Posts a server form from the servers page (its CSRF token), as the admin's browser. */
 async function postForm(
@@ -71,11 +59,12 @@ async function postForm(
   origin = gwUrl,
 ): Promise<FlowResult> {
   const listing = await agent.follow(new URL('/admin/servers/new', gwUrl), never);
-  return agent.follow(new URL(action, gwUrl), never, {
-    method: 'POST',
-    body: new URLSearchParams({ csrf: csrfToken(listing.body), ...fields }),
+  return postFields(
+    agent,
+    new URL(action, gwUrl),
+    { csrf: csrfToken(listing.body), ...fields },
     origin,
-  });
+  );
 }
 
 /** The ids of the run-time servers listed on `/admin/servers`. */

@@ -11,6 +11,7 @@ import { runClientsCommand } from '../../src/cli/clients-command.js';
 import { configSchema } from '../../src/config/schema.js';
 import { DISABLED_CLIENTS_KEY } from '../../src/forward-auth/disabled-clients.js';
 import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
+import { csrfToken, openSignedIn, postFields } from '../helpers/admin-console.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
 import { captureIo, listingRows } from '../helpers/cli-io.js';
@@ -34,8 +35,6 @@ const ALICE = 'alice@example.com';
 const PRE_REGISTERED = 'configured-agent';
 /** Seconds between the replicas' re-reads of the list (`verify.revocationPollInterval`). */
 const POLL = 1;
-
-const never = () => false;
 
 describe('mcp-gateway clients disable|enable (usage)', () => {
   const memory = configSchema.parse({
@@ -138,15 +137,13 @@ describeWithBinary('redis-server', 'disabling a client on two replicas', () => {
     expect(await verifyAt(bUrl, tokens.accessToken)).toBe(200);
 
     const agent = new TestUserAgent();
-    let page = await agent.follow(`${a.url}/admin/clients`, never);
-    page = await agent.submit(page, { name: 'email', value: ALICE }, never);
-    page = await agent.follow(`${a.url}/admin/clients`, never);
-    const csrf = /<input type="hidden" name="csrf" value="([^"]+)"/.exec(page.body)?.[1];
-    const disabled = await agent.follow(`${a.url}/admin/clients/disable`, never, {
-      method: 'POST',
-      body: new URLSearchParams({ csrf: csrf!, client_id: client.client_id }),
-      origin: a.url,
-    });
+    const page = await openSignedIn(agent, `${a.url}/admin/clients`, ALICE, { reopen: true });
+    const disabled = await postFields(
+      agent,
+      `${a.url}/admin/clients/disable`,
+      { csrf: csrfToken(page.body), client_id: client.client_id },
+      a.url,
+    );
     expect(disabled.hops[0]).toMatchObject({ status: 303 });
 
     // B hears the announcement (at the latest at its next poll): bounded by two polls.

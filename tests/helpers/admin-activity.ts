@@ -2,9 +2,8 @@
  * The admin Activity page's feed view as tests read it, and the forwardAuth subrequests that
  * fill it (tests/admin/activity-*.test.ts).
  */
+import { openSignedIn } from './admin-console.js';
 import type { FlowResult, TestUserAgent } from './user-agent.js';
-
-const never = () => false;
 
 function decode(text: string): string {
   return text
@@ -34,20 +33,12 @@ export function feedRows(body: string): Record<string, string>[] {
 }
 
 /** Signs `agent` in as `user` (dev login) when the page asks, and opens `path`. */
-export async function openPage(
+export const openPage = (
   gatewayUrl: string,
   agent: TestUserAgent,
   path: string,
   user: string,
-): Promise<FlowResult> {
-  let page = await agent.follow(new URL(path, gatewayUrl), never);
-  if (page.body.includes('Development sign-in')) {
-    // The sign-in returns to /admin, not to the page asked for.
-    await agent.submit(page, { name: 'email', value: user }, never);
-    page = await agent.follow(new URL(path, gatewayUrl), never);
-  }
-  return page;
-}
+): Promise<FlowResult> => openSignedIn(agent, new URL(path, gatewayUrl), user, { reopen: true });
 
 /** A forwardAuth subrequest for `resource`, from client address `ip`. */
 export async function ask(
