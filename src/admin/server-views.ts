@@ -18,7 +18,7 @@ form.server textarea{min-height:7rem;font-family:ui-monospace,monospace;font-siz
 form.server .hint{grid-column:2;color:#4a5468;font-size:.8rem;margin-top:-.4rem}
 form.server .buttons{grid-column:2;display:flex;gap:.75rem}
 .problems li{font-family:ui-monospace,monospace;font-size:.85rem}
-td.actions{display:flex;gap:.4rem;flex-wrap:wrap}
+td.actions{display:table-cell}td.actions a{margin-right:.4rem}td.actions form{margin-top:.3rem}
 </style>`,
 );
 

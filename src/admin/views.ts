@@ -16,7 +16,8 @@ main{max-width:64rem}
 nav.admin{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #dde1e8;padding-bottom:.75rem;margin-bottom:1rem}
 nav.admin .who{margin-left:auto;color:#4a5468}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{text-align:left;vertical-align:top;border-bottom:1px solid #e6e8ee;padding:.4rem .5rem;word-break:break-all}
+th,td{text-align:left;vertical-align:top;border-bottom:1px solid #e6e8ee;padding:.4rem .5rem;overflow-wrap:anywhere}
+th,td button,td.active,td.disabled{overflow-wrap:normal}
 th{color:#4a5468}
 td form{margin:0}
 td button{border-color:#d33;color:#b32020;padding:.3rem .7rem}
