@@ -33,7 +33,7 @@ describe('mcp-gateway config check', () => {
 
   it('prints one line per problem and exits 1', async () => {
     const file = path.join(dir, 'bad.yaml');
-    await writeFile(file, 'issuer: nope\nresources: []\n');
+    await writeFile(file, 'issuer: nope\nresources: []\nmanagedServers: { enabled: false }\n');
     const io = captureIo();
     expect(runConfigCommand(['check', file], {}, io)).toBe(1);
     expect(io.err).toMatch(/^config: issuer: /m);
