@@ -3,11 +3,12 @@
  * a separate process started with the same `node` as the benchmark (process.execPath), so that
  * neither shares an event loop with autocannon.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 
 /** The repository root (bench/..). */
@@ -19,6 +20,15 @@ export const DEV_USER = { email: 'bench@example.com', name: 'Bench User' };
 
 /** USER_HZ: /proc reports CPU times in these (100 on every Linux architecture Node runs on). */
 const CLOCK_TICKS = 100;
+
+/**
+ * Binds every thread of process `pid` (present and future) to one CPU with util-linux
+ * `taskset -a -p -c CPU PID` (sched_setaffinity; Node has no API for it). Throws when taskset
+ * is missing or refuses, with its message.
+ */
+export async function pinToCpu(pid: number, cpu: number): Promise<void> {
+  await promisify(execFile)('taskset', ['-a', '-p', '-c', String(cpu), String(pid)]);
+}
 
 /** A TCP port the kernel considered free a moment ago. */
 export function freePort(): Promise<number> {

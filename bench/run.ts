@@ -5,6 +5,10 @@
  *
  *   BENCH_DURATION  seconds measured per scenario (default 10; each also gets a 2 s warm-up)
  *   BENCH_TOKENS    distinct tokens for scenarios (c-cold) and (c) (default 100000)
+ *   BENCH_PIN       1: autocannon on CPU 0, the servers on CPU 1 (taskset), so that the load
+ *                   generator and the server measured never compete for a core and the CPU
+ *                   columns show each request's own cost; 0 (default): the scheduler places
+ *                   them, as in the issue's reference figures
  *   BENCH_CPU_PROF  a directory: instead of the benchmark, run scenario (b) against a gateway
  *                   started with `node --cpu-prof`, keep the profile there and summarise it
  *
@@ -27,6 +31,7 @@ import { benchClaims, mintTokens, readSigningKey } from './mint.js';
 import {
   DEV_USER,
   freePort,
+  pinToCpu,
   RESOURCE,
   startBareServer,
   startGateway,
@@ -45,6 +50,8 @@ const CACHE_SIZE = 100_000;
 const OTHER_LOAD_LIMIT = 0.2;
 /** Change of the bare server's req/s between the first and the last scenario that is flagged. */
 const DRIFT_LIMIT = 0.1;
+/** Pin the load generator and the servers to separate CPUs (see `pinProcesses`). */
+const PIN = process.env.BENCH_PIN === '1';
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : '';
 
 function positiveNumber(name: string, fallback: number): number {
@@ -269,6 +276,21 @@ function targets(rows: Row[]): string[] {
   ];
 }
 
+/**
+ * Unpinned on two cores, autocannon and the server measured share both: the scheduler moves
+ * them around and each wake-up of one preempts the other, which costs the bare server more
+ * than half of its CPU per request (docs/performance.md, "Pinned"). With autocannon on one CPU
+ * and the servers on the other (only one server is under load at a time), each side has a core
+ * of its own, as with a load generator on another machine, and the server CPU column is the
+ * request's own cost. Done after minting, whose worker threads use both CPUs.
+ */
+async function pinProcesses(...servers: ManagedProcess[]): Promise<void> {
+  if (cpus().length < 2) throw new Error('BENCH_PIN=1 needs at least 2 CPUs');
+  await pinToCpu(process.pid, 0);
+  for (const server of servers) await pinToCpu(server.pid!, 1);
+  console.log(`pinned (BENCH_PIN=1): autocannon on CPU 0, the servers on CPU 1 (taskset -a)`);
+}
+
 async function main(bench: Bench): Promise<void> {
   console.log(`MCP Gateway /verify benchmark`);
   console.log(`Machine: ${await machineLine()}`);
@@ -305,6 +327,7 @@ async function main(bench: Bench): Promise<void> {
   console.log(
     `minted ${fmt.int(count)} access tokens (RS256, kid ${jwk.kid}) on 2 worker threads in ${fmt.seconds(mintMs)} (${fmt.int(count / (mintMs / 1000))}/s)`,
   );
+  if (PIN) await pinProcesses(bare, gateway);
   const single = minted[0]!;
   const coldWarmup = minted.slice(1, 1 + COLD_WARMUP_TOKENS);
   const rotation = minted.slice(1 + COLD_WARMUP_TOKENS);

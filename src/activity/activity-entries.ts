@@ -37,6 +37,11 @@ export type ActivityEntry = {
   /** The tool a refused call named (its name only). */
   tool?: string | undefined;
   ip?: string | undefined;
+  /**
+   * Identical decisions within one write of the feed (about a second) are one entry: how many
+   * it stands for (absent for one), `at` being the newest of them.
+   */
+  count?: number | undefined;
 };
 
 /** Longest identifier kept (a CIMD client id is a URL); longer ones are cut. */
@@ -61,7 +66,11 @@ export function resultOf(status: number): ActivityResult {
 }
 
 /** The entry for one decision. Runs on the hot path: one object, no copying beyond it. */
-export function decisionEntry(outcome: DecisionOutcome, at: number): ActivityEntry {
+export function decisionEntry(
+  outcome: DecisionOutcome,
+  at: number,
+  ip = outcome.clientIp(),
+): ActivityEntry {
   return {
     at,
     result: resultOf(outcome.status),
@@ -71,7 +80,7 @@ export function decisionEntry(outcome: DecisionOutcome, at: number): ActivityEnt
     subject: outcome.subject,
     clientId: outcome.clientId,
     tool: clip(outcome.tool, MAX_TEXT),
-    ip: outcome.clientIp(),
+    ip,
   };
 }
 
@@ -101,7 +110,7 @@ export function securityEntry(
  * shared (other versions, other software on the same Redis): nothing is taken on trust.
  */
 export function readEntry(record: JsonObject): ActivityEntry | undefined {
-  const { at, result, status } = record;
+  const { at, result, status, count } = record;
   if (typeof at !== 'number' || !Number.isFinite(at)) return undefined;
   if (!ACTIVITY_RESULTS.includes(result as ActivityResult)) return undefined;
   return {
@@ -115,5 +124,7 @@ export function readEntry(record: JsonObject): ActivityEntry | undefined {
     clientId: clip(record.clientId, MAX_ID),
     tool: clip(record.tool, MAX_TEXT),
     ip: clip(record.ip, MAX_TEXT),
+    count:
+      typeof count === 'number' && Number.isSafeInteger(count) && count > 1 ? count : undefined,
   };
 }

@@ -7,8 +7,13 @@
  * seconds. The page merges both, newest first.
  *
  * Both are fed synchronously by their sources (the decision point's observers, the security
- * event sink of the gateway's logger) and written to the store in batches (recent-list.ts):
- * the `/verify` hot path gains one small object and an array push per decision.
+ * event sink of the gateway's logger) and written to the store in batches (recent-list.ts).
+ * Identical decisions (same status, reason, resource, subject, client, tool and client
+ * address) within one batch are one entry with a count: an MCP session makes the same
+ * decision many times a second, and one entry per request would cost the store a record per
+ * MCP request (a Redis write path as busy as the traffic) and push everything else off a page
+ * of people-sized length. The `/verify` hot path gains a string key and a Map lookup per
+ * decision; a new entry only for what differs.
  */
 import type { DecisionObserver, DecisionOutcome } from '../forward-auth/decision-observer.js';
 import type { Logger } from '../logging/logger.js';
@@ -38,6 +43,10 @@ export class ActivityFeed implements DecisionObserver {
   readonly #decisions: RecentList;
   readonly #security: RecentList;
   readonly #removeSink: () => void;
+  /** Entries of decisions not yet taken for writing, by what makes decisions identical. */
+  #unwritten = new Map<string, ActivityEntry>();
+  /** The decisions list's `batchesTaken` when `#unwritten` was last emptied. */
+  #unwrittenBatch = 0;
 
   constructor(options: ActivityFeedOptions) {
     const { store, maxEntries, logger } = options;
@@ -51,7 +60,31 @@ export class ActivityFeed implements DecisionObserver {
 
   /** The decision point's observer: called after every answer; O(1), never throws. */
   decided(outcome: DecisionOutcome): void {
-    this.#decisions.add(decisionEntry(outcome, Date.now()));
+    const at = Date.now();
+    const ip = outcome.clientIp();
+    const { status, reason, resource, subject, clientId, tool } = outcome;
+    // Once the list has taken a batch for writing, its entries may no longer change.
+    if (
+      this.#unwrittenBatch !== this.#decisions.batchesTaken ||
+      this.#unwritten.size >= this.maxEntries
+    ) {
+      this.#unwritten.clear();
+      this.#unwrittenBatch = this.#decisions.batchesTaken;
+    }
+    // The tool name is the one field a client chooses freely (it may hold any character), so
+    // it comes last: the fields before it (a status, our reason codes, a configured URL, the
+    // subject and client of a token this service issued, an address parsed by proxy-addr)
+    // hold no NUL, and two equal keys therefore mean equal fields.
+    const key = `${status}\0${reason}\0${resource ?? ''}\0${subject ?? ''}\0${clientId ?? ''}\0${ip ?? ''}\0${tool ?? ''}`;
+    const same = this.#unwritten.get(key);
+    if (same) {
+      same.count = (same.count ?? 1) + 1;
+      same.at = at;
+      return;
+    }
+    const entry = decisionEntry(outcome, at, ip);
+    this.#unwritten.set(key, entry);
+    this.#decisions.add(entry);
   }
 
   securityEvent(kind: SecurityEventKind, details: SecurityEventDetails, ip?: string): void {

@@ -38,8 +38,18 @@ export class RecentList {
   #immediate: NodeJS.Immediate | undefined;
   #failing = false;
   #closed = false;
+  #batches = 0;
 
   constructor(private readonly options: RecentListOptions) {}
+
+  /**
+   * Counts the batches taken for writing. A record added while this number stays the same is
+   * still in memory, so the caller may still change it (the activity feed counts repeats of
+   * a decision in the record it added for the first one).
+   */
+  get batchesTaken(): number {
+    return this.#batches;
+  }
 
   /** Buffers a record; O(1), never throws, never waits. Ignored once closed. */
   add(record: JsonObject): void {
@@ -83,6 +93,7 @@ export class RecentList {
     const { store, key, maxEntries, logger } = this.options;
     const batch = this.#buffer;
     this.#buffer = [];
+    this.#batches += 1;
     try {
       await store.pushRecent(key, batch, maxEntries);
       if (this.#failing) {

@@ -51,6 +51,7 @@ export function renderActivityFeed(view: ActivityFeedView): string {
       html`<tr class="event" data-result="${entry.result}">
         <td class="time">${formatInstant(entry.at)}</td>
         <td class="result">${RESULT_LABELS[entry.result]}</td>
+        <td class="count">${entry.count ?? 1}</td>
         <td class="what">${entry.result === 'security' ? entry.kind : entry.status}</td>
         <td class="reason">${entry.reason}</td>
         <td class="resource">${entry.resource}</td>
@@ -87,13 +88,16 @@ export function renderActivityFeed(view: ActivityFeedView): string {
       <p>
         The newest ${view.limit} matching entries of every replica, newest first (exact match on
         each field). The gateway keeps the last ${view.kept} decisions and the last ${view.kept}
-        security events; an entry reaches this page within about a second.
+        security events; an entry reaches this page within about a second. Identical decisions (same
+        result, reason, resource, user, client, tool and address) within that second are one entry,
+        counted under Times, dated by the last of them.
       </p>
       <table>
         <thead>
           <tr>
             <th>Time</th>
             <th>Result</th>
+            <th title="Identical decisions within about a second are one entry">Times</th>
             <th>Status / event</th>
             <th>Reason</th>
             <th>Resource</th>
@@ -109,7 +113,7 @@ export function renderActivityFeed(view: ActivityFeedView): string {
             rows.length
               ? rows
               : html`<tr>
-                  <td colspan="10">No matching entry.</td>
+                  <td colspan="11">No matching entry.</td>
                 </tr>`
           }
         </tbody>

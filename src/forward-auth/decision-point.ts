@@ -500,8 +500,13 @@ export class DecisionPoint {
   }
 
   private deny(trace: Trace, res: ServerResponse, denial: Denial, reason: string): void {
-    res.writeHead(denial.status, denial.headers);
-    res.end(JSON.stringify(denial.body));
+    const body = JSON.stringify(denial.body);
+    // With its length the answer is one write; without, node:http would chunk it.
+    res.writeHead(denial.status, {
+      ...denial.headers,
+      'Content-Length': String(Buffer.byteLength(body)),
+    });
+    res.end(body);
     if (this.deps.failureLimiter && !NOT_FAILURES.has(reason)) {
       this.deps.failureLimiter.recordFailure(trace.clientIp() ?? '');
     }

@@ -5,7 +5,11 @@
  * removable, never breaking the caller); and what an entry keeps (no token, no arguments).
  */
 import { describe, expect, it } from '@jest/globals';
-import { ActivityFeed, SECURITY_EVENTS_KEY } from '../../src/activity/activity-feed.js';
+import {
+  ActivityFeed,
+  DECISIONS_KEY,
+  SECURITY_EVENTS_KEY,
+} from '../../src/activity/activity-feed.js';
 import { decisionEntry, securityEntry } from '../../src/activity/activity-entries.js';
 import { BATCH_SIZE, FLUSH_INTERVAL_MS, RecentList } from '../../src/activity/recent-list.js';
 import { addSecurityEventSink, securityEvent } from '../../src/logging/security-events.js';
@@ -149,6 +153,48 @@ describe('security event sink', () => {
       resource: 'https://mcp.example.com/mcp',
       tool: 'delete',
     });
+    await store.close();
+  });
+});
+
+describe('ActivityFeed decisions', () => {
+  const decision = (ip: string, tool?: string) => ({
+    ...entryOutcome(),
+    resource: 'https://mcp.example.com/mcp',
+    subject: 'dev:bob@example.com',
+    clientId: 'client-1',
+    clientIp: () => ip,
+    ...(tool === undefined ? {} : { status: 403, reason: 'tool_denied', tool }),
+  });
+
+  it('are one entry with a count while identical and unwritten, a new entry once written', async () => {
+    const store = new MemoryStore({ maxEntries: 100 });
+    const { logger } = captureLogger();
+    const feed = new ActivityFeed({ store, maxEntries: 10, logger });
+    for (let n = 0; n < 3; n += 1) feed.decided(decision('192.0.2.1'));
+    feed.decided(decision('192.0.2.2'));
+    // A NUL in the tool name (the field a client chooses) cannot make two decisions one.
+    feed.decided(decision('192.0.2.1', 'a\0b'));
+    feed.decided(decision('192.0.2.1', 'a\0b'));
+    feed.decided(decision('192.0.2.1', 'a'));
+    const first = await feed.recent(); // writes what is buffered
+    expect(first.map(({ ip, count, tool }) => ({ ip, count, tool }))).toEqual(
+      expect.arrayContaining([
+        { ip: '192.0.2.1', count: 3, tool: undefined },
+        { ip: '192.0.2.2', count: undefined, tool: undefined },
+        { ip: '192.0.2.1', count: 2, tool: 'a\0b' },
+        { ip: '192.0.2.1', count: undefined, tool: 'a' },
+      ]),
+    );
+    expect(first).toHaveLength(4);
+
+    feed.decided(decision('192.0.2.1'));
+    await feed.close();
+    const stored = await store.readRecent(DECISIONS_KEY, 10);
+    expect(stored).toHaveLength(5);
+    expect(stored[0]).toMatchObject({ ip: '192.0.2.1', result: 'allowed' });
+    expect(stored[0]!.count).toBeUndefined();
+    expect(stored.filter((record) => record.count === 3)).toHaveLength(1);
     await store.close();
   });
 });

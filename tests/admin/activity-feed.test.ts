@@ -89,6 +89,19 @@ describe('admin Activity page: recent decisions and security events', () => {
     expect(times).toEqual([...times].sort((a, b) => b - a));
   });
 
+  it('counts identical decisions made within about a second as one entry', async () => {
+    const asks = Array.from({ length: 20 }, () =>
+      ask(gw.url, TOOLS, { token: bob.token, ip: '203.0.113.20' }),
+    );
+    expect(await Promise.all(asks)).toEqual(Array(20).fill(200));
+    const listed = (await rows()).filter((row) => row.ip === '203.0.113.20');
+    // One entry, or two when the feed's one-second write fell among the 20 answers.
+    expect(listed.length).toBeGreaterThanOrEqual(1);
+    expect(listed.length).toBeLessThanOrEqual(2);
+    expect(listed.reduce((sum, row) => sum + Number(row.count), 0)).toBe(20);
+    expect(listed[0]).toMatchObject({ result: 'allowed', reason: 'allowed', client: bob.clientId });
+  });
+
   it('shows a refused tool call by name only (escaped), never its arguments or the token', async () => {
     const tool = '<script>alert("x")</script>';
     const secret = 'ARGUMENT-SECRET-4711';

@@ -125,6 +125,11 @@ describe('/verify', () => {
       expect(answer.json).toMatchObject({ error: 'unauthorized', resource_metadata: PRM_A });
       expect(JSON.parse(answer.headers.get('x-auth-error-body')!)).toEqual(answer.json);
       expect(answer.headers.get('content-type')).toBe('application/json');
+      // Sized, not chunked: one write per answer on the hot path.
+      expect(answer.headers.get('content-length')).toBe(
+        String(Buffer.byteLength(JSON.stringify(answer.json))),
+      );
+      expect(answer.headers.get('transfer-encoding')).toBeNull();
     });
 
     it('treats another scheme as no token', async () => {

@@ -14,15 +14,15 @@ function decode(text: string): string {
     .replace(/&amp;/g, '&');
 }
 
-const CELLS = ['time', 'result', 'what', 'reason', 'resource', 'subject', 'email', 'client'];
-const MORE_CELLS = ['tool', 'ip'];
+/** The cells of a row, by class, in page order. */
+const CELLS = 'time result count what reason resource subject email client tool ip'.split(' ');
 
 /** The feed's rows as listed (cell texts decoded), in page order. */
 export function feedRows(body: string): Record<string, string>[] {
   return [...body.matchAll(/<tr class="event" data-result="([^"]*)">([\s\S]*?)<\/tr>/g)].map(
     (match) => {
       const row: Record<string, string> = { data: match[1]! };
-      for (const cell of [...CELLS, ...MORE_CELLS]) {
+      for (const cell of CELLS) {
         const found = new RegExp(`<td class="${cell}">([\\s\\S]*?)</td>`).exec(match[2]!);
         row[cell] = decode(found?.[1]?.trim() ?? '');
         if (cell === 'tool') row.rawTool = found?.[1] ?? '';
