@@ -128,10 +128,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
   // is checked against the copy (and widened to it below), and a scope missing from it is
   // not checked against a client's registration at all. So the scopes of MCP servers added at
   // run time (src/servers/) work without being listed: they are granted per resource by
-  // getResourceServerInfo. They show in the discovery document's `scopes_supported` only
-  // after a restart; MCP clients read scopes from the 401 challenge and the resource's
-  // metadata, which are live.
-  const knownScopes = ['openid', 'offline_access', 'email', 'profile', ...resources.allScopes()];
+  // getResourceServerInfo; the discovery document lists them from the live registry (see
+  // `liveDiscoveryScopes`).
+  const knownScopes = [...OIDC_SCOPES, ...resources.allScopes()];
   const introspectors = new Set(
     config.clients.filter((client) => client.allowIntrospection).map((client) => client.client_id),
   );
@@ -431,6 +430,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   // Behind Traefik: X-Forwarded-Proto/-Host are honoured (for `secure` cookies and URLs).
   // The HTTP layer strips those headers from any peer that is not a trusted proxy.
   provider.proxy = true;
+  liveDiscoveryScopes(provider, resources);
   allowLoopbackPortVariation(provider.Client as never);
   exactAccountRedirect(provider.Client as never, accountCallbackUrl(config.issuer));
   const disabled = deps.disabledClients;
@@ -442,6 +442,26 @@ export function createProvider(deps: ProviderDependencies): Provider {
     );
   }
   return provider;
+}
+
+/** The OpenID Connect scopes every deployment has, before the resources' own. */
+const OIDC_SCOPES = ['openid', 'offline_access', 'email', 'profile'];
+
+/**
+ * oidc-provider builds `scopes_supported` (RFC 8414 §2) from the scopes known at start; MCP
+ * servers added, edited or removed at run time (src/servers/) change the resources' scopes,
+ * so the discovery document lists them as they are now. A removed server's scopes leave the
+ * list; tokens are never granted by this list anyway (getResourceServerInfo is per resource).
+ */
+function liveDiscoveryScopes(provider: Provider, resources: { allScopes(): string[] }): void {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'discovery') return;
+    const body = ctx.body as { scopes_supported?: unknown } | undefined;
+    if (body && Array.isArray(body.scopes_supported)) {
+      body.scopes_supported = [...new Set([...OIDC_SCOPES, ...resources.allScopes()])];
+    }
+  });
 }
 
 function toClientMetadata(client: GatewayConfig['clients'][number]): ClientMetadata {

@@ -213,6 +213,8 @@ describe('MCP servers added at run time (/admin/servers)', () => {
         added.body.includes(`/admin/servers/${candidate}/edit`) &&
         new RegExp(`data-server="${candidate}">\\s*<td class="name">Files<`).test(added.body),
     )!;
+    // The authorization server's metadata names the new scope at once (RFC 8414 §2).
+    expect(await discoveryScopes(gw.url)).toEqual(expect.arrayContaining(['openid', 'files']));
     const client = await registerClient(gw.url, { scope: 'files' });
     const { token } = await obtainTokens(gw.url, { client, resource, scope: 'files' });
     const accessToken = String(token.body.access_token);
@@ -247,6 +249,9 @@ describe('MCP servers added at run time (/admin/servers)', () => {
     expect(managedIds(removed.body)).not.toContain(id);
     expect(await verifyStatus(gw.url, resource, accessToken)).toBe(403);
     expect(await readdir(traefikDir)).not.toContain(`mcpgw-${id}.yaml`);
+    const scopes = await discoveryScopes(gw.url);
+    expect(scopes).not.toContain('files');
+    expect(scopes).toEqual(expect.arrayContaining(['openid', 'crm:read']));
   });
 
   it('refuses bad values with a message, and changes nothing: no file, no server', async () => {
@@ -411,3 +416,10 @@ describeWithBinary('redis-server', 'run-time MCP servers on two replicas', () =>
     );
   });
 });
+
+/** `scopes_supported` of the authorization server's metadata, as a client reads it. */
+async function discoveryScopes(gatewayUrl: string): Promise<string[]> {
+  const response = await fetch(`${gatewayUrl}/.well-known/oauth-authorization-server`);
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { scopes_supported: string[] }).scopes_supported;
+}
