@@ -12,7 +12,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { sendPage } from '../login/interactions.js';
 import type { Logger } from '../logging/logger.js';
 import type { ResourceRegistry } from '../oauth/resources.js';
-import { ServerChangeRefused, type ServerCatalog } from '../servers/catalog.js';
+import { ServerChangeRefused, ServerEditConflict, type ServerCatalog } from '../servers/catalog.js';
 import { SERVER_ID } from '../servers/managed-server.js';
 import type { AdminGuard } from './guard.js';
 import { defaultFields, formFields, serverFields, serverInput } from './server-form.js';
@@ -68,6 +68,7 @@ export function createServerRoutes(deps: ServerRoutesDependencies): Router {
     fields: ServerFormFields,
     problems: string[],
     id?: string,
+    version?: string,
   ) =>
     sendPage(
       res,
@@ -76,6 +77,7 @@ export function createServerRoutes(deps: ServerRoutesDependencies): Router {
         user: who.user,
         csrfToken: await guard.csrfToken(who),
         id,
+        version,
         fields,
         problems,
       }),
@@ -93,7 +95,7 @@ export function createServerRoutes(deps: ServerRoutesDependencies): Router {
     await catalog.reload();
     const server = catalog.get(req.params.id);
     if (!server) return guard.refuse(res, 404, 'Not found', 'There is no such server.');
-    return showForm(res, who, 200, serverFields(server), [], server.id);
+    return showForm(res, who, 200, serverFields(server), [], server.id, server.updatedAt);
   });
 
   /** Adds (no id) or saves a server from the posted form. */
@@ -103,12 +105,15 @@ export function createServerRoutes(deps: ServerRoutesDependencies): Router {
     if (id !== undefined && !SERVER_ID.test(id)) {
       return guard.refuse(res, 404, 'Not found', 'There is no such server.');
     }
-    const fields = formFields(req.body as Record<string, unknown>);
+    const body = req.body as Record<string, unknown>;
+    const fields = formFields(body);
+    // The version the form was filled from; a form without one (an older page) is not checked.
+    const version = typeof body.version === 'string' && body.version ? body.version : undefined;
     const parsed = serverInput(fields);
-    if (!parsed.ok) return showForm(res, who, 400, fields, parsed.problems, id);
+    if (!parsed.ok) return showForm(res, who, 400, fields, parsed.problems, id, version);
     try {
       if (id === undefined) await catalog.add(parsed.input, who.actor);
-      else await catalog.update(id, parsed.input, who.actor);
+      else await catalog.update(id, parsed.input, who.actor, version);
     } catch (error) {
       if (!(error instanceof ServerChangeRefused)) throw error;
       if (error.status === 404) return guard.refuse(res, 404, 'Not found', error.message);
@@ -116,7 +121,10 @@ export function createServerRoutes(deps: ServerRoutesDependencies): Router {
         event: 'admin_change_refused',
         problems: error.problems,
       });
-      return showForm(res, who, error.status, fields, error.problems, id);
+      // After a conflict the form carries the version now stored: saving again is a
+      // deliberate replacement of the other change.
+      const next = error instanceof ServerEditConflict ? error.current.updatedAt : version;
+      return showForm(res, who, error.status, fields, error.problems, id, next);
     }
     return res.redirect(303, `/admin/servers?done=${id === undefined ? 'added' : 'saved'}`);
   };

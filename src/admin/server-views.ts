@@ -195,6 +195,8 @@ export interface ServerFormView {
   csrfToken: string;
   /** Absent when adding. */
   id?: string | undefined;
+  /** When editing: the version of the server the form was filled from (its `updatedAt`). */
+  version?: string | undefined;
   fields: ServerFormFields;
   problems: string[];
 }
@@ -225,6 +227,7 @@ export function renderServerForm(view: ServerFormView): string {
       }
       <form class="server" method="post" action="${action}">
         <input type="hidden" name="csrf" value="${view.csrfToken}" />
+        ${view.version ? html`<input type="hidden" name="version" value="${view.version}" />` : ''}
         <label for="name">Name</label>
         <input id="name" name="name" type="text" required maxlength="200" value="${fields.name}" />
         <label for="url">Public URL</label>

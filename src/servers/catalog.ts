@@ -17,7 +17,11 @@
  *
  * The Traefik file of a change is rendered and validated before anything is stored: a value
  * Traefik would not accept is refused with the reason and nothing changes (no store write,
- * no file). Two administrators editing the same server at once: the last write wins.
+ * no file). An edit names the version it started from (the server's `updatedAt` when the form
+ * was opened): an edit of a server changed since is refused ({@link ServerEditConflict})
+ * rather than silently undoing the other change. The check and the write are two store
+ * operations, so two saves of the same server within the same few milliseconds can still
+ * both pass, the last one winning.
  */
 import { randomBytes } from 'node:crypto';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -47,6 +51,19 @@ export class ServerChangeRefused extends Error {
     readonly status: 400 | 404 | 409 = 400,
   ) {
     super(problems.join('; '));
+  }
+}
+
+/** An edit of a server that was changed after the editor read it (409). */
+export class ServerEditConflict extends ServerChangeRefused {
+  constructor(readonly current: ManagedServer) {
+    super(
+      [
+        `this server was changed by ${current.updatedBy} at ${current.updatedAt} after you opened it; ` +
+          'your values are kept below: save again to replace that change, or reopen the server to see it',
+      ],
+      409,
+    );
   }
 }
 
@@ -205,9 +222,21 @@ export class ServerCatalog {
     return server;
   }
 
-  /** Replaces a server's settings (its id and creation stay). */
-  async update(id: string, input: ManagedServerInput, actor: string): Promise<ManagedServer> {
+  /**
+   * Replaces a server's settings (its id and creation stay). With `expectedVersion` (the
+   * `updatedAt` the editor read), refuses with {@link ServerEditConflict} when the server has
+   * been changed since.
+   */
+  async update(
+    id: string,
+    input: ManagedServerInput,
+    actor: string,
+    expectedVersion?: string,
+  ): Promise<ManagedServer> {
     const before = await this.find(id);
+    if (expectedVersion !== undefined && expectedVersion !== before.updatedAt) {
+      throw new ServerEditConflict(before);
+    }
     const settings = this.validate(input);
     const text = this.renderTraefik(id, settings);
     const { store } = this.options;

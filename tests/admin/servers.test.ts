@@ -254,6 +254,62 @@ describe('MCP servers added at run time (/admin/servers)', () => {
     expect(scopes).toEqual(expect.arrayContaining(['openid', 'crm:read']));
   });
 
+  it('refuses an edit of a server changed since the form was opened (409), and keeps the other change', async () => {
+    const resource = 'http://localhost:4003/mcp';
+    const added = await postForm(
+      gw.url,
+      alice,
+      '/admin/servers',
+      serverForm({ name: 'Notes', url: resource, scopes: 'notes' }),
+    );
+    const id = managedIds(added.body).find((candidate) =>
+      new RegExp(`data-server="${candidate}">\\s*<td class="name">Notes<`).test(added.body),
+    )!;
+    const versionOf = (body: string) => /name="version" value="([^"]+)"/.exec(body)?.[1];
+    /** Two of the stored values, as the edit form shows them. */
+    const storedLimits = async (serverId: string) => {
+      const form = await alice.follow(new URL(`/admin/servers/${serverId}/edit`, gw.url), never);
+      const value = (field: string) =>
+        new RegExp(`id="${field}"[^>]*value="([^"]*)"`).exec(form.body)?.[1];
+      return { rateLimitAverage: value('rateLimitAverage'), inFlight: value('inFlight') };
+    };
+    // Two administrators open the edit form (alice twice here: the version is what counts).
+    const first = await alice.follow(new URL(`/admin/servers/${id}/edit`, gw.url), never);
+    const opened = versionOf(first.body);
+    expect(opened).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const saved = await postForm(gw.url, alice, `/admin/servers/${id}`, {
+      ...serverForm({ name: 'Notes', url: resource, scopes: 'notes' }),
+      rateLimitAverage: '7',
+      version: opened!,
+    });
+    expect(saved.body).toContain('Server saved');
+
+    // The second save, from the form opened before the first one.
+    const stale = await postForm(gw.url, alice, `/admin/servers/${id}`, {
+      ...serverForm({ name: 'Notes', url: resource, scopes: 'notes' }),
+      inFlight: '3',
+      version: opened!,
+    });
+    expect(stale.status).toBe(409);
+    expect(stale.body).toContain('Not saved.');
+    expect(stale.body).toContain('was changed by admin:');
+    expect(stale.body).toContain('value="3"'); // the editor's values are kept
+    const current = versionOf(stale.body);
+    expect(current).toBeDefined();
+    expect(current).not.toBe(opened);
+    expect(await storedLimits(id)).toEqual({ rateLimitAverage: '7', inFlight: '20' });
+
+    // Saving that form again replaces the other change, deliberately.
+    const again = await postForm(gw.url, alice, `/admin/servers/${id}`, {
+      ...serverForm({ name: 'Notes', url: resource, scopes: 'notes' }),
+      inFlight: '3',
+      version: current!,
+    });
+    expect(again.body).toContain('Server saved');
+    expect(await storedLimits(id)).toEqual({ rateLimitAverage: '50', inFlight: '3' });
+    await postForm(gw.url, alice, `/admin/servers/${id}/remove`, {});
+  });
+
   it('refuses bad values with a message, and changes nothing: no file, no server', async () => {
     const filesBefore = (await readdir(traefikDir)).sort();
     const idsBefore = managedIds((await alice.follow(`${gw.url}/admin/servers`, never)).body);
