@@ -60,16 +60,8 @@ export class RevocationList {
     this.unsubscribe = await this.store.subscribe(CHANNEL, (message) => this.remember(message));
     await this.refresh();
     this.timer = setInterval(() => {
-      // Said once per outage, from the timer (never from the decision path).
-      if (!this.outage && !this.usable()) {
-        this.outage = true;
-        this.logger.error(
-          'revocations cannot be read: /verify refuses tokens (verify.storeOutage)',
-          {
-            event: 'store_outage',
-          },
-        );
-      }
+      // Said once per outage, from the timer and the reads (never from the decision path).
+      if (!this.usable()) this.reportOutage();
       this.refresh().then(
         () => {
           if (this.outage)
@@ -81,6 +73,14 @@ export class RevocationList {
       );
     }, this.pollInterval * 1000);
     this.timer.unref();
+  }
+
+  private reportOutage(): void {
+    if (this.outage) return;
+    this.outage = true;
+    this.logger.error('revocations cannot be read: /verify refuses tokens (verify.storeOutage)', {
+      event: 'store_outage',
+    });
   }
 
   async stop(): Promise<void> {
@@ -114,6 +114,9 @@ export class RevocationList {
       if (this.remember(member) < now) expired.push(member);
     }
     for (const [grantId, until] of this.revoked) if (until < now) this.revoked.delete(grantId);
+    // A list that went stale and is read again within one poll interval was still an outage
+    // (/verify refused meanwhile): said here, as the timer never saw it.
+    if (this.lastRead > 0 && !this.usable()) this.reportOutage();
     this.lastRead = performance.now();
     if (expired.length) await this.store.removeFromSet(LIST_KEY, expired);
   }
