@@ -8,6 +8,7 @@ import type { ActivityEntry, ActivityResult } from '../activity/activity-entries
 import { html } from '../login/views/layout.js';
 import type { FeedFilter } from './activity-feed.js';
 import { activityTabs } from './activity-tabs.js';
+import { pageLinks } from './paging.js';
 import { adminPage } from './views.js';
 
 /** An entry as shown: with the email of its subject's account, when known. */
@@ -28,10 +29,15 @@ function formatInstant(at: number): string {
 export interface ActivityFeedView {
   user: string;
   filter: FeedFilter;
+  /** This page's entries. */
   entries: ShownEntry[];
+  /** 1 for the newest. */
+  page: number;
+  /** Whether older matching entries follow. */
+  hasOlder: boolean;
   /** False with `activity.enabled: false`. */
   enabled: boolean;
-  /** Entries shown at most. */
+  /** Entries per page. */
   limit: number;
   /** Entries kept of each list (`activity.maxEntries`). */
   kept: number;
@@ -86,7 +92,7 @@ export function renderActivityFeed(view: ActivityFeedView): string {
         <button type="submit">Filter</button>
       </form>
       <p>
-        The newest ${view.limit} matching entries of every replica, newest first (exact match on
+        The matching entries of every replica, newest first, ${view.limit} a page (exact match on
         each field). The gateway keeps the last ${view.kept} decisions and the last ${view.kept}
         security events; an entry reaches this page within about a second. Identical decisions (same
         result, reason, resource, user, client, tool and address) within that second are one entry,
@@ -117,6 +123,16 @@ export function renderActivityFeed(view: ActivityFeedView): string {
                 </tr>`
           }
         </tbody>
-      </table>`,
+      </table>
+      ${pageLinks(
+        {
+          resource: view.filter.resource,
+          user: view.filter.user,
+          client: view.filter.client,
+          result: view.filter.result,
+        },
+        view.page,
+        view.hasOlder,
+      )}`,
   );
 }

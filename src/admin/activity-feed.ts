@@ -23,10 +23,11 @@ import type { AccountStore } from '../login/accounts.js';
 import { sendPage } from '../login/interactions.js';
 import { renderActivityFeed, type ShownEntry } from './activity-feed-view.js';
 import type { AdminGuard, SignedInAdmin } from './guard.js';
+import { pageOf, parsePage } from './paging.js';
 
 /** Longest accepted filter value (a CIMD client id is a URL). */
 export const MAX_FILTER = 2000;
-/** Entries shown, newest first, of those that match. */
+/** Entries shown per page, newest first, of those that match. */
 export const FEED_LIMIT = 200;
 /** Distinct subjects whose email is looked up per view. */
 export const MAX_LOOKUPS = 500;
@@ -113,24 +114,28 @@ export async function sendActivityFeed(
 ): Promise<void> {
   const parsed = parseFeedFilter(req.query);
   if (!parsed.ok) return deps.guard.refuse(res, 400, 'Bad filter', parsed.problem);
+  const paged = parsePage(req.query);
+  if (!paged.ok) return deps.guard.refuse(res, 400, 'Bad page', paged.problem);
   const { filter } = parsed;
   const entries = deps.activity ? await deps.activity.recent() : [];
   const emails = await emailsOf(deps.accounts, entries);
-  const shown: ShownEntry[] = [];
-  for (const entry of entries) {
-    const email = entry.subject === undefined ? undefined : emails.get(entry.subject);
-    const candidate: ShownEntry = email === undefined ? entry : { ...entry, email };
-    if (!matchesFeed(candidate, filter)) continue;
-    shown.push(candidate);
-    if (shown.length >= FEED_LIMIT) break;
+  function* matching(): Generator<ShownEntry> {
+    for (const entry of entries) {
+      const email = entry.subject === undefined ? undefined : emails.get(entry.subject);
+      const candidate: ShownEntry = email === undefined ? entry : { ...entry, email };
+      if (matchesFeed(candidate, filter)) yield candidate;
+    }
   }
+  const { items, hasOlder } = pageOf(matching(), paged.page, FEED_LIMIT);
   return sendPage(
     res,
     200,
     renderActivityFeed({
       user: who.user,
       filter,
-      entries: shown,
+      entries: items,
+      page: paged.page,
+      hasOlder,
       enabled: deps.activity !== undefined,
       limit: FEED_LIMIT,
       kept: deps.activity?.maxEntries ?? 0,

@@ -32,6 +32,7 @@ import type { Store } from '../store/store.js';
 import { ACTIVITY_FILTERS, recentActivity, type ActivityFilter } from './activity.js';
 import type { ActivityFeed } from '../activity/activity-feed.js';
 import { sendActivityFeed } from './activity-feed.js';
+import { pageOf, parsePage } from './paging.js';
 import { clientStateHandler, clientStateNotice } from './client-state.js';
 import { createAdminGuard } from './guard.js';
 import { createServerRoutes } from './server-routes.js';
@@ -161,6 +162,8 @@ export function createAdminRouter(deps: AdminDependencies): Router {
     const who = await admin(req, res, true);
     if (!who) return undefined;
     if (req.query.view !== 'audit') return sendActivityFeed(req, res, who, { ...deps, guard });
+    const paged = parsePage(req.query);
+    if (!paged.ok) return guard.refuse(res, 400, 'Bad page', paged.problem);
     const filter: ActivityFilter = {};
     for (const name of ACTIVITY_FILTERS) {
       const value = req.query[name];
@@ -168,15 +171,22 @@ export function createAdminRouter(deps: AdminDependencies): Router {
         filter[name] = value;
       }
     }
+    // The newest records up to the end of this page, and one more to tell whether any follow.
+    const newest = await recentActivity(store, filter, {
+      limit: paged.page * ACTIVITY_LIMIT + 1,
+    });
+    const { items, hasOlder } = pageOf(newest, paged.page, ACTIVITY_LIMIT);
     return sendPage(
       res,
       200,
       renderActivity({
         user: who.user,
         filter,
-        records: await recentActivity(store, filter, { limit: ACTIVITY_LIMIT }),
+        records: items,
         auditEnabled: deps.audit !== undefined,
         limit: ACTIVITY_LIMIT,
+        page: paged.page,
+        hasOlder,
       }),
     );
   });

@@ -7,6 +7,7 @@ import type { ClientListing } from '../account/client-admin.js';
 import { formatTime } from '../account/views/account-page.js';
 import { html, page, SafeHtml } from '../login/views/layout.js';
 import type { JsonObject } from '../store/store.js';
+import { pageLinks } from './paging.js';
 import type { ActivityFilter } from './activity.js';
 import { activityTabs } from './activity-tabs.js';
 
@@ -174,9 +175,15 @@ export function renderClients(view: ClientsView): string {
 export interface ActivityView {
   user: string;
   filter: ActivityFilter;
+  /** This page's records. */
   records: JsonObject[];
   auditEnabled: boolean;
+  /** Records per page. */
   limit: number;
+  /** 1 for the newest. */
+  page: number;
+  /** Whether older matching records follow. */
+  hasOlder: boolean;
 }
 
 const SHOWN = new Set(['seq', 'time', 'kind', 'actor', 'subject', 'clientId', 'resource']);
@@ -226,7 +233,7 @@ export function renderActivity(view: ActivityView): string {
         ${field('client', 'Client ID')} ${field('kind', 'Kind')}
         <button type="submit">Filter</button>
       </form>
-      <p>The newest ${view.limit} matching records, newest first (exact match on each field).</p>
+      <p>The matching records, newest first, ${view.limit} a page (exact match on each field).</p>
       <table>
         <thead>
           <tr>
@@ -249,7 +256,8 @@ export function renderActivity(view: ActivityView): string {
                 </tr>`
           }
         </tbody>
-      </table>`,
+      </table>
+      ${pageLinks({ view: 'audit', ...view.filter }, view.page, view.hasOlder)}`,
   );
 }
 

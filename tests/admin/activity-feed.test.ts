@@ -10,6 +10,7 @@ import { DECISIONS_KEY, SECURITY_EVENTS_KEY } from '../../src/activity/activity-
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { ask, feedRows, openPage } from '../helpers/admin-activity.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';
+import { eventually } from '../helpers/poll.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
 
 const TOOLS = 'http://localhost:3999/mcp';
@@ -235,6 +236,63 @@ describe('admin Activity page: bounds and switch', () => {
       expect(listed.every((row) => row.reason === 'no_token')).toBe(true);
       expect(page.body).toContain('keeps the last 10 decisions and the last 10');
       await expect(gw.gateway.store.readRecent(DECISIONS_KEY, 1000)).resolves.toHaveLength(10);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('pages both views, 200 a page, keeping the filters; refuses a bad page (400)', async () => {
+    const gw = await startGateway(() => ({ admins: { emails: [ALICE] } }));
+    const agent = new TestUserAgent();
+    const open = (query: string) => openPage(gw.url, agent, `/admin/activity${query}`, ALICE);
+    const auditRows = (body: string) => body.match(/<tr class="record">/g)?.length ?? 0;
+    try {
+      // 205 refused decisions (a bad token: audited, unlike no token), each from its own
+      // address so that none is counted into another and no address reaches its failure limit.
+      for (let n = 0; n < 205; n += 1) {
+        const ip = `10.2.${n >> 8}.${n & 255}`;
+        expect(await ask(gw.url, TOOLS, { token: 'not-a-token', ip })).toBe(401);
+      }
+      const first = await open('?result=refused');
+      expect(feedRows(first.body).map((row) => row.ip)).toEqual(
+        Array.from({ length: 200 }, (_, i) => `10.2.${(204 - i) >> 8}.${(204 - i) & 255}`),
+      );
+      expect(first.body).toContain(
+        '<a rel="next" href="/admin/activity?result=refused&amp;page=2"',
+      );
+      expect(first.body).not.toContain('rel="prev"');
+      const second = await open('?result=refused&page=2');
+      expect(feedRows(second.body).map((row) => row.ip)).toEqual([
+        '10.2.0.4',
+        '10.2.0.3',
+        '10.2.0.2',
+        '10.2.0.1',
+        '10.2.0.0',
+      ]);
+      expect(second.body).toContain('<a rel="prev" href="/admin/activity?result=refused"');
+      expect(second.body).not.toContain('rel="next"');
+      expect(feedRows((await open('?result=refused&page=3')).body)).toEqual([]);
+
+      // The audit view: its records are written in the background, so wait for the last.
+      const audit = '?view=audit&kind=verify_denied';
+      expect(
+        await eventually(async () => auditRows((await open(`${audit}&page=2`)).body) === 5, 5000),
+      ).toBe(true);
+      const auditFirst = await open(audit);
+      expect(auditRows(auditFirst.body)).toBe(200);
+      expect(auditFirst.body).toContain(
+        '<a rel="next" href="/admin/activity?view=audit&amp;kind=verify_denied&amp;page=2"',
+      );
+
+      for (const bad of [
+        '?page=0',
+        '?page=x',
+        '?page=10001',
+        '?page=1&page=2',
+        `${audit}&page=-1`,
+      ]) {
+        expect([bad, (await open(bad)).status]).toEqual([bad, 400]);
+      }
     } finally {
       await gw.stop();
     }
