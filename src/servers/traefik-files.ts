@@ -181,6 +181,13 @@ export class TraefikFiles {
    * before anything is stored, so that a refused edit changes nothing anywhere.
    */
   render(id: string, server: ManagedServerSettings): string {
+    // Said plainly rather than as the rule check's generic message: the generated Host rule
+    // takes DNS names only (and ACME certificates are for names too).
+    if (new URL(server.url).hostname.startsWith('[')) {
+      throw new TraefikConfigRefused([
+        'url: an IPv6 address cannot be routed by a generated Host rule; give the server a DNS name',
+      ]);
+    }
     const document = traefikDocument(id, server, this.settings);
     const checked = documentSchema.safeParse(document);
     const problems = checked.success

@@ -330,7 +330,11 @@ describe('MCP servers added at run time (/admin/servers)', () => {
         400,
       ],
       // Valid for the gateway, not for a Traefik rule (Host() takes a name): Traefik's check.
-      [{ url: 'http://[::1]:4003/mcp' }, /Traefik: .*rule/, 400],
+      [
+        { url: 'http://[::1]:4003/mcp' },
+        /Traefik: url: an IPv6 address cannot be routed.*DNS name/,
+        400,
+      ],
       [{ url: CONFIGURED }, /defined in the configuration file/, 409],
       [{ name: '' }, /name: /, 400],
     ];
