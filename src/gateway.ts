@@ -11,6 +11,7 @@ import { errors as oidcErrors } from 'oidc-provider';
 import type { GatewayConfig } from './config/schema.js';
 import { BackendTokenSigner } from './forward-auth/backend-token.js';
 import { DecisionPoint, VERIFY_PATH } from './forward-auth/decision-point.js';
+import { SessionBindings } from './forward-auth/session-binding.js';
 import { protectedResourceMetadataRouter } from './forward-auth/protected-resource-metadata.js';
 import { RevocationList } from './forward-auth/revocations.js';
 import { DisabledClients } from './forward-auth/disabled-clients.js';
@@ -223,6 +224,13 @@ export async function createGateway(
       ...(activity ? [activity] : []),
     ],
     revocations,
+    sessions: config.verify.sessionBinding.enabled
+      ? new SessionBindings({
+          store,
+          ttlSeconds: config.verify.sessionBinding.ttl,
+          cacheSize: config.verify.cacheSize,
+        })
+      : undefined,
     failureLimiter: limits.verifyFailures,
   });
 

@@ -390,6 +390,18 @@ export const configSchema = z
          */
         storeOutage: z.enum(['fail-closed', 'serve-cached']).default('fail-closed'),
         storeOutageGrace: duration.default(30),
+        /**
+         * MCP sessions bound to the user and client that first used them (checklist RS-12,
+         * src/forward-auth/session-binding.ts): another token presenting the same
+         * `Mcp-Session-Id` (or legacy `sessionId`) for the same resource gets 404. `ttl`: how
+         * long a binding is kept after the session's first request.
+         */
+        sessionBinding: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            ttl: duration.default(86_400),
+          })
+          .prefault({}),
       })
       .prefault({}),
     /** Prometheus metrics (prom-client). */

@@ -12,7 +12,7 @@
 export const AUTH_ERROR_BODY_HEADER = 'X-Auth-Error-Body';
 
 export interface Denial {
-  status: 400 | 401 | 403 | 413 | 429 | 503;
+  status: 400 | 401 | 403 | 404 | 413 | 429 | 503;
   headers: Record<string, string>;
   body: unknown;
 }
@@ -113,6 +113,8 @@ export function insufficientScope(prmUrl: string, scopes: string[], description:
 export const JSONRPC_PARSE_ERROR = -32700;
 export const JSONRPC_INVALID_REQUEST = -32600;
 export const JSONRPC_FORBIDDEN = -32001;
+/** What the MCP SDK's Streamable HTTP server answers (with 404) for an unknown session. */
+export const JSONRPC_SESSION_NOT_FOUND = -32001;
 
 export function jsonRpcError(
   status: Denial['status'],

@@ -14,7 +14,9 @@
  *  4. a Bearer token from the `Authorization` header only (query tokens are ignored, RS-11);
  *     valid, for this resource, not revoked (401 with the RFC 9728 challenge);
  *  5. the resource's baseline scopes (403 `insufficient_scope`);
- *  6. per-tool rules on the MCP operation (403, or 400/413 for a bad body).
+ *  6. the MCP session, if the request names one, is this token's user's and client's (404 as
+ *     for an unknown session otherwise; session-binding.ts);
+ *  7. per-tool rules on the MCP operation (403, or 400/413 for a bad body).
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -30,6 +32,7 @@ import {
   invalidToken,
   JSONRPC_FORBIDDEN,
   JSONRPC_INVALID_REQUEST,
+  JSONRPC_SESSION_NOT_FOUND,
   jsonRpcError,
   missingToken,
   protectedResourceMetadataUrl,
@@ -39,6 +42,7 @@ import {
 import { identityHeaders, type Identity } from './identity-headers.js';
 import { readOperation } from './mcp-operation.js';
 import { readPublicRequest, type PublicRequest } from './public-request.js';
+import { SESSION_ID, type SessionBindings } from './session-binding.js';
 import type { ResourceMatch, ResourceMatcher } from './resource-matcher.js';
 import { TokenRejected, TokenVerifier, type VerifiedToken } from './token-verifier.js';
 
@@ -56,6 +60,8 @@ export interface DecisionPointDependencies {
   observers?: DecisionObserver[];
   /** Whether revocations are known well enough to allow a token (store outage policy). */
   revocations?: { usable(): boolean };
+  /** MCP sessions bound to their first user and client (`verify.sessionBinding`). */
+  sessions?: SessionBindings | undefined;
   /** Refusals per client IP (`limits.verifyFailures`, src/limits/rate-limits.ts). */
   failureLimiter?: {
     readonly active: boolean;
@@ -175,6 +181,24 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 const hasBody = (req: IncomingMessage) =>
   Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+
+/**
+ * The MCP session a request belongs to: `Mcp-Session-Id` (Streamable HTTP), else a legacy
+ * SSE server's `sessionId` query parameter; `undefined` for none, `null` for a malformed one.
+ */
+function mcpSessionId(req: IncomingMessage, request: PublicRequest): string | null | undefined {
+  const header = req.headers['mcp-session-id'];
+  const value =
+    header ??
+    (request.search.includes('sessionId=')
+      ? (new URLSearchParams(request.search).get('sessionId') ?? undefined)
+      : undefined);
+  if (value === undefined) return undefined;
+  return typeof value === 'string' && SESSION_ID.test(value) ? value : null;
+}
+
+/** 404 for a session bound to someone else: the transport's answer for an unknown session. */
+const SESSION_NOT_FOUND = jsonRpcError(404, JSONRPC_SESSION_NOT_FOUND, 'Session not found');
 
 /** `Bearer <token>` from the Authorization header; `null` for another scheme or none. */
 function bearerToken(req: IncomingMessage): string | null | '' {
@@ -365,6 +389,33 @@ export class DecisionPoint {
       );
     }
 
+    const sessions = this.deps.sessions;
+    const sessionId = sessions ? mcpSessionId(req, request) : undefined;
+    if (sessionId === null) {
+      return this.deny(
+        trace,
+        res,
+        refused(400, 'invalid_request', 'malformed MCP session id'),
+        'bad_request',
+      );
+    }
+    if (sessionId === undefined) return this.withSession(context, verified);
+    const owner = { subject: verified.sub, clientId: verified.clientId };
+    const owned = sessions!.claim(resource.url, sessionId, owner);
+    if (owned === true) return this.withSession(context, verified);
+    if (owned === false) return this.refuseSession(context, verified);
+    return owned.then(
+      (ok) => (ok ? this.withSession(context, verified) : this.refuseSession(context, verified)),
+      (error: unknown) => {
+        this.deps.logger.warn('cannot read MCP session bindings', { error });
+        this.deny(trace, res, STORE_UNAVAILABLE, 'store_unavailable');
+      },
+    );
+  }
+
+  /** The checks after the session (if any) is known to be this token's. */
+  private withSession(context: DecisionContext, verified: VerifiedToken): Promise<void> | void {
+    const { req, res, request, match, prmUrl, trace } = context;
     const policy = match.toolPolicy;
     if (policy) {
       return this.checkTools(req, request, match, policy, verified, prmUrl).then((refusal) => {
@@ -375,6 +426,17 @@ export class DecisionPoint {
       });
     }
     return this.allowToken(trace, res, verified, match);
+  }
+
+  /** Another user's (or client's) session: 404, as for a session that does not exist. */
+  private refuseSession(context: DecisionContext, verified: VerifiedToken): void {
+    securityEvent(this.deps.logger, 'session_mismatch', {
+      ip: context.request.clientIp(),
+      resource: context.match.resource.url,
+      subject: verified.sub,
+      clientId: verified.clientId,
+    });
+    this.deny(context.trace, context.res, SESSION_NOT_FOUND, 'session_mismatch');
   }
 
   private allowToken(

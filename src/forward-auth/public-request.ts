@@ -16,6 +16,8 @@ export interface PublicRequest {
   origin: string;
   /** The path with dot segments resolved, without the query. */
   path: string;
+  /** The query with its `?`, or '' (a legacy SSE server's `/messages?sessionId=`). */
+  search: string;
   /**
    * The client's address as the trusted proxies saw it. Computed on demand: only refusals
    * log it, and walking X-Forwarded-For costs on every allowed request otherwise.
@@ -70,6 +72,7 @@ export function readPublicRequest(req: IncomingMessage, trust: TrustFunction): P
       method,
       origin: url.origin,
       path: url.pathname,
+      search: url.search,
       clientIp: () => proxyAddr(req as never, trust),
     },
   };

@@ -24,6 +24,8 @@ export type SecurityEventKind =
   | 'invalid_token'
   | 'header_body_mismatch'
   | 'tool_denied'
+  /** A token presented an MCP session bound to another user or client (RS-12). */
+  | 'session_mismatch'
   /** An abuse limit refused a request (`route`, `keyType`: `ip` or `client`, `limit`). */
   | 'rate_limited';
 

@@ -68,26 +68,32 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
   let caddy: RunningProxy;
   let serverA: StreamableServer;
   let serverB: StreamableServer;
+  /** Stateful: issues `Mcp-Session-Id` (RS-12). */
+  let sessionServer: StreamableServer;
   let legacy: LegacySseServer;
   let urlA: string;
   let urlB: string;
+  let sessionUrl: string;
   let legacyUrl: string;
 
   beforeAll(async () => {
     const gatewayPort = await getFreePort();
     serverA = await startStreamableServer();
     serverB = await startStreamableServer();
+    sessionServer = await startStreamableServer({ path: '/s/mcp', sessions: true });
     legacy = await startLegacySseServer({ prefix: '/servers/legacy' });
     caddy = await startCaddy({
       authUrl: `http://127.0.0.1:${gatewayPort}`,
       routes: [
         { path: '/mcp', upstream: serverA.url },
         { path: '/b/mcp', upstream: serverB.url },
+        { path: '/s/mcp', upstream: sessionServer.url },
         { path: '/servers/legacy/*', upstream: legacy.url },
       ],
     });
     urlA = `${caddy.url}/mcp`;
     urlB = `${caddy.url}/b/mcp`;
+    sessionUrl = `${caddy.url}/s/mcp`;
     legacyUrl = `${caddy.url}/servers/legacy`;
     gw = await startGateway(
       () => ({
@@ -110,6 +116,7 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
             },
           },
           { url: urlB, name: 'Server B', scopes: ['mcp:tools'] },
+          { url: sessionUrl, name: 'Stateful server', scopes: ['mcp:tools'] },
           {
             url: legacyUrl,
             name: 'Legacy SSE server',
@@ -125,7 +132,7 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
   afterAll(async () => {
     await caddy?.stop();
     await gw?.stop();
-    await Promise.all([serverA?.stop(), serverB?.stop(), legacy?.stop()]);
+    await Promise.all([serverA?.stop(), serverB?.stop(), sessionServer?.stop(), legacy?.stop()]);
   });
 
   it('challenges a tokenless request with the spec 401, through the proxy', async () => {
@@ -186,6 +193,36 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
     expect(serverB.seenRequests).toHaveLength(before);
+  });
+
+  it("keeps another user's token out of a user's MCP session (RS-12)", async () => {
+    const alice = new TestOAuthProvider();
+    const aliceClient = await sdkConnect(sessionUrl, alice);
+    await aliceClient.listTools();
+    const sessionId = (aliceClient.transport as StreamableHTTPClientTransport).sessionId;
+    expect(sessionId).toEqual(expect.any(String));
+    const bob = new TestOAuthProvider();
+    await (await sdkConnect(sessionUrl, bob, 'bob@example.com')).close();
+
+    const before = sessionServer.seenRequests.length;
+    const hijack = await fetch(sessionUrl, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${bob.savedTokens!.access_token}`,
+        'mcp-session-id': sessionId!,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
+    });
+    expect(hijack.status).toBe(404);
+    expect(await hijack.json()).toMatchObject({
+      error: { code: -32001, message: 'Session not found' },
+    });
+    expect(sessionServer.seenRequests).toHaveLength(before); // it never reached the server
+    // Alice's session goes on.
+    expect((await aliceClient.listTools()).tools.length).toBeGreaterThan(0);
+    await aliceClient.close();
   });
 
   it('refuses a tool the user may not call with a JSON-RPC error, and allows one after step-up', async () => {

@@ -468,6 +468,66 @@ describe('/verify', () => {
     });
   });
 
+  describe('MCP sessions bound to their first user and client (RS-12)', () => {
+    const onB = (token: string, session: string) =>
+      ask({ host: 'localhost:4002', token, headers: { 'mcp-session-id': session } });
+
+    it("refuses another user's token on a session (404, as an unknown session), and another client's", async () => {
+      expect((await onB(tokenB, 'session-1')).status).toBe(200); // binds session-1 to this token's user
+      expect((await onB(tokenB, 'session-1')).status).toBe(200);
+
+      const bob = await obtainTokens(gw.url, { client, resource: B, user: 'bob@example.com' });
+      const bobToken = String(bob.token.body.access_token);
+      const hijack = await onB(bobToken, 'session-1');
+      expect(hijack.status).toBe(404);
+      expect(hijack.json).toEqual({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32001, message: 'Session not found' },
+      });
+      expect(hijack.challenge).toBeNull();
+      expect(
+        gw
+          .logRecords()
+          .filter((record) => record.security_event === 'session_mismatch')
+          .at(-1),
+      ).toMatchObject({ resource: B, subject: 'dev:bob@example.com', clientId: client.client_id });
+      expect((await onB(bobToken, 'session-2')).status).toBe(200); // his own session
+
+      // The same user through another client (another app holding a token of hers).
+      const otherClient = await registerClient(gw.url);
+      const other = await obtainTokens(gw.url, { client: otherClient, resource: B });
+      expect((await onB(String(other.token.body.access_token), 'session-1')).status).toBe(404);
+      // The owner is unaffected.
+      expect((await onB(tokenB, 'session-1')).status).toBe(200);
+    });
+
+    it('binds per resource, covers a legacy SSE sessionId, and refuses a malformed session id', async () => {
+      // session-1 is the first user's on B; on the legacy resource it is another session,
+      // bound to whoever uses it there first (bob).
+      const bob = await obtainTokens(gw.url, {
+        client,
+        resource: LEGACY,
+        user: 'bob@example.com',
+      });
+      const bobLegacy = String(bob.token.body.access_token);
+      const messages = (token: string, session: string) =>
+        ask({
+          host: 'localhost:4003',
+          uri: `/servers/legacy/messages?sessionId=${encodeURIComponent(session)}`,
+          token,
+        });
+      expect((await messages(bobLegacy, 'session-1')).status).toBe(200);
+      expect((await messages(tokenLegacy, 'session-1')).status).toBe(404);
+      expect((await messages(bobLegacy, 'session-1')).status).toBe(200);
+
+      for (const bad of ['has space', 'x'.repeat(257)]) {
+        const answer = await onB(tokenB, bad);
+        expect([bad.slice(0, 10), answer.status]).toEqual([bad.slice(0, 10), 400]);
+      }
+    });
+  });
+
   describe('protected resource metadata (RS-01, RS-02, RS-04, RS-06)', () => {
     it('serves the document for each resource at its path-inserted URL', async () => {
       const response = await fetch(`${gw.url}/.well-known/oauth-protected-resource/mcp`, {

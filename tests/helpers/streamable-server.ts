@@ -1,18 +1,22 @@
 /**
  * An MCP server as it sits behind the gateway: a real `@modelcontextprotocol/sdk` server over
- * Streamable HTTP with NO auth code at all. Stateless (a new `McpServer` and
- * `StreamableHTTPServerTransport` per POST, as the SDK's stateless example does), served by
- * express on a free loopback port at `/mcp`. Whatever the proxy in front lets through, it
+ * Streamable HTTP with NO auth code at all. Stateless by default (a new `McpServer` and
+ * `StreamableHTTPServerTransport` per POST, as the SDK's stateless example does), or with
+ * `sessions: true` stateful as the SDK's session example (an `Mcp-Session-Id` issued on
+ * initialize, its transport reused, 404 for an unknown session), served by express on a free
+ * loopback port at `/mcp` (or `path`). Whatever the proxy in front lets through, it
  * answers; what it received is recorded, so tests can check what the gateway attached
  * (`X-Auth-*`) and what it kept away (the client's bearer token).
  *
  * Tools: `whoami` (JSON of the `X-Auth-*` headers and the `Authorization` header of the request
  * that carried the call) and `echo` (`{ text }` back).
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { closeServer, getFreePort, listenOn } from './ports.js';
 
@@ -25,7 +29,7 @@ export interface SeenRequest {
 }
 
 export interface StreamableServer {
-  /** `http://127.0.0.1:PORT` (the MCP endpoint is `${url}/mcp`). */
+  /** `http://127.0.0.1:PORT` (the MCP endpoint is `${url}/mcp`, or `${url}${path}`). */
   url: string;
   /** Every request that reached the server, in arrival order. */
   seenRequests: SeenRequest[];
@@ -69,12 +73,21 @@ export function createToolServer(name: string): McpServer {
   return server;
 }
 
+export interface StreamableServerOptions {
+  /** Where the MCP endpoint is (default `/mcp`). */
+  path?: string;
+  /** Stateful, with `Mcp-Session-Id` (default: stateless). */
+  sessions?: boolean;
+}
+
 /** Starts the server; resolves once it listens. */
-export async function startStreamableServer(): Promise<StreamableServer> {
+export async function startStreamableServer(
+  options: StreamableServerOptions = {},
+): Promise<StreamableServer> {
   for (let attempt = 1; ; attempt += 1) {
     const port = await getFreePort();
     try {
-      return await launch(port);
+      return await launch(port, options.path ?? '/mcp', options.sessions ?? false);
     } catch (error) {
       const portTaken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
       if (!portTaken || attempt >= LISTEN_ATTEMPTS) throw error;
@@ -82,7 +95,7 @@ export async function startStreamableServer(): Promise<StreamableServer> {
   }
 }
 
-async function launch(port: number): Promise<StreamableServer> {
+async function launch(port: number, path: string, sessions: boolean): Promise<StreamableServer> {
   const seenRequests: SeenRequest[] = [];
   const app = express();
   app.disable('x-powered-by');
@@ -91,7 +104,12 @@ async function launch(port: number): Promise<StreamableServer> {
     next();
   });
 
-  app.post('/mcp', express.json({ limit: '4mb' }), async (req: Request, res: Response) => {
+  if (sessions) {
+    serveSessions(app, path);
+    return listening(app, port, seenRequests);
+  }
+
+  app.post(path, express.json({ limit: '4mb' }), async (req: Request, res: Response) => {
     const server = createToolServer('streamable-test-server');
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on('close', () => {
@@ -118,9 +136,54 @@ async function launch(port: number): Promise<StreamableServer> {
       .set('Allow', 'POST')
       .json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null });
   };
-  app.get('/mcp', methodNotAllowed);
-  app.delete('/mcp', methodNotAllowed);
+  app.get(path, methodNotAllowed);
+  app.delete(path, methodNotAllowed);
+  return listening(app, port, seenRequests);
+}
 
+/** The SDK's stateful pattern: one transport per session, found by `Mcp-Session-Id`. */
+function serveSessions(app: express.Express, path: string): void {
+  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const unknownSession = (res: Response) =>
+    res
+      .status(404)
+      .json({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+  app.post(path, express.json({ limit: '4mb' }), async (req: Request, res: Response) => {
+    const sessionId = req.header('mcp-session-id');
+    let transport = sessionId === undefined ? undefined : transports.get(sessionId);
+    if (sessionId !== undefined && !transport) return unknownSession(res);
+    if (!transport) {
+      if (!isInitializeRequest(req.body)) {
+        return res
+          .status(400)
+          .json({ jsonrpc: '2.0', error: { code: -32000, message: 'No session' }, id: null });
+      }
+      const created = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => void transports.set(id, created),
+      });
+      created.onclose = () => {
+        if (created.sessionId) transports.delete(created.sessionId);
+      };
+      await createToolServer('streamable-session-server').connect(created);
+      transport = created;
+    }
+    return transport.handleRequest(req, res, req.body);
+  });
+  const existing = async (req: Request, res: Response) => {
+    const transport = transports.get(req.header('mcp-session-id') ?? '');
+    if (!transport) return unknownSession(res);
+    return transport.handleRequest(req, res);
+  };
+  app.get(path, existing);
+  app.delete(path, existing);
+}
+
+async function listening(
+  app: express.Express,
+  port: number,
+  seenRequests: SeenRequest[],
+): Promise<StreamableServer> {
   const httpServer = createServer(app);
   await listenOn(httpServer, port);
   let stopped: Promise<void> | undefined;

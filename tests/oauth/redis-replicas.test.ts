@@ -146,6 +146,32 @@ describeWithBinary('redis-server', 'two auth replicas on one Redis', () => {
     console.log(`revocation seen by the other replica after ${Date.now() - started} ms`);
   });
 
+  it("binds an MCP session at A and refuses another user's token on it at B (RS-12)", async () => {
+    const client = await registerClient(a.url);
+    const owner = await obtainTokens(a.url, { client, resource: RESOURCE });
+    const other = await obtainTokens(a.url, {
+      client,
+      resource: RESOURCE,
+      user: 'bob@example.com',
+    });
+    const verifyAt = async (url: string, token: unknown, session: string) =>
+      (
+        await fetch(`${url}/verify`, {
+          headers: {
+            authorization: `Bearer ${String(token)}`,
+            'mcp-session-id': session,
+            'x-forwarded-proto': 'http',
+            'x-forwarded-host': 'localhost:3999',
+            'x-forwarded-uri': '/mcp',
+            'x-forwarded-method': 'POST',
+          },
+        })
+      ).status;
+    expect(await verifyAt(a.url, owner.token.body.access_token, 'replicated-session')).toBe(200);
+    expect(await verifyAt(bUrl, other.token.body.access_token, 'replicated-session')).toBe(404);
+    expect(await verifyAt(bUrl, owner.token.body.access_token, 'replicated-session')).toBe(200);
+  });
+
   it('accepts at B tokens signed with a key another replica rotated in after B started', async () => {
     // Age the shared keys past keys.rotateAfter, then start a third replica: it rotates.
     const store = new RedisStore({ url: redis.url, keyPrefix: 'replicas:' });

@@ -1,0 +1,89 @@
+/**
+ * Binds each MCP session to the user and client that first used it (checklist RS-12).
+ *
+ * MCP security best practices, "Session Hijacking": servers "MUST NOT use sessions for
+ * authentication" and "SHOULD bind session IDs to user-specific information". The MCP servers
+ * behind the gateway contain no auth code, so they cannot; the gateway does it for them. The
+ * first request that presents a session id (`Mcp-Session-Id`, or a legacy SSE server's
+ * `/messages?sessionId=`) with a valid token binds it to that token's subject and client; a
+ * later request presenting the same id for the same resource with another subject or client
+ * is refused as if the session did not exist (404, as the Streamable HTTP transport answers
+ * for an unknown session), so a stolen or guessed session id gives another user's token
+ * nothing, and does not tell that the session exists.
+ *
+ * Bindings live in the store (every replica sees the same first claim: `setIfAbsent` is
+ * atomic) for `verify.sessionBinding.ttl`, and each replica keeps the ones it has seen in a
+ * bounded cache for as long: a binding never changes while it lives, so a cached one is never
+ * stale, and a session costs one store round trip per replica, not one per request. The session id itself
+ * is not a store key: a SHA-256 of resource and id is.
+ */
+import { hash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Store } from '../store/store.js';
+
+export interface SessionBindingOptions {
+  store: Store;
+  /** Seconds a binding is kept in the store after it is made. */
+  ttlSeconds: number;
+  /** Bindings remembered per replica. */
+  cacheSize: number;
+}
+
+/** Who may use a session: the subject and the client of the token that first used it. */
+export interface SessionOwner {
+  subject: string;
+  clientId: string;
+}
+
+/** What a session id may look like (MCP: visible ASCII only); longer ones are refused. */
+export const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
+
+const ownerText = ({ subject, clientId }: SessionOwner) => `${subject}\n${clientId}`;
+
+export class SessionBindings {
+  readonly #store: Store;
+  readonly #ttlSeconds: number;
+  /** `resource\nsession id` → owner text (the id is hashed only for the store). */
+  readonly #known: LRUCache<string, string>;
+
+  constructor(options: SessionBindingOptions) {
+    this.#store = options.store;
+    this.#ttlSeconds = options.ttlSeconds;
+    // Not kept past the store's lifetime, so that every replica forgets a binding alike.
+    this.#known = new LRUCache({
+      max: Math.max(1, options.cacheSize),
+      ttl: options.ttlSeconds * 1000,
+    });
+  }
+
+  /**
+   * Whether `owner` may use session `sessionId` of `resource`, binding it on first use.
+   * Synchronous when this replica knows the binding; rejects when the store cannot be read.
+   */
+  claim(resource: string, sessionId: string, owner: SessionOwner): boolean | Promise<boolean> {
+    const session = `${resource}\n${sessionId}`;
+    const wanted = ownerText(owner);
+    const known = this.#known.get(session);
+    if (known !== undefined) return known === wanted;
+    return this.#bind(session, wanted);
+  }
+
+  async #bind(session: string, wanted: string): Promise<boolean> {
+    const key = `session:${hash('sha256', session, 'base64url')}`;
+    const [subject, clientId] = wanted.split('\n');
+    if (await this.#store.setIfAbsent(key, { subject, clientId }, this.#ttlSeconds)) {
+      this.#known.set(session, wanted);
+      return true;
+    }
+    const stored = await this.#store.get(key);
+    if (stored === undefined) {
+      // Expired between the two calls: claim it again (once; a race here is harmless).
+      const bound = await this.#store.setIfAbsent(key, { subject, clientId }, this.#ttlSeconds);
+      if (bound) this.#known.set(session, wanted);
+      return bound;
+    }
+    const owner = `${String(stored.subject)}\n${String(stored.clientId)}`;
+    this.#known.set(session, owner);
+    return owner === wanted;
+  }
+}
