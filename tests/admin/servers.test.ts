@@ -113,6 +113,22 @@ describe('MCP servers added at run time (/admin/servers)', () => {
     await rm(traefikDir, { recursive: true, force: true });
   });
 
+  /** Adds a server through the form; returns its id, found by name on the listing. */
+  async function addServer(name: string, url: string, scopes: string): Promise<string> {
+    const added = await postForm(
+      gw.url,
+      alice,
+      '/admin/servers',
+      serverForm({ name, url, scopes }),
+    );
+    expect(added.body).toContain('Server added');
+    const id = managedIds(added.body).find((candidate) =>
+      new RegExp(`data-server="${candidate}">\\s*<td class="name">${name}<`).test(added.body),
+    );
+    expect(id).toBeDefined();
+    return id!;
+  }
+
   it('adds a server that is protected at once: challenge, metadata, Traefik file, a token for its new scope', async () => {
     const resource = 'http://localhost:4001/crm/mcp';
     const prm = 'http://localhost:4001/.well-known/oauth-protected-resource/crm/mcp';
@@ -201,18 +217,7 @@ describe('MCP servers added at run time (/admin/servers)', () => {
 
   it('applies an edit of tool rules without restart, and removes a server', async () => {
     const resource = 'http://localhost:4002/mcp';
-    const added = await postForm(
-      gw.url,
-      alice,
-      '/admin/servers',
-      serverForm({ name: 'Files', url: resource, scopes: 'files' }),
-    );
-    expect(added.body).toContain('Server added');
-    const id = managedIds(added.body).find(
-      (candidate) =>
-        added.body.includes(`/admin/servers/${candidate}/edit`) &&
-        new RegExp(`data-server="${candidate}">\\s*<td class="name">Files<`).test(added.body),
-    )!;
+    const id = await addServer('Files', resource, 'files');
     // The authorization server's metadata names the new scope at once (RFC 8414 §2).
     expect(await discoveryScopes(gw.url)).toEqual(expect.arrayContaining(['openid', 'files']));
     const client = await registerClient(gw.url, { scope: 'files' });
@@ -256,15 +261,7 @@ describe('MCP servers added at run time (/admin/servers)', () => {
 
   it('refuses an edit of a server changed since the form was opened (409), and keeps the other change', async () => {
     const resource = 'http://localhost:4003/mcp';
-    const added = await postForm(
-      gw.url,
-      alice,
-      '/admin/servers',
-      serverForm({ name: 'Notes', url: resource, scopes: 'notes' }),
-    );
-    const id = managedIds(added.body).find((candidate) =>
-      new RegExp(`data-server="${candidate}">\\s*<td class="name">Notes<`).test(added.body),
-    )!;
+    const id = await addServer('Notes', resource, 'notes');
     const versionOf = (body: string) => /name="version" value="([^"]+)"/.exec(body)?.[1];
     /** Two of the stored values, as the edit form shows them. */
     const storedLimits = async (serverId: string) => {
