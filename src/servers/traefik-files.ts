@@ -73,7 +73,34 @@ const middleware = z.union([
     }),
   }),
   z.strictObject({ inFlightReq: z.strictObject({ amount: z.number().int().min(1) }) }),
+  z.strictObject({
+    headers: z.strictObject({
+      accessControlAllowOriginList: z.array(z.url({ protocol: /^https?$/ })).min(1),
+      accessControlAllowMethods: z.array(z.enum(['GET', 'POST', 'DELETE', 'OPTIONS'])),
+      accessControlAllowHeaders: z.array(z.string().regex(/^[A-Za-z][A-Za-z-]*$/)),
+      accessControlExposeHeaders: z.array(z.string().regex(/^[A-Za-z][A-Za-z-]*$/)),
+      accessControlMaxAge: z.number().int().min(0),
+      addVaryHeader: z.literal(true),
+    }),
+  }),
 ]);
+
+/**
+ * CORS for browser MCP clients from the server's `allowedOrigins` (checklist TR-01, TR-03):
+ * what they send (the MCP headers, a Bearer token) and what they must read (the session id,
+ * the protocol version, the 401 challenge). No credentials: tokens, not cookies.
+ */
+const CORS_ALLOW_HEADERS = [
+  'Authorization',
+  'Content-Type',
+  'Accept',
+  'Last-Event-ID',
+  'Mcp-Protocol-Version',
+  'Mcp-Session-Id',
+  'Mcp-Method',
+  'Mcp-Name',
+];
+const CORS_EXPOSE_HEADERS = ['Mcp-Session-Id', 'Mcp-Protocol-Version', 'WWW-Authenticate'];
 const service = z.strictObject({
   loadBalancer: z.strictObject({
     servers: z.array(z.strictObject({ url: z.url({ protocol: /^https?$/ }) })).length(1),
@@ -106,10 +133,15 @@ export function traefikDocument(
     url.protocol === 'https:' && settings.certResolver
       ? { tls: { certResolver: settings.certResolver } }
       : {};
+  // CORS before forwardAuth: Traefik's headers middleware answers a preflight itself (it
+  // carries no token) and sets the CORS headers on every answer below it, the forwardAuth
+  // refusals included, so a browser client can read the 401 challenge.
+  const cors = server.allowedOrigins.length > 0;
   const middlewares = [
     ...(server.crowdsec ? [settings.crowdsecMiddleware] : []),
     `${base}-ratelimit`,
     `${base}-inflight`,
+    ...(cors ? [`${base}-cors`] : []),
     settings.authMiddleware,
     settings.headersMiddleware,
   ];
@@ -147,6 +179,20 @@ export function traefikDocument(
           },
         },
         [`${base}-inflight`]: { inFlightReq: { amount: server.inFlight } },
+        ...(cors
+          ? {
+              [`${base}-cors`]: {
+                headers: {
+                  accessControlAllowOriginList: server.allowedOrigins,
+                  accessControlAllowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+                  accessControlAllowHeaders: CORS_ALLOW_HEADERS,
+                  accessControlExposeHeaders: CORS_EXPOSE_HEADERS,
+                  accessControlMaxAge: 600,
+                  addVaryHeader: true,
+                },
+              },
+            }
+          : {}),
       },
       services: {
         [base]: {

@@ -113,17 +113,13 @@ describe('MCP servers added at run time (/admin/servers)', () => {
     await rm(traefikDir, { recursive: true, force: true });
   });
 
-  /** Adds a server through the form; returns its id, found by name on the listing. */
-  async function addServer(name: string, url: string, scopes: string): Promise<string> {
-    const added = await postForm(
-      gw.url,
-      alice,
-      '/admin/servers',
-      serverForm({ name, url, scopes }),
-    );
+  /** Adds a server through the form (`serverForm` with `fields`); returns its id, found by name. */
+  async function addServer(fields: Record<string, string>): Promise<string> {
+    const form = serverForm(fields);
+    const added = await postForm(gw.url, alice, '/admin/servers', form);
     expect(added.body).toContain('Server added');
     const id = managedIds(added.body).find((candidate) =>
-      new RegExp(`data-server="${candidate}">\\s*<td class="name">${name}<`).test(added.body),
+      new RegExp(`data-server="${candidate}">\\s*<td class="name">${form.name}<`).test(added.body),
     );
     expect(id).toBeDefined();
     return id!;
@@ -217,7 +213,7 @@ describe('MCP servers added at run time (/admin/servers)', () => {
 
   it('applies an edit of tool rules without restart, and removes a server', async () => {
     const resource = 'http://localhost:4002/mcp';
-    const id = await addServer('Files', resource, 'files');
+    const id = await addServer({ name: 'Files', url: resource, scopes: 'files' });
     // The authorization server's metadata names the new scope at once (RFC 8414 §2).
     expect(await discoveryScopes(gw.url)).toEqual(expect.arrayContaining(['openid', 'files']));
     const client = await registerClient(gw.url, { scope: 'files' });
@@ -261,7 +257,7 @@ describe('MCP servers added at run time (/admin/servers)', () => {
 
   it('refuses an edit of a server changed since the form was opened (409), and keeps the other change', async () => {
     const resource = 'http://localhost:4003/mcp';
-    const id = await addServer('Notes', resource, 'notes');
+    const id = await addServer({ name: 'Notes', url: resource, scopes: 'notes' });
     const versionOf = (body: string) => /name="version" value="([^"]+)"/.exec(body)?.[1];
     /** Two of the stored values, as the edit form shows them. */
     const storedLimits = async (serverId: string) => {
@@ -304,6 +300,47 @@ describe('MCP servers added at run time (/admin/servers)', () => {
     });
     expect(again.body).toContain('Server saved');
     expect(await storedLimits(id)).toEqual({ rateLimitAverage: '50', inFlight: '3' });
+    await postForm(gw.url, alice, `/admin/servers/${id}/remove`, {});
+  });
+
+  it('gives a server with allowed Origins a CORS middleware before forwardAuth (TR-01, TR-03)', async () => {
+    const id = await addServer({
+      name: 'Browser tools',
+      url: 'http://localhost:4004/mcp',
+      allowedOrigins: 'http://localhost:6274 https://app.example.com',
+    });
+    const document = parse(await readFile(path.join(traefikDir, `mcpgw-${id}.yaml`), 'utf8')) as {
+      http: {
+        routers: Record<string, { middlewares: string[] }>;
+        middlewares: Record<string, unknown>;
+      };
+    };
+    expect(document.http.routers[`mcpgw-${id}`]!.middlewares).toEqual([
+      'crowdsec',
+      `mcpgw-${id}-ratelimit`,
+      `mcpgw-${id}-inflight`,
+      `mcpgw-${id}-cors`,
+      'mcp-auth',
+      'security-headers',
+    ]);
+    expect(document.http.middlewares[`mcpgw-${id}-cors`]).toEqual({
+      headers: {
+        accessControlAllowOriginList: ['http://localhost:6274', 'https://app.example.com'],
+        accessControlAllowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+        accessControlAllowHeaders: expect.arrayContaining([
+          'Authorization',
+          'Mcp-Protocol-Version',
+          'Mcp-Session-Id',
+        ]),
+        accessControlExposeHeaders: ['Mcp-Session-Id', 'Mcp-Protocol-Version', 'WWW-Authenticate'],
+        accessControlMaxAge: 600,
+        addVaryHeader: true,
+      },
+    });
+    if (existsSync(SCHEMA_FILE)) {
+      const validate = compileSharedSchema('traefik-v3-file-provider.json');
+      expect([validate(document), validate.errors ?? []]).toEqual([true, []]);
+    }
     await postForm(gw.url, alice, `/admin/servers/${id}/remove`, {});
   });
 
