@@ -394,6 +394,15 @@ async function main(bench: Bench): Promise<void> {
     duration: DURATION,
   });
 
+  // (b) on a Streamable HTTP session (MCP up to 2025-11-25): the session binding check
+  // (verify.sessionBinding) is one cached lookup per request once the session is bound.
+  await bench.scenario('b-s', 'one valid token on one MCP session (bound) → 200', gateway, {
+    url: verifyUrl,
+    headers: { ...withToken, 'mcp-session-id': 'bench-session-0123456789abcdef' },
+    expected: 200,
+    duration: DURATION,
+  });
+
   // A control for (c): the same single token, but set per request by `setupRequest` as (c)
   // does, so that autocannon rebuilds every request. The difference between (b) and (b-dyn) is
   // autocannon's, not the gateway's; (c) against (b-dyn) isolates the cache.
