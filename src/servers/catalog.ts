@@ -19,9 +19,9 @@
  * Traefik would not accept is refused with the reason and nothing changes (no store write,
  * no file). An edit names the version it started from (the server's `updatedAt` when the form
  * was opened): an edit of a server changed since is refused ({@link ServerEditConflict})
- * rather than silently undoing the other change. The check and the write are two store
- * operations, so two saves of the same server within the same few milliseconds can still
- * both pass, the last one winning.
+ * rather than silently undoing the other change, and the write itself is a compare-and-set
+ * on that version (`Store.replaceIf`), so of two saves racing on different replicas one wins
+ * and the other is told.
  */
 import { randomBytes } from 'node:crypto';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -249,10 +249,23 @@ export class ServerCatalog {
       updatedAt: new Date().toISOString(),
       updatedBy: actor,
     };
+    // Written only over the version read above (compare-and-set in the store), so an edit
+    // saved meanwhile on any replica is never silently undone.
+    const written = await store
+      .replaceIf(serverKey(id), 'updatedAt', before.updatedAt, { ...server })
+      .catch(async (error: unknown) => {
+        if (urlChanged) await store.delete(urlKey(settings.url));
+        throw error;
+      });
+    if (!written) {
+      if (urlChanged) await store.delete(urlKey(settings.url));
+      throw new ServerEditConflict(await this.find(id));
+    }
     try {
       if (text !== undefined) await this.options.traefik!.write(id, text);
-      await store.set(serverKey(id), { ...server });
     } catch (error) {
+      // Back to the server as it was, so that store and file agree.
+      await store.set(serverKey(id), { ...before });
       if (urlChanged) await store.delete(urlKey(settings.url));
       throw error;
     }

@@ -89,6 +89,22 @@ export class MemoryStore implements Store {
     return true;
   }
 
+  async replaceIf(
+    key: string,
+    field: string,
+    expected: string,
+    value: JsonObject,
+  ): Promise<boolean> {
+    this.#assertOpen();
+    const json = serializeValue(value);
+    const entry = this.#cache.get(key);
+    if (entry === undefined) return false;
+    const current = parseValue(expectKind(entry, 'value', key).json);
+    if (current[field] !== expected) return false;
+    this.#cache.set(key, { kind: 'value', json });
+    return true;
+  }
+
   async delete(...keys: string[]): Promise<void> {
     this.#assertOpen();
     for (const key of keys) this.#cache.delete(key);

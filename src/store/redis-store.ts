@@ -109,6 +109,24 @@ return n
 `;
 
 /**
+ * Replaces a JSON object when one of its fields has the expected string value. KEYS[1] the key,
+ * ARGV[1] the field, ARGV[2] the expected value, ARGV[3] the new JSON text. Returns 1 when
+ * written. cjson only inspects the stored value; the new text is written as given. Comparing
+ * and writing in one script is what makes it a compare-and-set across replicas.
+ */
+const REPLACE_IF_LUA = `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, value = pcall(cjson.decode, raw)
+if not ok or type(value) ~= 'table' then
+  return redis.error_reply('ERR replaceIf: the stored value is not a JSON object')
+end
+if value[ARGV[1]] ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+`;
+
+/**
  * Appends to a hash chain. KEYS[1] the stream, KEYS[2] its head (a string); ARGV[1] the
  * expected head ('' for none), ARGV[2] the maximum length, ARGV[3] the record's JSON text,
  * ARGV[4] its hash (the new head).
@@ -141,6 +159,7 @@ interface StoreScripts {
   storeMarkConsumed(key: string, field: string, member: string): Promise<number>;
   storeAddToSet(key: string, ttlSeconds: number, ...members: string[]): Promise<number>;
   storeIncrement(key: string, ttlSeconds: number): Promise<number>;
+  storeReplaceIf(key: string, field: string, expected: string, json: string): Promise<number>;
 }
 
 /**
@@ -204,6 +223,10 @@ export class RedisStore implements Store {
       numberOfKeys: 1,
       lua: INCREMENT_LUA,
     });
+    redis.defineCommand('storeReplaceIf', {
+      numberOfKeys: 1,
+      lua: REPLACE_IF_LUA,
+    });
     redis.defineCommand('storeAppendChained', {
       numberOfKeys: 2,
       lua: APPEND_CHAINED_LUA,
@@ -244,6 +267,16 @@ export class RedisStore implements Store {
         ? await this.#redis.set(this.#key(key), json, 'NX')
         : await this.#redis.set(this.#key(key), json, 'EX', ttl, 'NX');
     return result === 'OK';
+  }
+
+  async replaceIf(
+    key: string,
+    field: string,
+    expected: string,
+    value: JsonObject,
+  ): Promise<boolean> {
+    const json = serializeValue(value);
+    return (await this.#redis.storeReplaceIf(this.#key(key), field, expected, json)) === 1;
   }
 
   async delete(...keys: string[]): Promise<void> {

@@ -44,6 +44,14 @@ export interface Store {
    */
   setIfAbsent(key: string, value: JsonObject, ttlSeconds?: number): Promise<boolean>;
 
+  /**
+   * Replaces the object at `key` with `value` (no TTL, as `set` without one) only when the
+   * stored object's `field` is the string `expected`; `false`, writing nothing, when the key is
+   * absent or the field differs. Atomic: of several callers expecting the same value, one
+   * wins. Used for edits that must not silently undo another one (a version field).
+   */
+  replaceIf(key: string, field: string, expected: string, value: JsonObject): Promise<boolean>;
+
   /** Deletes keys; absent keys are ignored. */
   delete(...keys: string[]): Promise<void>;
 

@@ -300,6 +300,25 @@ describe('MCP servers added at run time (/admin/servers)', () => {
     });
     expect(again.body).toContain('Server saved');
     expect(await storedLimits(id)).toEqual({ rateLimitAverage: '50', inFlight: '3' });
+
+    // Two saves from the same version at once: one wins, the other is told (compare-and-set).
+    const latest = versionOf(
+      (await alice.follow(new URL(`/admin/servers/${id}/edit`, gw.url), never)).body,
+    )!;
+    const racing = await Promise.all(
+      ['4', '5'].map((inFlight) =>
+        postForm(gw.url, alice, `/admin/servers/${id}`, {
+          ...serverForm({ name: 'Notes', url: resource, scopes: 'notes' }),
+          inFlight,
+          version: latest,
+        }),
+      ),
+    );
+    const won = racing.filter((answer) => answer.body.includes('Server saved'));
+    expect(won).toHaveLength(1);
+    expect(racing.filter((answer) => answer.status === 409)).toHaveLength(1);
+    const winner = racing.indexOf(won[0]!) === 0 ? '4' : '5';
+    expect(await storedLimits(id)).toEqual({ rateLimitAverage: '50', inFlight: winner });
     await postForm(gw.url, alice, `/admin/servers/${id}/remove`, {});
   });
 

@@ -181,6 +181,32 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
       });
     });
 
+    describe('replaceIf', () => {
+      it('replaces only when the field has the expected value, and never creates', async () => {
+        await expect(store.replaceIf('k', 'version', 'v1', { version: 'v2' })).resolves.toBe(false);
+        await expect(store.get('k')).resolves.toBeUndefined();
+        await store.set('k', { version: 'v1' });
+        await expect(store.replaceIf('k', 'version', 'v0', { version: 'x' })).resolves.toBe(false);
+        await expect(store.replaceIf('k', 'other', 'v1', { version: 'x' })).resolves.toBe(false);
+        await expect(
+          store.replaceIf('k', 'version', 'v1', { version: 'v2', list: [] }),
+        ).resolves.toBe(true);
+        // Written as given (an empty array stays an array).
+        await expect(store.get('k')).resolves.toStrictEqual({ version: 'v2', list: [] });
+      });
+
+      it('lets exactly one of 20 concurrent callers expecting the same version write', async () => {
+        await store.set('k', { version: 'v1' });
+        const results = await concurrently(20, (i) =>
+          store.replaceIf('k', 'version', 'v1', { version: `v2-${i}` }),
+        );
+        expect(results.filter((wrote) => wrote)).toHaveLength(1);
+        await expect(store.get('k')).resolves.toStrictEqual({
+          version: `v2-${results.indexOf(true)}`,
+        });
+      });
+    });
+
     describe('take', () => {
       it('returns the value once, then undefined', async () => {
         await store.set('code', RICH_VALUE, 60);
