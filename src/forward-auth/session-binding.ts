@@ -38,7 +38,8 @@ export interface SessionOwner {
 /** What a session id may look like (MCP: visible ASCII only); longer ones are refused. */
 export const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
 
-const ownerText = ({ subject, clientId }: SessionOwner) => `${subject}\n${clientId}`;
+/** One text per owner, unambiguous whatever the subject holds (an upstream `sub` is free text). */
+const ownerText = (subject: unknown, clientId: unknown) => JSON.stringify([subject, clientId]);
 
 export class SessionBindings {
   readonly #store: Store;
@@ -61,16 +62,17 @@ export class SessionBindings {
    * Synchronous when this replica knows the binding; rejects when the store cannot be read.
    */
   claim(resource: string, sessionId: string, owner: SessionOwner): boolean | Promise<boolean> {
+    // A resource URL holds no newline, so this names one (resource, session) pair.
     const session = `${resource}\n${sessionId}`;
-    const wanted = ownerText(owner);
+    const wanted = ownerText(owner.subject, owner.clientId);
     const known = this.#known.get(session);
     if (known !== undefined) return known === wanted;
-    return this.#bind(session, wanted);
+    return this.#bind(session, owner, wanted);
   }
 
-  async #bind(session: string, wanted: string): Promise<boolean> {
+  async #bind(session: string, owner: SessionOwner, wanted: string): Promise<boolean> {
     const key = `session:${hash('sha256', session, 'base64url')}`;
-    const [subject, clientId] = wanted.split('\n');
+    const { subject, clientId } = owner;
     if (await this.#store.setIfAbsent(key, { subject, clientId }, this.#ttlSeconds)) {
       this.#known.set(session, wanted);
       return true;
@@ -78,12 +80,12 @@ export class SessionBindings {
     const stored = await this.#store.get(key);
     if (stored === undefined) {
       // Expired between the two calls: claim it again (once; a race here is harmless).
-      const bound = await this.#store.setIfAbsent(key, { subject, clientId }, this.#ttlSeconds);
-      if (bound) this.#known.set(session, wanted);
-      return bound;
+      const claimed = await this.#store.setIfAbsent(key, { subject, clientId }, this.#ttlSeconds);
+      if (claimed) this.#known.set(session, wanted);
+      return claimed;
     }
-    const owner = `${String(stored.subject)}\n${String(stored.clientId)}`;
-    this.#known.set(session, owner);
-    return owner === wanted;
+    const bound = ownerText(stored.subject, stored.clientId);
+    this.#known.set(session, bound);
+    return bound === wanted;
   }
 }
