@@ -390,7 +390,8 @@ export class DecisionPoint {
     }
 
     const sessions = this.deps.sessions;
-    const sessionId = sessions ? mcpSessionId(req, request) : undefined;
+    if (!sessions) return this.withSession(context, verified);
+    const sessionId = mcpSessionId(req, request);
     if (sessionId === null) {
       return this.deny(
         trace,
@@ -401,7 +402,7 @@ export class DecisionPoint {
     }
     if (sessionId === undefined) return this.withSession(context, verified);
     const owner = { subject: verified.sub, clientId: verified.clientId };
-    const owned = sessions!.claim(resource.url, sessionId, owner);
+    const owned = sessions.claim(resource.url, sessionId, owner);
     if (owned === true) return this.withSession(context, verified);
     if (owned === false) return this.refuseSession(context, verified);
     return owned.then(

@@ -234,9 +234,6 @@ export class ServerCatalog {
     expectedVersion?: string,
   ): Promise<ManagedServer> {
     const before = await this.find(id);
-    if (expectedVersion !== undefined && expectedVersion !== before.updatedAt) {
-      throw new ServerEditConflict(before);
-    }
     const settings = this.validate(input);
     const text = this.renderTraefik(id, settings);
     const { store } = this.options;
@@ -249,18 +246,17 @@ export class ServerCatalog {
       updatedAt: new Date().toISOString(),
       updatedBy: actor,
     };
-    // Written only over the version read above (compare-and-set in the store), so an edit
-    // saved meanwhile on any replica is never silently undone.
-    const written = await store
-      .replaceIf(serverKey(id), 'updatedAt', before.updatedAt, { ...server })
-      .catch(async (error: unknown) => {
-        if (urlChanged) await store.delete(urlKey(settings.url));
-        throw error;
-      });
-    if (!written) {
-      if (urlChanged) await store.delete(urlKey(settings.url));
-      throw new ServerEditConflict(await this.find(id));
+    // Written only over the version the editor read (or, without one, the one read above):
+    // a compare-and-set in the store, so an edit saved meanwhile on any replica is never
+    // silently undone.
+    let written = false;
+    try {
+      const version = expectedVersion ?? before.updatedAt;
+      written = await store.replaceIf(serverKey(id), 'updatedAt', version, { ...server });
+    } finally {
+      if (!written && urlChanged) await store.delete(urlKey(settings.url));
     }
+    if (!written) throw new ServerEditConflict(await this.find(id));
     try {
       if (text !== undefined) await this.options.traefik!.write(id, text);
     } catch (error) {

@@ -64,6 +64,7 @@ const router = z.strictObject({
   service: name,
   tls: z.strictObject({ certResolver: name }).optional(),
 });
+const headerName = z.string().regex(/^[A-Za-z][A-Za-z-]*$/);
 const middleware = z.union([
   z.strictObject({
     rateLimit: z.strictObject({
@@ -77,8 +78,8 @@ const middleware = z.union([
     headers: z.strictObject({
       accessControlAllowOriginList: z.array(z.url({ protocol: /^https?$/ })).min(1),
       accessControlAllowMethods: z.array(z.enum(['GET', 'POST', 'DELETE', 'OPTIONS'])),
-      accessControlAllowHeaders: z.array(z.string().regex(/^[A-Za-z][A-Za-z-]*$/)),
-      accessControlExposeHeaders: z.array(z.string().regex(/^[A-Za-z][A-Za-z-]*$/)),
+      accessControlAllowHeaders: z.array(headerName),
+      accessControlExposeHeaders: z.array(headerName),
       accessControlMaxAge: z.number().int().min(0),
       addVaryHeader: z.literal(true),
     }),
