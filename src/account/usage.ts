@@ -9,6 +9,7 @@
  */
 import type Provider from 'oidc-provider';
 import type { Logger } from '../logging/logger.js';
+import { StoreFullError } from '../store/store.js';
 import type { CimdClientLog } from './clients.js';
 import type { GrantDirectory } from './grants.js';
 
@@ -47,8 +48,10 @@ export function trackGrantUse(
     void (async () => {
       if (grantId && ttl > 0) await deps.grants.recordUse(grantId, ttl);
       if (client) await deps.cimdClients.seen(client);
-    })().catch((error: unknown) =>
-      deps.logger.warn('cannot record grant use', { error: (error as Error).message }),
-    );
+    })().catch((error: unknown) => {
+      // A full store is logged once where it refuses (store-full-report.ts), not per token.
+      if (error instanceof StoreFullError) return;
+      deps.logger.warn('cannot record grant use', { error: (error as Error).message });
+    });
   });
 }

@@ -20,7 +20,8 @@
 import type { Logger } from '../logging/logger.js';
 import type { Store } from '../store/store.js';
 
-const LIST_KEY = 'revocations:grants';
+/** The store set of revoked grants (`<grantId> <until>` members). */
+export const REVOCATION_LIST_KEY = 'revocations:grants';
 const CHANNEL = 'revocations';
 
 export class RevocationList {
@@ -101,14 +102,22 @@ export class RevocationList {
     if ((this.revoked.get(grantId) ?? 0) >= until - 5) return;
     const member = `${grantId} ${until}`;
     this.remember(member);
-    await this.store.addToSet(LIST_KEY, [member], this.retention);
+    try {
+      await this.store.addToSet(REVOCATION_LIST_KEY, [member], this.retention);
+    } catch (error) {
+      // Not recorded (a full store): still announced, so that every replica that hears it
+      // refuses the grant's tokens (its own copy keeps the entry until `until`). The caller
+      // gets the error all the same.
+      await this.store.publish(CHANNEL, member).catch(() => undefined);
+      throw error;
+    }
     await this.store.publish(CHANNEL, member);
   }
 
   /** Re-reads the list from the store and drops what no longer matters. */
   async refresh(): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
-    const members = await this.store.setMembers(LIST_KEY);
+    const members = await this.store.setMembers(REVOCATION_LIST_KEY);
     const expired: string[] = [];
     for (const member of members) {
       if (this.remember(member) < now) expired.push(member);
@@ -118,7 +127,7 @@ export class RevocationList {
     // (/verify refused meanwhile): said here, as the timer never saw it.
     if (this.lastRead > 0 && !this.usable()) this.reportOutage();
     this.lastRead = performance.now();
-    if (expired.length) await this.store.removeFromSet(LIST_KEY, expired);
+    if (expired.length) await this.store.removeFromSet(REVOCATION_LIST_KEY, expired);
   }
 
   /** Parses `"<grantId> <until>"` into the in-memory list; returns `until`. */

@@ -182,13 +182,22 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      await options.onGrantRevoked?.(grantId);
+      // A revocation that cannot be recorded (a full store) still deletes the grant's records
+      // (deleting needs no room): its refresh tokens and codes stop working, and the error
+      // then reaches oidc-provider, which fails the request.
+      let unrecorded: { error: unknown } | undefined;
+      try {
+        await options.onGrantRevoked?.(grantId);
+      } catch (error) {
+        unrecorded = { error };
+      }
       const grant = await store.get<GrantOwners & JsonObject>(recordKey('Grant', grantId));
       const members = await store.setMembers(grantKey(grantId));
       await store.delete(...members, grantKey(grantId), recordKey('Grant', grantId));
       // oidc-provider calls this once per model (codes, access and refresh tokens): only the
       // first call still finds the record, and that one is enough.
       if (grant) await unindexGrant(grantId, grant);
+      if (unrecorded) throw unrecorded.error;
     }
   };
 

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { LRUCache } from 'lru-cache';
+import { performance } from 'node:perf_hooks';
 import {
   assertListBound,
   chainedAppendHash,
+  StoreFullError,
   type ChainEntry,
   type JsonObject,
   type ReadChainedOptions,
@@ -10,13 +11,13 @@ import {
 } from './store.js';
 
 /**
- * What one cache slot holds. Values are kept as their JSON text, exactly as {@link RedisStore}
- * keeps them, so that the embedded store behaves like the production one: every read returns a
- * fresh object (callers cannot mutate stored state through a reference they kept), and anything
- * that does not survive JSON (a `Date`, `undefined` fields, a `Map`) comes back the same way it
+ * What one key holds. Values are kept as their JSON text, exactly as {@link RedisStore} keeps
+ * them, so that the embedded store behaves like the production one: every read returns a fresh
+ * object (callers cannot mutate stored state through a reference they kept), and anything that
+ * does not survive JSON (a `Date`, `undefined` fields, a `Map`) comes back the same way it
  * would from Redis instead of working in development and breaking after deployment.
  *
- * A set, a counter, a chain or a list is one slot, whatever its size, so `maxEntries` bounds
+ * A set, a counter, a chain or a list is one key, whatever its size, so `maxEntries` bounds
  * keys, not members. Chain ids are `<n>-0` with `n` counting from 1 per chain, shaped like Redis
  * stream ids. A list keeps its records oldest first (appending is then a push, not a shift).
  */
@@ -27,30 +28,55 @@ type Entry =
   | { kind: 'chain'; records: { id: number; json: string }[]; head: string; lastId: number }
   | { kind: 'list'; records: string[] };
 
-export interface MemoryStoreOptions {
-  /**
-   * Upper bound on the number of keys. When full, the least recently used key is evicted, so
-   * memory stays bounded however many (possibly hostile) clients register or log in. Eviction
-   * loses data: callers must store what grants access (a code, a session), never only what
-   * denies it, so that a lost entry fails closed.
-   */
-  maxEntries: number;
+/** A key's entry and when it expires (`performance.now()` milliseconds; `Infinity`: never). */
+interface Slot {
+  entry: Entry;
+  expiresAt: number;
 }
 
-/** How often expired entries are swept so they do not take slots away from live ones. */
+export interface MemoryStoreOptions {
+  /**
+   * Upper bound on the number of keys. When it is reached, a write that would create a key
+   * rejects with {@link StoreFullError} (once expired entries are swept); nothing is evicted,
+   * as with Redis's `noeviction`. Evicting would let traffic anyone can drive (one key per
+   * session id, login attempt or registration) push out what denies access: a session's
+   * binding, a disabled client, a revocation.
+   */
+  maxEntries: number;
+  /**
+   * Keys admitted even when the store is full: the few fixed keys that hold what denies access
+   * (the disabled clients, the revocation list), so that an administrator can still disable a
+   * client or revoke a grant while other traffic keeps the store full. A fixed list: the store
+   * then holds at most `maxEntries` plus its length.
+   */
+  reservedKeys?: readonly string[];
+}
+
+/** How often expired entries are swept (they are also swept whenever the store is full). */
 const PURGE_INTERVAL_MS = 60_000;
 
 /**
- * The embedded {@link Store}: one process, bounded by `maxEntries`, built on `lru-cache`.
+ * The embedded {@link Store}: one process, bounded by `maxEntries`.
  *
  * Every operation runs synchronously on the single JavaScript thread, so each one is atomic
  * with respect to every other: of concurrent `take`/`markConsumed` callers exactly one wins,
  * which is what keeps authorization codes (RFC 6749 §4.1.2) and rotated refresh tokens
  * (RFC 9700 §4.14) single-use. That guarantee covers one process only: several replicas need
  * {@link RedisStore}.
+ *
+ * Expiry: a read never returns an expired entry (it is dropped then, as Redis does lazily).
+ * Keys with a TTL are also filed by the second their TTL ends in, so that a sweep visits only
+ * what has expired: the store can be full under a flood, and each refused write sweeps first.
+ * An entry is swept within a second of its expiry.
  */
 export class MemoryStore implements Store {
-  readonly #cache: LRUCache<string, Entry>;
+  readonly #slots = new Map<string, Slot>();
+  /** Second of `performance.now()` → the keys whose TTL ends within the second before it. */
+  readonly #expiring = new Map<number, Set<string>>();
+  /** Every second before this one has been swept. */
+  #sweptBefore = 0;
+  readonly #maxEntries: number;
+  readonly #reserved: ReadonlySet<string>;
   readonly #purgeTimer: NodeJS.Timeout;
   readonly #channels = new EventEmitter().setMaxListeners(0);
   #closed = false;
@@ -59,33 +85,40 @@ export class MemoryStore implements Store {
     if (!Number.isSafeInteger(options.maxEntries) || options.maxEntries < 1) {
       throw new RangeError(`maxEntries must be a positive integer, got ${options.maxEntries}`);
     }
-    this.#cache = new LRUCache<string, Entry>({ max: options.maxEntries });
-    // lru-cache drops an expired entry only when it is read or evicted; without a sweep, dead
-    // entries would keep their slots while live (more recently unused) ones get evicted.
-    this.#purgeTimer = setInterval(() => this.#cache.purgeStale(), PURGE_INTERVAL_MS);
+    this.#maxEntries = options.maxEntries;
+    this.#reserved = new Set(options.reservedKeys ?? []);
+    // Without a sweep, entries that expire unread would hold their memory until the store fills.
+    this.#purgeTimer = setInterval(() => this.#sweep(), PURGE_INTERVAL_MS);
     this.#purgeTimer.unref();
   }
 
   async get<T extends JsonObject = JsonObject>(key: string): Promise<T | undefined> {
     this.#assertOpen();
-    const entry = this.#cache.get(key);
-    return entry === undefined ? undefined : parseValue<T>(expectValue(entry, key).json);
+    const slot = this.#live(key);
+    return slot === undefined ? undefined : parseValue<T>(expectValue(slot.entry, key).json);
   }
 
   async set(key: string, value: JsonObject, ttlSeconds?: number): Promise<void> {
     this.#assertOpen();
     const json = serializeValue(value);
     // A set without TTL clears any previous TTL, like Redis SET.
-    this.#cache.set(key, { kind: 'value', json }, ttlOption(ttlSeconds));
+    const expiresAt = expiryOf(ttlSeconds);
+    const slot = this.#live(key);
+    if (slot === undefined) {
+      this.#create(key, { kind: 'value', json }, expiresAt);
+      return;
+    }
+    slot.entry = { kind: 'value', json };
+    this.#expireAt(key, slot, expiresAt);
   }
 
   async setIfAbsent(key: string, value: JsonObject, ttlSeconds?: number): Promise<boolean> {
     this.#assertOpen();
     const json = serializeValue(value);
-    const options = ttlOption(ttlSeconds);
-    // `has` ignores expired entries, so an expired record can be replaced.
-    if (this.#cache.has(key)) return false;
-    this.#cache.set(key, { kind: 'value', json }, options);
+    const expiresAt = expiryOf(ttlSeconds);
+    // An expired record is absent, so it can be replaced.
+    if (this.#live(key) !== undefined) return false;
+    this.#create(key, { kind: 'value', json }, expiresAt);
     return true;
   }
 
@@ -97,97 +130,95 @@ export class MemoryStore implements Store {
   ): Promise<boolean> {
     this.#assertOpen();
     const json = serializeValue(value);
-    const entry = this.#cache.get(key);
-    if (entry === undefined) return false;
-    const current = parseValue(expectKind(entry, 'value', key).json);
+    const slot = this.#live(key);
+    if (slot === undefined) return false;
+    const current = parseValue(expectKind(slot.entry, 'value', key).json);
     if (current[field] !== expected) return false;
-    this.#cache.set(key, { kind: 'value', json });
+    slot.entry = { kind: 'value', json };
+    this.#expireAt(key, slot, Infinity);
     return true;
   }
 
   async delete(...keys: string[]): Promise<void> {
     this.#assertOpen();
-    for (const key of keys) this.#cache.delete(key);
+    for (const key of keys) this.#remove(key);
   }
 
   async take<T extends JsonObject = JsonObject>(key: string): Promise<T | undefined> {
     this.#assertOpen();
-    const entry = this.#cache.get(key);
-    if (entry === undefined) return undefined;
-    const { json } = expectValue(entry, key);
-    this.#cache.delete(key);
+    const slot = this.#live(key);
+    if (slot === undefined) return undefined;
+    const { json } = expectValue(slot.entry, key);
+    this.#remove(key);
     return parseValue<T>(json);
   }
 
   async markConsumed(key: string, field: string, now: number): Promise<boolean> {
     this.#assertOpen();
     assertTimestamp(now);
-    const entry = this.#cache.get(key);
-    if (entry === undefined) return false;
-    const stored = expectValue(entry, key);
+    const slot = this.#live(key);
+    if (slot === undefined) return false;
+    const stored = expectValue(slot.entry, key);
     const value = parseValue(stored.json);
     const current = Object.hasOwn(value, field) ? value[field] : undefined;
     if (current !== undefined && current !== null) return false;
     value[field] = now;
-    // Updating the slot in place leaves its TTL (and its start time) untouched.
+    // Updating the entry in place leaves its expiry untouched.
     stored.json = JSON.stringify(value);
     return true;
   }
 
   async addToSet(key: string, members: string[], ttlSeconds?: number): Promise<void> {
     this.#assertOpen();
-    const options = ttlOption(ttlSeconds);
+    const expiresAt = expiryOf(ttlSeconds);
     if (members.length === 0) return;
-    const entry = this.#cache.get(key);
-    if (entry === undefined) {
-      this.#cache.set(key, { kind: 'set', members: new Set(members) }, options);
+    const slot = this.#live(key);
+    if (slot === undefined) {
+      this.#create(key, { kind: 'set', members: new Set(members) }, expiresAt);
       return;
     }
-    const set = expectKind(entry, 'set', key);
+    const set = expectKind(slot.entry, 'set', key);
     for (const member of members) set.members.add(member);
-    if (options.ttl !== undefined) {
-      // Only ever extend: a set without TTL stays permanent, a longer TTL is kept.
-      const remaining = this.#cache.getRemainingTTL(key);
-      if (remaining !== Infinity && remaining < options.ttl) this.#cache.set(key, set, options);
+    // Only ever extend: a set without TTL stays permanent, a longer TTL is kept.
+    if (ttlSeconds !== undefined && expiresAt > slot.expiresAt) {
+      this.#expireAt(key, slot, expiresAt);
     }
   }
 
   async setMembers(key: string): Promise<string[]> {
     this.#assertOpen();
-    const entry = this.#cache.get(key);
-    return entry === undefined ? [] : [...expectKind(entry, 'set', key).members];
+    const slot = this.#live(key);
+    return slot === undefined ? [] : [...expectKind(slot.entry, 'set', key).members];
   }
 
   async removeFromSet(key: string, members: string[]): Promise<void> {
     this.#assertOpen();
-    const entry = this.#cache.get(key);
-    if (entry === undefined) return;
-    const set = expectKind(entry, 'set', key);
+    const slot = this.#live(key);
+    if (slot === undefined) return;
+    const set = expectKind(slot.entry, 'set', key);
     for (const member of members) set.members.delete(member);
-    // Like Redis, an empty set does not exist (and frees its slot).
-    if (set.members.size === 0) this.#cache.delete(key);
+    // Like Redis, an empty set does not exist (and frees its room).
+    if (set.members.size === 0) this.#remove(key);
   }
 
   async setSize(key: string): Promise<number> {
     this.#assertOpen();
-    const entry = this.#cache.get(key);
-    return entry === undefined ? 0 : expectKind(entry, 'set', key).members.size;
+    const slot = this.#live(key);
+    return slot === undefined ? 0 : expectKind(slot.entry, 'set', key).members.size;
   }
 
   async increment(key: string, ttlSeconds?: number): Promise<number> {
     this.#assertOpen();
-    const options = ttlOption(ttlSeconds);
-    const entry = this.#cache.get(key);
-    if (entry === undefined) {
-      this.#cache.set(key, { kind: 'counter', count: 1 }, options);
+    const expiresAt = expiryOf(ttlSeconds);
+    const slot = this.#live(key);
+    if (slot === undefined) {
+      this.#create(key, { kind: 'counter', count: 1 }, expiresAt);
       return 1;
     }
-    const counter = expectKind(entry, 'counter', key);
+    const counter = expectKind(slot.entry, 'counter', key);
     counter.count += 1;
     // Like EXPIRE NX: a counter that has a TTL keeps it (fixed window, never extended).
-    if (options.ttl !== undefined && this.#cache.getRemainingTTL(key) === Infinity) {
-      this.#cache.set(key, counter, options);
-    }
+    if (slot.expiresAt === Infinity) this.#expireAt(key, slot, expiresAt);
     return counter.count;
   }
 
@@ -199,11 +230,15 @@ export class MemoryStore implements Store {
   ): Promise<boolean> {
     this.#assertOpen();
     const { json, hash } = chainRecord(record, expectedPrevHash, maxLength);
-    const entry = this.#cache.get(key);
-    const chain = entry === undefined ? undefined : expectKind(entry, 'chain', key);
+    const slot = this.#live(key);
+    const chain = slot === undefined ? undefined : expectKind(slot.entry, 'chain', key);
     if ((chain?.head ?? null) !== expectedPrevHash) return false;
     if (chain === undefined) {
-      this.#cache.set(key, { kind: 'chain', records: [{ id: 1, json }], head: hash, lastId: 1 });
+      this.#create(
+        key,
+        { kind: 'chain', records: [{ id: 1, json }], head: hash, lastId: 1 },
+        Infinity,
+      );
       return true;
     }
     chain.lastId += 1;
@@ -217,9 +252,9 @@ export class MemoryStore implements Store {
     this.#assertOpen();
     const after = options.after === undefined ? 0 : parseChainId(options.after);
     const count = chainCount(options.count);
-    const entry = this.#cache.get(key);
-    if (entry === undefined) return [];
-    const { records } = expectKind(entry, 'chain', key);
+    const slot = this.#live(key);
+    if (slot === undefined) return [];
+    const { records } = expectKind(slot.entry, 'chain', key);
     // Ids increase along the array: skip to the first one after `after`.
     let start = 0;
     while (start < records.length && records[start]!.id <= after) start += 1;
@@ -230,16 +265,16 @@ export class MemoryStore implements Store {
 
   async lastChained(key: string): Promise<ChainEntry | undefined> {
     this.#assertOpen();
-    const entry = this.#cache.get(key);
-    if (entry === undefined) return undefined;
-    const last = expectKind(entry, 'chain', key).records.at(-1);
+    const slot = this.#live(key);
+    if (slot === undefined) return undefined;
+    const last = expectKind(slot.entry, 'chain', key).records.at(-1);
     return last === undefined ? undefined : { id: `${last.id}-0`, record: parseValue(last.json) };
   }
 
   async chainHead(key: string): Promise<string | null> {
     this.#assertOpen();
-    const entry = this.#cache.get(key);
-    return entry === undefined ? null : expectKind(entry, 'chain', key).head;
+    const slot = this.#live(key);
+    return slot === undefined ? null : expectKind(slot.entry, 'chain', key).head;
   }
 
   async pushRecent(key: string, records: JsonObject[], maxLength: number): Promise<void> {
@@ -248,10 +283,10 @@ export class MemoryStore implements Store {
     // Every record is checked before anything is written, as Redis's MULTI fails as a whole.
     const texts = records.map(serializeValue);
     if (texts.length === 0) return;
-    const entry = this.#cache.get(key);
-    const list = entry === undefined ? undefined : expectKind(entry, 'list', key);
+    const slot = this.#live(key);
+    const list = slot === undefined ? undefined : expectKind(slot.entry, 'list', key);
     if (list === undefined) {
-      this.#cache.set(key, { kind: 'list', records: texts.slice(-maxLength) });
+      this.#create(key, { kind: 'list', records: texts.slice(-maxLength) }, Infinity);
       return;
     }
     list.records.push(...texts);
@@ -261,9 +296,9 @@ export class MemoryStore implements Store {
   async readRecent(key: string, count: number): Promise<JsonObject[]> {
     this.#assertOpen();
     assertListBound('count', count);
-    const entry = this.#cache.get(key);
-    if (entry === undefined) return [];
-    const { records } = expectKind(entry, 'list', key);
+    const slot = this.#live(key);
+    if (slot === undefined) return [];
+    const { records } = expectKind(slot.entry, 'list', key);
     return records
       .slice(-count)
       .reverse()
@@ -294,21 +329,104 @@ export class MemoryStore implements Store {
     this.#closed = true;
     clearInterval(this.#purgeTimer);
     this.#channels.removeAllListeners();
-    this.#cache.clear();
+    this.#slots.clear();
+    this.#expiring.clear();
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new Error('MemoryStore is closed');
   }
+
+  /** The key's slot, or `undefined` when absent or expired (an expired one is dropped now). */
+  #live(key: string): Slot | undefined {
+    const slot = this.#slots.get(key);
+    if (slot !== undefined && slot.expiresAt !== Infinity && slot.expiresAt <= performance.now()) {
+      this.#remove(key);
+      return undefined;
+    }
+    return slot;
+  }
+
+  /**
+   * Adds a key that is absent. When the store is full, expired entries are swept first; if
+   * that frees nothing, the write is refused: nothing live is ever evicted to make room.
+   */
+  #create(key: string, entry: Entry, expiresAt: number): void {
+    if (this.#slots.size >= this.#maxEntries && !this.#reserved.has(key)) {
+      this.#sweep();
+      if (this.#slots.size >= this.#maxEntries) {
+        throw new StoreFullError(
+          `The memory store is full (${this.#maxEntries} keys, store.memory.maxEntries): new keys are refused until entries expire or are deleted`,
+        );
+      }
+    }
+    const slot: Slot = { entry, expiresAt: Infinity };
+    this.#slots.set(key, slot);
+    this.#expireAt(key, slot, expiresAt);
+  }
+
+  /** Sets when a slot expires, keeping the index of expiring keys in step. */
+  #expireAt(key: string, slot: Slot, expiresAt: number): void {
+    const before = slot.expiresAt;
+    slot.expiresAt = expiresAt;
+    const second = Math.ceil(expiresAt / 1000);
+    // Filed under the same second already (both `Infinity`, or a rewrite within the second).
+    if (Math.ceil(before / 1000) === second) return;
+    if (before !== Infinity) this.#unfile(key, before);
+    if (expiresAt === Infinity) return;
+    let keys = this.#expiring.get(second);
+    if (keys === undefined) {
+      keys = new Set();
+      this.#expiring.set(second, keys);
+    }
+    keys.add(key);
+  }
+
+  #unfile(key: string, expiresAt: number): void {
+    const second = Math.ceil(expiresAt / 1000);
+    const keys = this.#expiring.get(second);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#expiring.delete(second);
+  }
+
+  #remove(key: string): void {
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return;
+    this.#slots.delete(key);
+    if (slot.expiresAt !== Infinity) this.#unfile(key, slot.expiresAt);
+  }
+
+  /**
+   * Drops every key filed under a second that has fully passed. Costs the number of keys
+   * dropped plus the seconds since the last sweep (or the number of filed seconds, if fewer).
+   */
+  #sweep(): void {
+    const current = Math.floor(performance.now() / 1000);
+    const drop = (second: number): void => {
+      const keys = this.#expiring.get(second);
+      if (keys === undefined) return;
+      this.#expiring.delete(second);
+      for (const key of keys) this.#slots.delete(key);
+    };
+    if (current - this.#sweptBefore > this.#expiring.size) {
+      for (const second of this.#expiring.keys()) if (second <= current) drop(second);
+    } else {
+      for (let second = this.#sweptBefore; second <= current; second += 1) drop(second);
+    }
+    this.#sweptBefore = current + 1;
+  }
 }
 
-/** Rejects TTLs Redis would reject too (`SET ... EX` takes a positive integer). */
-function ttlOption(ttlSeconds: number | undefined): { ttl?: number } {
-  if (ttlSeconds === undefined) return {};
+/**
+ * When an entry written now with `ttlSeconds` expires (`Infinity` without one). Rejects TTLs
+ * Redis would reject too (`SET ... EX` takes a positive integer).
+ */
+function expiryOf(ttlSeconds: number | undefined): number {
+  if (ttlSeconds === undefined) return Infinity;
   if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
     throw new RangeError(`ttlSeconds must be a positive integer, got ${ttlSeconds}`);
   }
-  return { ttl: ttlSeconds * 1000 };
+  return performance.now() + ttlSeconds * 1000;
 }
 
 /**

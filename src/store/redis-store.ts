@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import {
   assertListBound,
   chainedAppendHash,
+  StoreFullError,
   type ChainEntry,
   type JsonObject,
   type ReadChainedOptions,
@@ -162,6 +163,14 @@ interface StoreScripts {
   storeReplaceIf(key: string, field: string, expected: string, json: string): Promise<number>;
 }
 
+/** What decides whether Redis evicts keys when it is full. */
+export interface RedisMemorySettings {
+  /** `maxmemory-policy`: only `noeviction` never evicts. */
+  policy: string;
+  /** `maxmemory` in bytes; 0 is no limit (nothing is ever evicted then). */
+  maxmemory: number;
+}
+
 /**
  * The shared {@link Store} for several replicas, on Redis ≥ 7.0 (`GETDEL`, `EXPIRE GT/NX`,
  * `SET KEEPTTL`).
@@ -176,6 +185,11 @@ interface StoreScripts {
  * recovers by itself when Redis comes back. A command that times out may still have run on the
  * server: for `take` and `markConsumed` that means a code is burnt without being redeemed,
  * which fails closed.
+ *
+ * Full: Redis must run with `maxmemory-policy noeviction` (checked at start-up, see
+ * `redis-eviction.ts`): any other policy lets it evict a revocation or a disabled client to make
+ * room for traffic anyone can drive. Over `maxmemory` it then refuses writes ("OOM command not
+ * allowed"), which every write here turns into a {@link StoreFullError}.
  */
 export class RedisStore implements Store {
   readonly #redis: Redis & StoreScripts;
@@ -255,17 +269,21 @@ export class RedisStore implements Store {
   async set(key: string, value: JsonObject, ttlSeconds?: number): Promise<void> {
     const json = serializeValue(value);
     const ttl = ttlArgument(ttlSeconds);
-    if (ttl === 0) await this.#redis.set(this.#key(key), json);
-    else await this.#redis.set(this.#key(key), json, 'EX', ttl);
+    await refusedWhenFull(
+      ttl === 0
+        ? this.#redis.set(this.#key(key), json)
+        : this.#redis.set(this.#key(key), json, 'EX', ttl),
+    );
   }
 
   async setIfAbsent(key: string, value: JsonObject, ttlSeconds?: number): Promise<boolean> {
     const json = serializeValue(value);
     const ttl = ttlArgument(ttlSeconds);
-    const result =
+    const result = await refusedWhenFull(
       ttl === 0
-        ? await this.#redis.set(this.#key(key), json, 'NX')
-        : await this.#redis.set(this.#key(key), json, 'EX', ttl, 'NX');
+        ? this.#redis.set(this.#key(key), json, 'NX')
+        : this.#redis.set(this.#key(key), json, 'EX', ttl, 'NX'),
+    );
     return result === 'OK';
   }
 
@@ -276,7 +294,8 @@ export class RedisStore implements Store {
     value: JsonObject,
   ): Promise<boolean> {
     const json = serializeValue(value);
-    return (await this.#redis.storeReplaceIf(this.#key(key), field, expected, json)) === 1;
+    const written = this.#redis.storeReplaceIf(this.#key(key), field, expected, json);
+    return (await refusedWhenFull(written)) === 1;
   }
 
   async delete(...keys: string[]): Promise<void> {
@@ -296,13 +315,14 @@ export class RedisStore implements Store {
       throw new RangeError(`now must be a finite number, got ${now}`);
     }
     const member = `${JSON.stringify(field)}:${JSON.stringify(now)}`;
-    return (await this.#redis.storeMarkConsumed(this.#key(key), field, member)) === 1;
+    const marked = this.#redis.storeMarkConsumed(this.#key(key), field, member);
+    return (await refusedWhenFull(marked)) === 1;
   }
 
   async addToSet(key: string, members: string[], ttlSeconds?: number): Promise<void> {
     const ttl = ttlArgument(ttlSeconds);
     if (members.length === 0) return;
-    await this.#redis.storeAddToSet(this.#key(key), ttl, ...members);
+    await refusedWhenFull(this.#redis.storeAddToSet(this.#key(key), ttl, ...members));
   }
 
   async setMembers(key: string): Promise<string[]> {
@@ -320,7 +340,7 @@ export class RedisStore implements Store {
 
   async increment(key: string, ttlSeconds?: number): Promise<number> {
     const ttl = ttlArgument(ttlSeconds);
-    return this.#redis.storeIncrement(this.#key(key), ttl);
+    return refusedWhenFull(this.#redis.storeIncrement(this.#key(key), ttl));
   }
 
   async appendChained(
@@ -331,13 +351,15 @@ export class RedisStore implements Store {
   ): Promise<boolean> {
     const hash = chainedAppendHash(record, expectedPrevHash, maxLength);
     const json = serializeValue(record);
-    const appended = await this.#redis.storeAppendChained(
-      this.#key(key),
-      this.#key(`${key}:head`),
-      expectedPrevHash ?? '',
-      maxLength,
-      json,
-      hash,
+    const appended = await refusedWhenFull(
+      this.#redis.storeAppendChained(
+        this.#key(key),
+        this.#key(`${key}:head`),
+        expectedPrevHash ?? '',
+        maxLength,
+        json,
+        hash,
+      ),
     );
     return appended === 1;
   }
@@ -373,11 +395,13 @@ export class RedisStore implements Store {
     // and the trim one step: no reader, and no other replica's push, sees the list over its
     // bound. On a key of another kind both commands fail (WRONGTYPE) and nothing is written.
     const name = this.#key(key);
-    const results = await this.#redis
-      .multi()
-      .lpush(name, ...texts)
-      .ltrim(name, 0, maxLength - 1)
-      .exec();
+    const results = await refusedWhenFull(
+      this.#redis
+        .multi()
+        .lpush(name, ...texts)
+        .ltrim(name, 0, maxLength - 1)
+        .exec(),
+    );
     const failed = results?.find(([error]) => error)?.[0];
     if (failed) throw failed;
     if (!results)
@@ -438,6 +462,25 @@ export class RedisStore implements Store {
     return this.#subscriber;
   }
 
+  /**
+   * Redis's eviction settings (`CONFIG GET`), for the start-up check. Rejects when Redis
+   * cannot be reached or refuses `CONFIG` (managed services often rename or forbid it).
+   */
+  async memorySettings(): Promise<RedisMemorySettings> {
+    const reply = (await this.#redis.config('GET', 'maxmemory', 'maxmemory-policy')) as unknown;
+    const values = new Map<string, string>();
+    if (Array.isArray(reply)) {
+      for (let i = 0; i + 1 < reply.length; i += 2)
+        values.set(String(reply[i]), String(reply[i + 1]));
+    }
+    const policy = values.get('maxmemory-policy');
+    const maxmemory = Number(values.get('maxmemory'));
+    if (policy === undefined || !Number.isSafeInteger(maxmemory)) {
+      throw new Error('CONFIG GET did not return maxmemory and maxmemory-policy');
+    }
+    return { policy, maxmemory };
+  }
+
   async ping(): Promise<void> {
     await withTimeout(this.#redis.ping(), this.#pingTimeoutMs, 'Redis did not answer PING');
   }
@@ -460,6 +503,31 @@ export class RedisStore implements Store {
 
   #key(key: string): string {
     return this.#prefix + key;
+  }
+}
+
+/**
+ * Whether Redis refused a command for want of memory: directly, from inside a script (the
+ * message then names the script), or queued in a MULTI (EXECABORT, the refusal among
+ * ioredis's `previousErrors`).
+ */
+function isOutOfMemory(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.message.startsWith('OOM ')) return true;
+  const previous = (error as { previousErrors?: unknown }).previousErrors;
+  return Array.isArray(previous) && previous.some(isOutOfMemory);
+}
+
+/** Awaits a write, turning Redis's out-of-memory refusal into a {@link StoreFullError}. */
+async function refusedWhenFull<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (error) {
+    if (!isOutOfMemory(error)) throw error;
+    throw new StoreFullError(
+      'Redis is full (maxmemory reached; maxmemory-policy noeviction): writes are refused until keys expire or are deleted',
+      { cause: error },
+    );
   }
 }
 

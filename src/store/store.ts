@@ -14,8 +14,24 @@
  * `undefined` fields disappear) and are copies: mutating an object passed to or returned by the
  * store never changes what is stored. A key holds one kind of data (value, set, counter,
  * chain or list); using it as another kind rejects, as Redis's WRONGTYPE does.
+ *
+ * A full store never makes room by evicting: what denies access (revocations, disabled
+ * clients, session bindings) must not be pushed out by traffic an attacker drives. It refuses
+ * instead, with a {@link StoreFullError} and nothing written: the memory store refuses a write
+ * that would create a key once it holds `maxEntries` live ones (writes to existing keys, reads
+ * and deletes go on; expired entries are swept before it refuses); Redis, which must run with
+ * `maxmemory-policy noeviction`, refuses every write that could use more memory once over
+ * `maxmemory` (reads and deletes go on). Callers fail closed on it, as on any store error.
  */
 export type JsonObject = { [key: string]: unknown };
+
+/**
+ * A write refused because the store is full (see {@link Store}). Nothing was written. The
+ * message names no key: keys can embed token ids, and errors reach logs.
+ */
+export class StoreFullError extends Error {
+  override readonly name = 'StoreFullError';
+}
 
 /** One record of a hash chain, with the id the store gave it (increasing along the chain). */
 export interface ChainEntry {
@@ -30,6 +46,11 @@ export interface ReadChainedOptions {
   count?: number;
 }
 
+/**
+ * The port every module reaches shared state through. A write that needs room (every one that
+ * can create a key: `set`, `setIfAbsent`, `addToSet`, `increment`, `appendChained`,
+ * `pushRecent`; on Redis, any write) rejects with {@link StoreFullError} when the store is full.
+ */
 export interface Store {
   /** Reads a value, or `undefined` when absent or expired. */
   get<T extends JsonObject = JsonObject>(key: string): Promise<T | undefined>;

@@ -1,9 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import type { JsonObject, Store } from '../../src/store/store.js';
+import { StoreFullError, type JsonObject, type Store } from '../../src/store/store.js';
 
 export interface StoreFixture {
   store: Store;
   cleanup: () => Promise<void>;
+}
+
+export interface SmallStoreFixture extends StoreFixture {
+  /**
+   * Called once the store has refused a write: makes sure it stays full. Redis's used memory
+   * moves by a few hundred bytes between commands (the refused command's own buffer is freed),
+   * so a tiny write can pass just after a big one was refused; its fixture lowers `maxmemory`
+   * a little below what is used. A memory store needs nothing.
+   */
+  stayFull?: () => Promise<void>;
 }
 
 /**
@@ -49,8 +59,16 @@ const RICH_VALUE = {
  * The single-use tests matter most: `take` and `markConsumed` are what keeps an authorization
  * code (RFC 6749 §4.1.2) and a rotated refresh token (RFC 9700 §4.14) from being redeemed twice,
  * so they are checked with 20 concurrent callers.
+ *
+ * `makeSmallStore` gives an empty store with little room (a few hundred 1 KiB values at most),
+ * for the behaviour when full: it refuses what needs room and never evicts (issue #14).
  */
-export function runStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
+export function runStoreContract(
+  name: string,
+  makeStore: () => Promise<StoreFixture>,
+  makeSmallStore?: () => Promise<SmallStoreFixture>,
+): void {
+  if (makeSmallStore) runFullStoreContract(name, makeSmallStore);
   describe(`${name} (Store contract)`, () => {
     let store: Store;
     let cleanup: () => Promise<void>;
@@ -642,6 +660,140 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
         await expect(store.ping()).rejects.toThrow();
         await store.close();
       });
+    });
+  });
+}
+
+/** A filler value of about 1 KiB. */
+const FILLER = { padding: 'x'.repeat(1000) };
+
+/**
+ * Writes 1 KiB values under `filler:<n>` until the store refuses one, which must be a
+ * {@link StoreFullError}; returns the keys written.
+ */
+async function fillUntilRefused(store: Store, ttlSeconds?: number): Promise<string[]> {
+  const keys: string[] = [];
+  for (let n = 0; n < 10_000; n += 1) {
+    const key = `filler:${n}`;
+    try {
+      await store.set(key, { ...FILLER, n }, ttlSeconds);
+    } catch (error) {
+      expect(error).toBeInstanceOf(StoreFullError);
+      return keys;
+    }
+    keys.push(key);
+  }
+  throw new Error('the store never filled up');
+}
+
+/** Whether a promise rejects with a {@link StoreFullError} (anything else fails the test). */
+async function refusedAsFull(promise: Promise<unknown>): Promise<boolean> {
+  try {
+    await promise;
+    return false;
+  } catch (error) {
+    expect(error).toBeInstanceOf(StoreFullError);
+    return true;
+  }
+}
+
+function runFullStoreContract(
+  name: string,
+  makeSmallStore: () => Promise<SmallStoreFixture>,
+): void {
+  describe(`${name} (Store contract, when full)`, () => {
+    let store: Store;
+    let cleanup: () => Promise<void>;
+    let stayFull: (() => Promise<void>) | undefined;
+
+    beforeEach(async () => {
+      ({ store, cleanup, stayFull } = await makeSmallStore());
+    });
+
+    /** Writes 1 KiB values until the store refuses one; returns the keys written. */
+    async function fill(ttlSeconds?: number): Promise<string[]> {
+      const keys = await fillUntilRefused(store, ttlSeconds);
+      await stayFull?.();
+      return keys;
+    }
+
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    it('refuses every write that would create a key, writing nothing, and keeps every key it holds', async () => {
+      // What denies access, written before other traffic fills the store.
+      await store.addToSet('clients:disabled', ['mallory-client']);
+      await store.addToSet('revocations:grants', ['stolen-grant 4102444800'], 3600);
+      await store.setIfAbsent('session:bound', { subject: 'alice', clientId: 'app' }, 3600);
+      const fillers = await fill();
+      expect(fillers.length).toBeGreaterThan(10);
+
+      const link = { prev: null, hash: 'h1' };
+      await expect(store.set('new:value', { a: 1 })).rejects.toThrow(StoreFullError);
+      await expect(store.set('new:value', { a: 1 }, 60)).rejects.toThrow(StoreFullError);
+      await expect(store.setIfAbsent('new:once', { a: 1 }, 60)).rejects.toThrow(StoreFullError);
+      await expect(store.addToSet('new:set', ['m'], 60)).rejects.toThrow(StoreFullError);
+      await expect(store.increment('new:counter', 60)).rejects.toThrow(StoreFullError);
+      await expect(store.appendChained('new:chain', link, null, 10)).rejects.toThrow(
+        StoreFullError,
+      );
+      await expect(store.pushRecent('new:list', [{ n: 1 }], 10)).rejects.toThrow(StoreFullError);
+
+      // Nothing was written by the refused calls.
+      await expect(store.get('new:value')).resolves.toBeUndefined();
+      await expect(store.get('new:once')).resolves.toBeUndefined();
+      await expect(store.setSize('new:set')).resolves.toBe(0);
+      await expect(store.chainHead('new:chain')).resolves.toBeNull();
+      await expect(store.readRecent('new:list', 10)).resolves.toStrictEqual([]);
+
+      // Nothing was evicted: every key is there with its value.
+      await expect(store.setMembers('clients:disabled')).resolves.toStrictEqual(['mallory-client']);
+      await expect(store.setMembers('revocations:grants')).resolves.toStrictEqual([
+        'stolen-grant 4102444800',
+      ]);
+      await expect(store.get('session:bound')).resolves.toStrictEqual({
+        subject: 'alice',
+        clientId: 'app',
+      });
+      for (const [n, key] of fillers.entries()) {
+        await expect(store.get(key)).resolves.toStrictEqual({ ...FILLER, n });
+      }
+    });
+
+    it('never loses a key it holds, whether or not it accepts a write to it', async () => {
+      await store.set('counted', { v: 1 });
+      const fillers = await fill();
+      // The memory store takes writes to existing keys; Redis refuses most writes once over
+      // maxmemory. Either way the key keeps a whole value, the old one or the new one.
+      const written = !(await refusedAsFull(store.set('counted', { v: 2 })));
+      await expect(store.get('counted')).resolves.toStrictEqual({ v: written ? 2 : 1 });
+      await expect(store.get(fillers.at(-1)!)).resolves.toStrictEqual({
+        ...FILLER,
+        n: fillers.length - 1,
+      });
+    });
+
+    it('reads, takes and deletes while full; what is deleted frees room', async () => {
+      const fillers = await fill();
+      await expect(store.take(fillers[0]!)).resolves.toStrictEqual({ ...FILLER, n: 0 });
+      // Half of them: Redis's first DEL allocates some memory of its own.
+      await store.delete(...fillers.slice(1, Math.ceil(fillers.length / 2)));
+      await expect(store.get(fillers[1]!)).resolves.toBeUndefined();
+      await store.set('after-delete', { a: 1 });
+      await expect(store.get('after-delete')).resolves.toStrictEqual({ a: 1 });
+    });
+
+    it('frees the room of expired entries', async () => {
+      await store.set('kept', { a: 1 });
+      const fillers = await fill(1);
+      expect(fillers.length).toBeGreaterThan(10);
+      await waitFor(
+        async () => !(await refusedAsFull(store.set('after-expiry', { a: 2 }))),
+        'expired entries free room',
+      );
+      await expect(store.get('after-expiry')).resolves.toStrictEqual({ a: 2 });
+      await expect(store.get('kept')).resolves.toStrictEqual({ a: 1 });
     });
   });
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/redis-store.js';
+import { StoreFullError } from '../../src/store/store.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { getFreePort } from '../helpers/ports.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
@@ -22,26 +23,108 @@ async function timeToReject(promise: Promise<unknown>): Promise<number> {
   return Date.now() - started;
 }
 
+/** `used_memory` of a server, from `INFO memory`. */
+async function usedMemory(admin: Redis): Promise<number> {
+  const used = /^used_memory:(\d+)/m.exec(await admin.info('memory'))?.[1];
+  if (used === undefined) throw new Error('INFO memory has no used_memory');
+  return Number(used);
+}
+
 describeWithBinary('redis-server', 'RedisStore on a real redis-server', () => {
   let server: RedisServer;
+  /** A server run as production must be (`noeviction`), given a small `maxmemory` per test. */
+  let small: RedisServer;
+  let smallAdmin: Redis;
 
   beforeAll(async () => {
     server = await startRedis();
+    small = await startRedis({ extraArgs: ['--maxmemory-policy', 'noeviction'] });
+    smallAdmin = new Redis(small.url);
   });
 
   afterAll(async () => {
+    await smallAdmin?.quit();
+    await small?.stop();
     await server?.stop();
   });
 
-  runStoreContract('RedisStore', async () => {
-    const store = new RedisStore({
-      url: server.url,
-      keyPrefix: `test:${randomUUID()}:`,
-    });
-    return { store, cleanup: () => store.close() };
-  });
+  runStoreContract(
+    'RedisStore',
+    async () => {
+      const store = new RedisStore({
+        url: server.url,
+        keyPrefix: `test:${randomUUID()}:`,
+      });
+      return { store, cleanup: () => store.close() };
+    },
+    async () => {
+      await smallAdmin.flushall();
+      const store = new RedisStore({ url: small.url, keyPrefix: 'full:' });
+      await store.ping();
+      // Room for about 256 values of 1 KiB beyond what the empty server uses.
+      await smallAdmin.config(
+        'SET',
+        'maxmemory',
+        String((await usedMemory(smallAdmin)) + 256 * 1024),
+      );
+      return {
+        store,
+        stayFull: async () => {
+          await smallAdmin.config(
+            'SET',
+            'maxmemory',
+            String((await usedMemory(smallAdmin)) - 16 * 1024),
+          );
+        },
+        cleanup: async () => {
+          await store.close();
+          await smallAdmin.config('SET', 'maxmemory', '0');
+          await smallAdmin.flushall();
+        },
+      };
+    },
+  );
 
   describe('Redis specifics', () => {
+    it('turns an out-of-memory refusal into StoreFullError, from scripts too; reads, takes and deletes go on', async () => {
+      await smallAdmin.flushall();
+      const store = new RedisStore({ url: small.url, keyPrefix: 'oom:' });
+      try {
+        await store.set('code', { sub: 'alice' }, 60);
+        await store.set('doc', { version: 'v1' });
+        await store.addToSet('set', ['a']);
+        // Over maxmemory from here on: every write that could use memory is refused.
+        await smallAdmin.config('SET', 'maxmemory', '1');
+
+        await expect(store.markConsumed('code', 'usedAt', 1)).rejects.toThrow(StoreFullError);
+        await expect(
+          store.replaceIf('doc', 'version', 'v1', { version: 'v2' }),
+        ).rejects.toMatchObject({
+          name: 'StoreFullError',
+          cause: expect.objectContaining({ message: expect.stringMatching(/^OOM command/) }),
+        });
+        await expect(store.addToSet('set', ['b'])).rejects.toThrow(StoreFullError);
+
+        await expect(store.get('code')).resolves.toStrictEqual({ sub: 'alice' });
+        await expect(store.get('doc')).resolves.toStrictEqual({ version: 'v1' });
+        await expect(store.setMembers('set')).resolves.toStrictEqual(['a']);
+        await expect(store.take('code')).resolves.toStrictEqual({ sub: 'alice' });
+        await store.removeFromSet('set', ['a']);
+        await store.delete('doc');
+        await expect(store.get('doc')).resolves.toBeUndefined();
+        // A command error that is not about memory stays what it is.
+        await smallAdmin.config('SET', 'maxmemory', '0');
+        await store.set('value', { a: 1 });
+        const wrongType = await store.increment('value').catch((error: unknown) => error);
+        expect(wrongType).toBeInstanceOf(Error);
+        expect(wrongType).not.toBeInstanceOf(StoreFullError);
+      } finally {
+        await smallAdmin.config('SET', 'maxmemory', '0');
+        await store.close();
+        await smallAdmin.flushall();
+      }
+    });
+
     it('keeps JSON text under its key prefix; other prefixes do not see it', async () => {
       const prefix = `test:${randomUUID()}:`;
       const store = new RedisStore({ url: server.url, keyPrefix: prefix });
