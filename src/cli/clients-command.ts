@@ -14,7 +14,8 @@
  *   clients pending-hosts          CIMD hosts waiting for approval (registration.cimd.requireApproval)
  *   clients approved-hosts         hosts approved so far
  *   clients approve-host HOST      approve a host: its client ids work from the next request
- *   clients unapprove-host HOST    withdraw an approval
+ *   clients unapprove-host HOST    withdraw an approval: the host's clients are refused at
+ *                                  their next authorization or refresh (grants kept)
  */
 import type { GatewayConfig } from '../config/schema.js';
 import { createStore } from '../gateway.js';
@@ -104,7 +105,9 @@ export async function runClientsCommand(
         await audit.close();
       }
       io.stdout(
-        `${action === 'approve-host' ? 'approved' : 'approval withdrawn for'} ${host!.toLowerCase()}\n`,
+        action === 'approve-host'
+          ? `approved ${host!.toLowerCase()}\n`
+          : `approval withdrawn for ${host!.toLowerCase()}: its clients are refused from their next authorization or refresh on every replica; their grants are kept (approve-host restores them), and access tokens already issued run out within tokens.accessTokenTtl (clients disable CLIENT_ID refuses them at once)\n`,
       );
     }
     return EXIT.ok;

@@ -11,6 +11,7 @@
  * | `login`                 | client IP          | the dev login form post and the upstream callbacks  |
  * | `verifyFailures`        | client IP          | `/verify` refusals ({@link VerifyFailureLimiter})   |
  * | `maxClientsPerIp`       | client IP          | POST /register (`client-quota.ts`)                  |
+ * | `maxClientsPerNetwork`  | IPv4 /24, IPv6 /48 | POST /register (`client-quota.ts`)                  |
  *
  * Counters live in the store, so every replica sees the same counts: with `store.redis`
  * rate-limiter-flexible's RateLimiterRedis on the store's own connection, under the store's key

@@ -42,18 +42,58 @@ export const registrationCors = cors({
   maxAge: 600,
 });
 
+/**
+ * Bounds the registration request body (the client metadata document) before oidc-provider
+ * reads it: oidc-provider's own limit is 56 KiB for any body and cannot be changed. Node
+ * delivers exactly Content-Length bytes, so a request whose Content-Length is within the bound
+ * has a body within it; a request without one (chunked) is refused with 411 Length Required,
+ * as every client sends a small JSON document with its length. Over the bound: RFC 7591
+ * `invalid_client_metadata`.
+ */
+export function registrationBodyLimit(maxBytes: number) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers['content-length'];
+    const length = Number(header);
+    if (header === undefined || !/^\d+$/.test(header)) {
+      res.status(411).set('Cache-Control', 'no-store').json({
+        error: 'invalid_request',
+        error_description: 'a registration request must carry its Content-Length',
+      });
+      return;
+    }
+    if (length > maxBytes) {
+      res
+        .status(400)
+        .set('Cache-Control', 'no-store')
+        .json({
+          error: 'invalid_client_metadata',
+          error_description: `the client metadata document is ${length} bytes; at most ${maxBytes} are accepted`,
+        });
+      return;
+    }
+    next();
+  };
+}
+
 const PRUNE_INTERVAL_MS = 60_000;
 
 /**
  * Caps the number of dynamically registered clients, so that registration floods cannot
  * grow the store without bound. Expired clients are pruned from the count at most once a
- * minute (a prune reads every member, which must not happen per request under attack).
+ * minute (a prune reads every member, which must not happen per request under attack), once
+ * the count reaches `pruneFrom` (default: the cap): the client quota's reserve
+ * (src/limits/client-quota.ts) starts below the cap, and must not start on expired clients.
  */
-export function registrationCap(store: Store, maxClients: number, logger: Logger) {
+export function registrationCap(
+  store: Store,
+  maxClients: number,
+  logger: Logger,
+  { pruneFrom = maxClients }: { pruneFrom?: number } = {},
+) {
   let lastPrune = 0;
   return async (req: Request, res: Response, next: NextFunction) => {
     let count = await store.setSize(DCR_CLIENT_INDEX);
-    if (count >= maxClients && Date.now() - lastPrune > PRUNE_INTERVAL_MS) {
+    if (count >= pruneFrom && Date.now() - lastPrune > PRUNE_INTERVAL_MS) {
       lastPrune = Date.now();
       const members = await store.setMembers(DCR_CLIENT_INDEX);
       const gone: string[] = [];

@@ -110,8 +110,16 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
     });
 
   it('lists every kind of client with name, redirect hosts, created, last used and grants', async () => {
-    // A name with a terminal escape sequence and a tab: printed harmless.
-    const dcr = await registerClient(gw.url, { client_name: 'Shell\u001b[2J agent\tx' });
+    // A name with a terminal escape sequence and a tab: printed harmless. Registration refuses
+    // such a name now (src/oauth/client-metadata-limits.ts); a client registered before that
+    // may still have one, as this one is made to.
+    const dcr = await registerClient(gw.url, { client_name: 'Shell agent' });
+    const record = await gw.gateway.store.get(`oidc:Client:${dcr.client_id}`);
+    await gw.gateway.store.set(
+      `oidc:Client:${dcr.client_id}`,
+      { ...record, client_name: 'Shell\u001b[2J agent\tx' },
+      gw.config.registration.dcr.clientTtl,
+    );
     const unused = await registerClient(gw.url, { client_name: 'Never used' });
     await connect(dcr.client_id);
     await connect(cimd.clientId);
