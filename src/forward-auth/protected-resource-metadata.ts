@@ -8,6 +8,10 @@
  * path insertion; the root form for a resource at the origin root). `resource` is the
  * resource's canonical URL exactly, which the MCP SDK requires to be a prefix of the URL it
  * connects to and sends back as the RFC 8707 `resource` (RS-04).
+ *
+ * The forwarded host only selects which configured resource is meant: every URL in the
+ * document (`resource`, `authorization_servers`) is configuration, and a host that is no
+ * resource's gets 404. Cached 5 minutes (`scopes_supported` follows the live registry).
  */
 import { Router } from 'express';
 import type { GatewayConfig } from '../config/schema.js';
@@ -45,8 +49,10 @@ export function protectedResourceMetadataRouter(
     const path = req.path.slice(PRM_PREFIX.length) || '/';
     const match = origin ? resources.matcher.exact(origin, path) : undefined;
     if (!match) {
+      // Not cached: a server added at run time must have its document at once.
       res
         .status(404)
+        .set('Cache-Control', 'no-store')
         .json({ error: 'not_found', error_description: 'no protected resource at this URL' });
       return;
     }

@@ -1,6 +1,8 @@
 /**
  * Remembered consent: what a user approved for a client, so that the consent page is shown
- * once per user and client (and again only when the client asks for more).
+ * once per user and client (and again only when the client asks for more). Not for a public
+ * client whose code goes to this computer (loopback or custom scheme): anyone local can use
+ * its name, so it sees the page at every authorization (native-consent.ts, RFC 8252 §8.6).
  *
  * Kept server-side in the store, keyed by account and client, rather than in a cookie: the
  * decision then follows the user across browsers and cannot be forged or replayed from

@@ -30,9 +30,18 @@ import type { ConsentMemory } from './consent-memory.js';
 import { SIGNING_ALG, type KeyMaterial } from './keys.js';
 import { allowLoopbackPortVariation, redirectUriProblems } from './redirect-uris.js';
 import { grantableScopes, type ResourceRegistry } from './resources.js';
+import { hasQuery } from './resource-url.js';
+import { consentPolicy } from './native-consent.js';
+import { cacheableMetadata, urlsFromIssuer } from './issuer-urls.js';
 import { createAdapterFactory } from './store-adapter.js';
 import { ClientHostApprovals } from './client-hosts.js';
 import { refuseDisabledClients } from './disabled-client-guard.js';
+import {
+  checkClientMetadataLimit,
+  LIMITED_CLIENT_METADATA,
+  MAX_CIMD_DOCUMENT_BYTES,
+  MAX_JWKS_URI_BYTES,
+} from './client-metadata-limits.js';
 import { renderErrorPage } from '../login/views/error-page.js';
 
 export interface ProviderDependencies {
@@ -134,9 +143,34 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const introspectors = new Set(
     config.clients.filter((client) => client.allowIntrospection).map((client) => client.client_id),
   );
+  // Clients whose metadata is the operator's own: not held to the size limits.
+  const configuredClients = new Set([
+    ...config.clients.map((client) => client.client_id),
+    ACCOUNT_CLIENT_ID,
+  ]);
+  const isCimdClientId = (id: unknown) =>
+    typeof id === 'string' && /^https:\/\//i.test(id) && !configuredClients.has(id);
   const cimdDenyHosts = new Set(cimd.denyHosts.map((host) => host.toLowerCase()));
   const cimdOnlyHosts = new Set(cimd.onlyHosts.map((host) => host.toLowerCase()));
   const hostApprovals = new ClientHostApprovals(deps.store, cimd.onlyHosts);
+  /**
+   * Whether the client ids of `clientId`'s host may be used: deny-list, then allow-list, then
+   * (optionally) admin approval, read from the store. Asked before a document is fetched and
+   * again at every use of a cached one (oidc-provider keeps a document up to an hour,
+   * `cacheDuration`, and checks nothing but `allowClient` when it reuses it), so a withdrawn
+   * approval stops the host's clients at their next authorization or refresh, on every
+   * replica, without the document cache having to be told.
+   */
+  const cimdHostAllowed = async (clientId: string): Promise<boolean> => {
+    const host = new URL(clientId).hostname.toLowerCase();
+    if (cimdDenyHosts.has(host)) return false;
+    if (cimdOnlyHosts.size > 0 && !cimdOnlyHosts.has(host)) return false;
+    if (cimd.requireApproval && !(await hostApprovals.check(host))) {
+      logger.warn('CIMD client host pending approval', { event: 'cimd_pending', host });
+      return false;
+    }
+    return true;
+  };
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(deps.store, {
@@ -226,6 +260,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
           if (client.clientId === ACCOUNT_CLIENT_ID) {
             throw new errors.InvalidTarget('the account client cannot obtain resource tokens');
           }
+          // RFC 8707 §2 lets a resource carry a query; this gateway's never do (resource-url.ts).
+          if (hasQuery(indicator)) {
+            throw new errors.InvalidTarget(
+              'resource indicator must not contain a query component: resource URLs of this gateway have none',
+            );
+          }
           const resource = resources.find(indicator);
           if (!resource)
             throw new errors.InvalidTarget(`${indicator} is not a resource of this gateway`);
@@ -261,18 +301,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
       clientIdMetadataDocument: {
         enabled: cimd.enabled,
         ack: 'draft-02',
-        // Deny-list, then allow-list, then (optionally) admin approval of the host.
-        allowFetch: async (_ctx, clientId) => {
-          const host = new URL(clientId).hostname.toLowerCase();
-          if (cimdDenyHosts.has(host)) return false;
-          if (cimdOnlyHosts.size > 0 && !cimdOnlyHosts.has(host)) return false;
-          if (cimd.requireApproval && !(await hostApprovals.check(host))) {
-            logger.warn('CIMD client host pending approval', { event: 'cimd_pending', host });
-            return false;
-          }
-          return true;
-        },
-        allowClient: (_ctx, client) => {
+        allowFetch: (_ctx, clientId) => cimdHostAllowed(clientId),
+        // Asked for a fetched document and for every use of a cached one.
+        allowClient: async (_ctx, client) => {
+          if (!(await cimdHostAllowed(client.clientId))) return false;
           // The MCP spec requires client_name and redirect_uris in the document, and the
           // redirect policy applies to CIMD clients like to any other.
           const problems = redirectUriProblems(client.redirectUris);
@@ -292,6 +324,13 @@ export function createProvider(deps: ProviderDependencies): Provider {
       },
     },
     fetch: deps.guardedFetch as Configuration['fetch'],
+    // What oidc-provider fetches from client-chosen URLs is bounded (its default for a
+    // `jwks_uri` is no bound); `sector_identifier_uri` is refused at registration instead.
+    fetchResponseBodyLimits: {
+      'client_id metadata document': MAX_CIMD_DOCUMENT_BYTES,
+      jwks_uri: MAX_JWKS_URI_BYTES,
+      sector_identifier_uri: MAX_CIMD_DOCUMENT_BYTES,
+    },
     // Registered client metadata, checked or adjusted for every registration and every CIMD
     // document before the client is accepted (oidc-provider runs this validator for each
     // listed property):
@@ -301,11 +340,19 @@ export function createProvider(deps: ProviderDependencies): Provider {
     //    step-up (MCP "Step-Up Authorization Flow") impossible. A registered scope is the
     //    client's own claim and protects nothing, so it is widened to every scope the server
     //    knows; what a token carries stays limited by its resource and the user's consent.
+    //  - every field (client-metadata-limits.ts): a size limit, for the metadata of a
+    //    registration (the only case with a request context) and of a CIMD document (an
+    //    https client id that is not configured), not for the configured clients nor for DCR
+    //    clients read back from the store.
     extraClientMetadata: {
-      properties: ['redirect_uris', 'scope'],
-      validator(_ctx, key, value, metadata) {
+      properties: [...new Set(['redirect_uris', 'scope', ...LIMITED_CLIENT_METADATA])],
+      validator(ctx, key, value, metadata) {
         // An absent value is left to oidc-provider, which reports it as a missing property.
         if (value === undefined) return;
+        if (ctx !== undefined || isCimdClientId(metadata.client_id)) {
+          checkClientMetadataLimit(key, value);
+          if (key === 'grant_types' || key === 'response_types') requireCodeFlow(key, value);
+        }
         if (key === 'scope') {
           if (typeof value !== 'string') {
             throw new errors.InvalidClientMetadata('scope must be a string');
@@ -338,6 +385,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      // Remembered consent never sends a public client's code to this computer unasked
+      // (RFC 8252 §8.6; native-consent.ts). The account client's redirect is exact.
+      policy: consentPolicy(new Set([ACCOUNT_CLIENT_ID])),
     },
     // At a refresh the user is checked again: the provider re-reads the identity where it
     // can, and the access rules are applied to it. A refusal revokes the whole grant, so the
@@ -427,9 +477,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
-  // Behind Traefik: X-Forwarded-Proto/-Host are honoured (for `secure` cookies and URLs).
-  // The HTTP layer strips those headers from any peer that is not a trusted proxy.
+  // Behind Traefik: X-Forwarded-Proto is honoured (for `secure` cookies). The HTTP layer
+  // strips those headers from any peer that is not a trusted proxy. No URL the provider
+  // publishes is built from them or from Host: all come from the issuer (issuer-urls.ts).
   provider.proxy = true;
+  urlsFromIssuer(provider);
+  cacheableMetadata(provider);
   liveDiscoveryScopes(provider, resources);
   allowLoopbackPortVariation(provider.Client as never);
   exactAccountRedirect(provider.Client as never, accountCallbackUrl(config.issuer));
@@ -442,6 +495,18 @@ export function createProvider(deps: ProviderDependencies): Provider {
     );
   }
   return provider;
+}
+
+/**
+ * The code flow is the only one this server offers. oidc-provider accepts empty `grant_types`
+ * and `response_types`, and then asks for no `redirect_uris` either: it would register a
+ * client that can never obtain a token (RFC 7591 §2 lets the server refuse such metadata).
+ */
+function requireCodeFlow(key: 'grant_types' | 'response_types', value: unknown): void {
+  const needed = key === 'grant_types' ? 'authorization_code' : 'code';
+  if (Array.isArray(value) && !value.includes(needed)) {
+    throw new errors.InvalidClientMetadata(`${key} must include ${needed}`);
+  }
 }
 
 /** The OpenID Connect scopes every deployment has, before the resources' own. */
@@ -511,7 +576,8 @@ function accountClientMetadata(issuer: string): ClientMetadata {
 /**
  * oidc-provider asks for an existing grant before showing the consent prompt. Besides the
  * grant of the current browser session, we honour a consent the user gave this client earlier
- * (see {@link ConsentMemory}) by building a grant from it.
+ * (see {@link ConsentMemory}) by building a grant from it. A grant found here skips the page
+ * except for public clients redirecting to this computer (native-consent.ts).
  */
 async function loadOrRememberGrant(ctx: KoaContextWithOIDC, consents: ConsentMemory) {
   const { oidc } = ctx;

@@ -349,12 +349,19 @@ describe('authorization server under attack', () => {
     });
 
     it('remembers an approval for the same user and client (no second consent page)', async () => {
+      // An https redirect: a public client redirecting to loopback is asked every time
+      // (RFC 8252 §8.6; tests/oauth/loopback-consent.test.ts).
+      const redirectUri = 'https://app.example/callback';
       const agent = new TestUserAgent();
-      const fresh = await registerClient(gw.url, { client_name: 'Remembered app' });
+      const fresh = await registerClient(gw.url, {
+        client_name: 'Remembered app',
+        redirect_uris: [redirectUri],
+      });
       const first = await devLogin(gw.url, {
         clientId: fresh.client_id,
         resource: RESOURCE,
         codeChallenge: pkcePair().challenge,
+        redirectUri,
         agent,
       });
       expect(first.url.searchParams.get('code')).toBeTruthy();
@@ -364,6 +371,7 @@ describe('authorization server under attack', () => {
         clientId: fresh.client_id,
         resource: RESOURCE,
         codeChallenge: pkcePair().challenge,
+        redirectUri,
       });
       expect(second.url.searchParams.get('code')).toBeTruthy();
       expect(second.pagesSeen).toEqual(['login']);

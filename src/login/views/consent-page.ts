@@ -11,6 +11,11 @@ export interface ConsentView {
   verifiedHost?: string | undefined;
   /** Whether every registered redirect URI is on loopback (another local app could claim it). */
   loopbackOnly: boolean;
+  /**
+   * The user approved this client before and is asked again: its code goes to this computer,
+   * where any program can use its name (RFC 8252 §8.6; src/oauth/native-consent.ts).
+   */
+  approvedBefore?: boolean | undefined;
   user: string;
   resources: { name: string; url: string; scopes: string[] }[];
   oidcScopes: string[];
@@ -41,6 +46,7 @@ export function renderConsent(view: ConsentView): string {
         <dt>Signed in as</dt>
         <dd>${view.user}</dd>
       </dl>
+      ${view.approvedBefore ? html`<p class="warn">You approved this application before. It is asked again because its authorization goes to <code>${view.redirectHost}</code> on your computer: check that this is the connection you just started.</p>` : ''}
       ${view.loopbackOnly ? html`<div class="warn">This application receives the authorization on your own computer (<code>${view.redirectHost}</code>). Any program on this computer could pose as it: approve only if you just started this connection yourself.</div>` : ''}
       <p>It will be able to use:</p>
       <ul>
