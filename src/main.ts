@@ -22,7 +22,7 @@ import { DEFAULT_TUNNEL_DIR, runTunnelCommand } from './tunnel/command.js';
 
 const USAGE = `Usage: mcp-gateway [--config FILE]
        mcp-gateway config check FILE
-       mcp-gateway audit verify [--file FILE] [--config FILE]
+       mcp-gateway audit verify [--file FILE] [--jwks FILE|URL] [--config FILE]
        mcp-gateway tunnel add-site NAME --public-key KEY | show-site NAME | remove-site NAME
                           | rotate-site NAME --public-key KEY | rotate-hub | list [--json]  [--dir DIR]
        mcp-gateway clients list|revoke|disable|enable CLIENT_ID [--config FILE]

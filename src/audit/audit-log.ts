@@ -18,19 +18,17 @@
  * failure is logged (with the record's kind) and counted in {@link AuditLog.failed}; it never
  * reaches the caller. `flush()` waits until everything queued is written (tests, shutdown).
  *
- * The file mirror follows the store's chain rather than this process's own appends: each
- * replica writes every record of the shared chain, in chain order, so that each replica's file
- * is a complete chain that `mcp-gateway audit verify --file` can check on its own. A new file
- * starts with every record the store still holds; after a restart the file gets what it
- * missed. It is brought up to date after each batch of appends, every `mirrorSyncIntervalMs`
- * and on `flush()`. When the store has no chain yet but the file has records (the in-memory
- * store after a restart, or a wiped Redis), the chain continues from the file's last record,
- * so the file stays one chain. Lines are appended without fsync: a crash can lose the last
- * few (they are still in the store), never reorder them.
+ * The file mirror (file-mirror.ts) follows the store's chain rather than this process's own
+ * appends, so that each replica's file is a complete chain, with signed checkpoints of both
+ * its ends, that `mcp-gateway audit verify --file` can check on its own. It is brought up to
+ * date after each batch of appends, every `mirrorSyncIntervalMs` and on `flush()`. When the
+ * store has no chain yet but the file has records (the in-memory store after a restart, or a
+ * wiped Redis), the chain continues from the file's last record, so the file stays one chain.
  */
-import { chmod, open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../logging/logger.js';
 import type { ChainEntry, JsonObject, Store } from '../store/store.js';
+import type { CheckpointKeys } from './checkpoint.js';
+import { FileMirror } from './file-mirror.js';
 import { AUDIT_RECORD_VERSION, hashRecord } from './verify-chain.js';
 
 /** What a record is about. `admin_change` is for administrative changes made through the service. */
@@ -62,6 +60,8 @@ export interface AuditLogOptions {
   maxRecords: number;
   /** Mirror every record of the chain to this file, one JSON line each (created mode 0600). */
   file?: string | undefined;
+  /** Sign the mirror file's checkpoints (file-mirror.ts); required with `file`. */
+  checkpointKeys?: CheckpointKeys | undefined;
   logger: Logger;
   /** Records waiting to be written, at most. Default 10 000. */
   maxQueue?: number;
@@ -81,20 +81,12 @@ const FORBIDDEN_FIELD =
   /token|secret|password|passwd|cookie|authorization|assertion|verifier|^code$|^state$|^nonce$|jwk|private|^arguments$|^args$|^params$|^body$/i;
 
 const WARN_INTERVAL_MS = 60_000;
-const MIRROR_PAGE = 500;
-/** Bytes read from the end of the mirror file to find its last record. */
-const MIRROR_TAIL_BYTES = 256 * 1024;
 
 interface Pending {
   kind: string;
   time: string;
   fields: JsonObject;
   done: () => void;
-}
-
-interface ChainPoint {
-  seq: number;
-  hash: string;
 }
 
 export class AuditLog {
@@ -124,7 +116,16 @@ export class AuditLog {
     this.#maxQueue = options.maxQueue ?? 10_000;
     this.#maxAttempts = options.maxAttempts ?? 20;
     if (options.file !== undefined) {
-      this.#mirror = new FileMirror(options.file, this.#store, this.#key, this.#logger);
+      if (!options.checkpointKeys) {
+        throw new TypeError('an audit mirror file needs checkpointKeys: its ends are signed');
+      }
+      this.#mirror = new FileMirror(
+        options.file,
+        this.#store,
+        this.#key,
+        this.#logger,
+        options.checkpointKeys,
+      );
       this.#timer = setInterval(() => this.#kick(), options.mirrorSyncIntervalMs ?? 5000);
       this.#timer.unref();
     }
@@ -369,153 +370,6 @@ function cleanFields(fields: AuditFields): JsonObject {
   const clean = parsed as JsonObject;
   for (const key of Object.keys(clean)) if (RESERVED.has(key)) delete clean[key];
   return clean;
-}
-
-/** Follows the store's chain into a file of JSON lines (see the module comment). */
-class FileMirror {
-  /** The newest record in the file. */
-  last: ChainPoint | undefined;
-  #handle: FileHandle | undefined;
-  /** The store id of the newest entry mirrored (`undefined`: from the chain's start). */
-  #cursor: string | undefined;
-  /** While catching up after a restart: records up to this seq are in the file already. */
-  #skipThrough: number | undefined;
-  #initialized = false;
-
-  constructor(
-    readonly file: string,
-    private readonly store: Store,
-    private readonly key: string,
-    private readonly logger: Logger,
-  ) {}
-
-  async init(): Promise<void> {
-    if (this.#initialized) return;
-    try {
-      this.#handle ??= await open(this.file, 'a+', 0o600);
-      // The mode applies only to a file this call creates; an existing one is tightened too.
-      await chmod(this.file, 0o600).catch(() => undefined);
-      let tail = await readTail(this.#handle);
-      if (tail.tornAt !== undefined) {
-        // A crash mid-write left half a line. It is not a record (the whole record is still in
-        // the store, and is copied again below); left there, it would glue itself to the next
-        // line. Cut it off.
-        this.logger.warn('audit mirror: removing an incomplete last line', {
-          event: 'audit_problem',
-          file: this.file,
-          offset: tail.tornAt,
-        });
-        await this.#handle.truncate(tail.tornAt);
-        tail = await readTail(this.#handle);
-      }
-      this.last = tail.last;
-      const newest = await this.store.lastChained(this.key);
-      if (this.last !== undefined && newest !== undefined && newest.record.seq === this.last.seq) {
-        // Up to date (the usual restart): mirror what comes next.
-        this.#cursor = newest.id;
-        this.#skipThrough = undefined;
-      } else {
-        // A new file gets every record the store still holds; a file that is behind gets what
-        // it misses. The store does not index records by seq, so this reads from the chain's
-        // start and skips what the file has (once, at start-up).
-        this.#cursor = undefined;
-        this.#skipThrough = this.last?.seq;
-      }
-      this.#initialized = true;
-    } catch (error) {
-      this.logger.error('audit mirror file cannot be opened; retrying later', {
-        event: 'audit_failed',
-        file: this.file,
-        error: (error as Error).message,
-      });
-    }
-  }
-
-  /** Appends every record after the cursor. Errors are logged; the next sync retries. */
-  async sync(): Promise<void> {
-    if (!this.#initialized || !this.#handle) return;
-    try {
-      for (;;) {
-        const page = await this.store.readChained(this.key, {
-          count: MIRROR_PAGE,
-          ...(this.#cursor === undefined ? {} : { after: this.#cursor }),
-        });
-        if (page.length === 0) return;
-        const lines: string[] = [];
-        let last = this.last;
-        for (const { record } of page) {
-          const seq = record.seq as number;
-          if (this.#skipThrough !== undefined && seq <= this.#skipThrough) continue;
-          if (last && record.prev !== last.hash) {
-            this.logger.warn(
-              'audit mirror misses records: they left the store before being copied',
-              {
-                event: 'audit_problem',
-                file: this.file,
-                fromSeq: last.seq,
-                toSeq: seq,
-              },
-            );
-          }
-          this.#skipThrough = undefined;
-          lines.push(JSON.stringify(record));
-          last = { seq, hash: record.hash as string };
-        }
-        if (lines.length > 0) await this.#handle.appendFile(`${lines.join('\n')}\n`, 'utf8');
-        this.last = last;
-        this.#cursor = page.at(-1)!.id;
-        if (page.length < MIRROR_PAGE) return;
-      }
-    } catch (error) {
-      this.logger.error('audit mirror not written; retrying later', {
-        event: 'audit_failed',
-        file: this.file,
-        error: (error as Error).message,
-      });
-    }
-  }
-
-  async close(): Promise<void> {
-    const handle = this.#handle;
-    this.#handle = undefined;
-    this.#initialized = false;
-    await handle?.close();
-  }
-}
-
-/**
- * The seq and hash of the file's last record (the last line that parses as one), and where an
- * incomplete last line starts, if the file does not end with a newline.
- */
-async function readTail(
-  handle: FileHandle,
-): Promise<{ last: ChainPoint | undefined; tornAt: number | undefined }> {
-  const { size } = await handle.stat();
-  if (size === 0) return { last: undefined, tornAt: undefined };
-  const length = Math.min(size, MIRROR_TAIL_BYTES);
-  const buffer = Buffer.alloc(length);
-  await handle.read(buffer, 0, length, size - length);
-  if (buffer[length - 1] !== 0x0a) {
-    const newline = buffer.lastIndexOf(0x0a);
-    // Beyond the bytes read, a line that long is no record: leave the file alone.
-    if (newline >= 0 || length === size) {
-      return { last: undefined, tornAt: size - length + newline + 1 };
-    }
-  }
-  const lines = buffer.toString('utf8').split('\n');
-  for (let i = lines.length - 1; i >= 0; i -= 1) {
-    const line = lines[i]!.trim();
-    if (line === '') continue;
-    try {
-      const record = JSON.parse(line) as JsonObject;
-      if (Number.isSafeInteger(record.seq) && typeof record.hash === 'string') {
-        return { last: { seq: record.seq as number, hash: record.hash }, tornAt: undefined };
-      }
-    } catch {
-      // Not a record (the first, partial line of the bytes read, or damage): look further up.
-    }
-  }
-  return { last: undefined, tornAt: undefined };
 }
 
 function delay(ms: number): Promise<void> {

@@ -11,9 +11,12 @@
  *
  * What this detects: a record altered in place (its hash no longer matches), a record removed
  * or two records swapped (a gap or a step back in `seq`, and a `prev` that does not match),
- * and, given the store's head, records removed from the end. What it cannot detect alone: an
- * attacker who rewrites a record *and* every hash after it (and the head). That is what the
- * file mirror, shipped elsewhere, is for: a second copy such an attacker must also rewrite.
+ * and, given the store's head, records removed from the end. A chain alone cannot tell a
+ * start cut off from one trimmed (its first `prev` is not checked), nor a cut end from an
+ * older state: for a mirror file, its signed checkpoints do (checkpoint.ts, verify-file.ts).
+ * What it cannot detect alone: an attacker who rewrites a record *and* every hash after it
+ * (and the head). That is what the file mirror, shipped elsewhere, is for: a second copy such
+ * an attacker must also rewrite.
  */
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
@@ -22,7 +25,16 @@ import type { JsonObject } from '../store/store.js';
 export const AUDIT_RECORD_VERSION = 1;
 
 export type ChainFailureReason =
-  'hash_mismatch' | 'broken_link' | 'sequence_gap' | 'malformed' | 'head_mismatch';
+  | 'hash_mismatch'
+  | 'broken_link'
+  | 'sequence_gap'
+  | 'malformed'
+  | 'head_mismatch'
+  // A mirror file's ends, against its signed checkpoints (verify-file.ts):
+  | 'start_cut'
+  | 'end_cut'
+  | 'unsigned_end'
+  | 'bad_checkpoint';
 
 export type ChainVerification =
   | {
@@ -82,8 +94,23 @@ function shapeProblem(record: unknown): string | undefined {
 export class ChainVerifier {
   #count = 0;
   #last: { seq: number; hash: string } | undefined;
-  #firstSeq: number | null = null;
+  #first: { seq: number; prev: string | null } | undefined;
   #failure: ChainFailure | undefined;
+
+  /** Records added so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The first record checked: its seq and prev. */
+  get first(): { seq: number; prev: string | null } | undefined {
+    return this.#first;
+  }
+
+  /** The last record that checked out: its seq and hash. */
+  get last(): { seq: number; hash: string } | undefined {
+    return this.#last;
+  }
 
   /** Checks the next record; returns false once the chain is broken. */
   add(record: unknown): boolean {
@@ -132,7 +159,7 @@ export class ChainVerifier {
     }
     // The first record's prev is accepted as it is: the store keeps only the newest
     // `maxRecords` (the oldest are trimmed), and a mirror file may start mid-chain.
-    this.#firstSeq ??= r.seq;
+    this.#first ??= { seq: r.seq, prev: r.prev };
     this.#last = { seq: r.seq, hash: r.hash };
     return true;
   }
@@ -157,7 +184,7 @@ export class ChainVerifier {
       ok: true,
       count: this.#count,
       head,
-      firstSeq: this.#firstSeq,
+      firstSeq: this.#first?.seq ?? null,
       lastSeq: this.#last?.seq ?? null,
     };
   }

@@ -18,6 +18,7 @@ export interface Identity {
   email?: string | undefined;
   emailVerified?: boolean | undefined;
   name?: string | undefined;
+  /** Namespaced by the provider: `<provider>:<group>` (src/policy/groups.ts). */
   groups?: string[] | undefined;
   /** GitHub: the login name (for display; the subject uses the numeric id). */
   githubLogin?: string | undefined;

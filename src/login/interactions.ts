@@ -4,7 +4,8 @@
  * whenever it needs one of these; we finish the step with `interactionFinished`.
  *
  * Order: login first, then our own consent page for every client the user has not yet
- * approved. A code is only issued after both, so an attacker who registers a client and
+ * approved, and at every authorization of a public client whose code goes to this computer
+ * (src/oauth/native-consent.ts). A code is only issued after both, so an attacker who registers a client and
  * lures a user whose upstream session is still alive (the "confused deputy" of the MCP
  * Security Best Practices) still stops at a consent page naming the attacker's client.
  *
@@ -23,9 +24,11 @@ type DevUser = NonNullable<GatewayConfig['login']['dev']>['users'][number];
 import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
 import { ACCOUNT_CLIENT_ID } from '../oauth/provider.js';
-import type { ResourceRegistry } from '../oauth/resources.js';
+import { grantableScopes, type ResourceRegistry } from '../oauth/resources.js';
+import { LOCAL_REDIRECT_REASON } from '../oauth/native-consent.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
 import { evaluateLogin, evaluateResourceAccess, type AccessDecision } from '../policy/access.js';
+import { namespacedGroups } from '../policy/groups.js';
 import type { Store } from '../store/store.js';
 import type { AccountStore, Identity } from './accounts.js';
 import type { Reauthorization } from './reauthorization.js';
@@ -153,19 +156,33 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
 
   /** The first MCP server among those the authorization asks for that refuses this user. */
   function refusingResource(interaction: Interaction, identity: Identity) {
-    const requested = interaction.params.resource;
-    const urls = Array.isArray(requested)
-      ? requested.map(String)
-      : typeof requested === 'string'
-        ? [requested]
-        : [];
-    for (const url of urls) {
+    for (const url of requestedResourceUrls(interaction)) {
       const resource = deps.resources.find(url);
       if (!resource) continue; // oidc-provider answers invalid_target for it
       const decision = evaluateResourceAccess(identity, resource);
       if (!decision.allowed) return { resource: resource.url, decision };
     }
     return undefined;
+  }
+
+  /**
+   * The MCP servers this request names (the only one when it names none, as oidc-provider's
+   * `defaultResource` does) with the scopes it asks of each that the server offers.
+   */
+  function requestedScopes(interaction: Interaction): [string, string[]][] {
+    const named = requestedResourceUrls(interaction);
+    const sole = deps.resources.soleResource();
+    const urls = named.length ? named : sole ? [sole] : [];
+    const asked = String(interaction.params.scope ?? '')
+      .split(' ')
+      .filter(Boolean);
+    return urls.flatMap((url) => {
+      const resource = deps.resources.find(url);
+      if (!resource) return [];
+      const offered = new Set(grantableScopes(resource));
+      const scopes = asked.length ? asked.filter((scope) => offered.has(scope)) : resource.scopes;
+      return [[resource.url, scopes] as [string, string[]]];
+    });
   }
 
   /** Applies the access rules, then records the login or shows why it was refused. */
@@ -248,9 +265,13 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
       string[]
     >;
     const missingOidc = (interaction.prompt.details.missingOIDCScope ?? []) as string[];
-    const requestedResources = Object.keys(missingResources).length
-      ? Object.entries(missingResources)
-      : [];
+    // Asked again although everything was approved before (native-consent.ts): the page
+    // names what this request would get, so the user approves it knowingly.
+    const localRedirect = interaction.prompt.reasons.includes(LOCAL_REDIRECT_REASON);
+    const reconfirm = localRedirect && Object.keys(missingResources).length === 0;
+    const requestedResources = reconfirm
+      ? requestedScopes(interaction)
+      : Object.entries(missingResources);
     const accountId = interaction.session?.accountId ?? '';
     const account = await accounts.find(accountId);
     // A user still signed in here skips the login step: the MCP server they now ask for
@@ -266,6 +287,7 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
       clientName: client.clientName ?? clientId,
       clientId,
       redirectHost: redirectUri.host,
+      approvedBefore: localRedirect && Boolean(interaction.grantId),
       verifiedHost: (client as unknown as { clientIdMetadataDocument?: boolean })
         .clientIdMetadataDocument
         ? new URL(clientId).host
@@ -359,7 +381,7 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
         email,
         emailVerified: true,
         name: user.name,
-        groups: user.groups,
+        groups: namespacedGroups('dev', user.groups),
       },
     });
   });
@@ -475,11 +497,15 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
     for (const [resource, scopes] of Object.entries(missingResources)) {
       grant.addResourceScope(resource, scopes.join(' '));
     }
-    const grantId = await grant.save();
-    await consents.remember(accountId, clientId, {
-      resources: missingResources,
-      oidcScopes: missingOidc,
-    });
+    const adds = missingOidc.length + missingClaims.length + Object.keys(missingResources).length;
+    // Approving again what was approved before (native-consent.ts) changes nothing to store.
+    const grantId = adds === 0 && grant.jti ? grant.jti : await grant.save();
+    if (adds > 0) {
+      await consents.remember(accountId, clientId, {
+        resources: missingResources,
+        oidcScopes: missingOidc,
+      });
+    }
     logger.info('consent', { event: 'consent', clientId, subject: accountId });
     return finish(req, res, { consent: { grantId } });
   });
@@ -499,6 +525,13 @@ export function createInteractionRouter(deps: InteractionDependencies): Router {
   }
 
   return router;
+}
+
+/** The `resource` parameters of an authorization request, as given. */
+function requestedResourceUrls(interaction: { params: Record<string, unknown> }): string[] {
+  const requested = interaction.params.resource;
+  if (Array.isArray(requested)) return requested.map(String);
+  return typeof requested === 'string' ? [requested] : [];
 }
 
 /** The browser is not the one the interaction belongs to, or the step is out of order. */

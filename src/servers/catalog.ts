@@ -27,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../logging/logger.js';
 import type { ResourceRegistry } from '../oauth/resources.js';
+import { groupRuleProblem, type GroupSources } from '../policy/groups.js';
 import type { JsonObject, Store } from '../store/store.js';
 import {
   asResource,
@@ -80,6 +81,11 @@ export interface ServerCatalogOptions {
   pollInterval: number;
   audit?: AuditLog | undefined;
   logger: Logger;
+  /**
+   * The configured logins: a tool rule's group must name one that gives groups
+   * (src/policy/groups.ts). Absent: none does, and every group rule is refused.
+   */
+  groupSources?: GroupSources;
 }
 
 export class ServerCatalog {
@@ -291,6 +297,16 @@ export class ServerCatalog {
   private validate(input: ManagedServerInput) {
     const parsed = managedServerSchema.safeParse(input);
     if (!parsed.success) throw new ServerChangeRefused(describeIssues(parsed.error));
+    // Checked on what is saved, not on what is read back: a server saved before groups were
+    // namespaced keeps routing, and its unqualified groups simply match nobody.
+    const sources = this.options.groupSources ?? { oidc: [] };
+    const groupProblems = Object.entries(parsed.data.tools?.rules ?? {}).flatMap(([tool, rule]) =>
+      rule.groups.flatMap((group, index) => {
+        const problem = groupRuleProblem(group, sources);
+        return problem ? [`tools.rules.${tool}.groups.${index}: ${problem}`] : [];
+      }),
+    );
+    if (groupProblems.length > 0) throw new ServerChangeRefused(groupProblems);
     if (this.options.configuredUrls.includes(parsed.data.url)) {
       throw new ServerChangeRefused(
         [`url: ${parsed.data.url} is defined in the configuration file; edit it there`],

@@ -63,5 +63,6 @@ export async function createServerCatalog(setup: CatalogSetup): Promise<ServerCa
     pollInterval: settings.pollInterval,
     audit: setup.audit,
     logger,
+    groupSources: config.login,
   });
 }

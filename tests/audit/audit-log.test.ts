@@ -26,6 +26,19 @@ import {
 } from '../helpers/oauth-flow.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { captureLogger } from '../helpers/captured-logger.js';
+import { auditTestKeys, type AuditTestKeys } from '../helpers/audit-keys.js';
+import { checkpointOfLine } from '../../src/audit/checkpoint.js';
+
+/** The gateway key the mirror files of these tests are signed with, and its JWKS files. */
+let keys: AuditTestKeys;
+let keysDir: string;
+beforeAll(async () => {
+  keysDir = await mkdtemp(path.join(tmpdir(), 'mcpgw-audit-keys-'));
+  keys = await auditTestKeys(keysDir);
+});
+afterAll(async () => {
+  await rm(keysDir, { recursive: true, force: true });
+});
 
 /** A logger whose lines the test can read. */
 function capturingLogger(): { logger: Logger; lines: () => JsonObject[] } {
@@ -37,19 +50,23 @@ async function chainOf(store: Store, key = 'audit'): Promise<JsonObject[]> {
   return (await store.readChained(key)).map((entry) => entry.record);
 }
 
+/** The records of a mirror file (its checkpoint lines left out). */
 async function fileRecords(file: string): Promise<JsonObject[]> {
   const text = await readFile(file, 'utf8');
   return text
     .split('\n')
     .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as JsonObject);
+    .map((line) => JSON.parse(line) as JsonObject)
+    .filter((line) => checkpointOfLine(line) === undefined);
 }
 
-/** Runs the CLI and captures what it prints. */
+/** Runs the CLI and captures what it prints; `--file` is checked with the test key's JWKS. */
 async function cli(argv: string[], env: Record<string, string> = {}) {
   let stdout = '';
   let stderr = '';
-  const code = await runAuditCommand(argv, {
+  const withKeys =
+    argv.includes('--file') && !argv.includes('--jwks') ? [...argv, '--jwks', keys.jwksFile] : argv;
+  const code = await runAuditCommand(withKeys, {
     stdout: (text) => {
       stdout += text;
     },
@@ -171,8 +188,24 @@ function auditSuite(name: string, backend: () => Backend): void {
       const { logger } = capturingLogger();
       const fileA = path.join(dir, 'a.jsonl');
       const fileB = path.join(dir, 'b.jsonl');
-      const a = track(new AuditLog({ store, maxRecords: 1000, logger, file: fileA }));
-      const b = track(new AuditLog({ store: replica(), maxRecords: 1000, logger, file: fileB }));
+      const a = track(
+        new AuditLog({
+          store,
+          maxRecords: 1000,
+          logger,
+          file: fileA,
+          checkpointKeys: keys.checkpointKeys,
+        }),
+      );
+      const b = track(
+        new AuditLog({
+          store: replica(),
+          maxRecords: 1000,
+          logger,
+          file: fileB,
+          checkpointKeys: keys.checkpointKeys,
+        }),
+      );
       for (let n = 0; n < 15; n += 1) {
         void a.append('token_issued', { writer: 'a', n });
         void b.append('token_refreshed', { writer: 'b', n });
@@ -195,7 +228,15 @@ function auditSuite(name: string, backend: () => Backend): void {
     it('never records tool arguments or secrets: tool arguments only as argumentsHash', async () => {
       const { logger } = capturingLogger();
       const file = path.join(dir, 'audit.jsonl');
-      const audit = track(new AuditLog({ store, maxRecords: 1000, logger, file }));
+      const audit = track(
+        new AuditLog({
+          store,
+          maxRecords: 1000,
+          logger,
+          file,
+          checkpointKeys: keys.checkpointKeys,
+        }),
+      );
       const toolArguments = JSON.stringify({ query: 'SELECT secret_salary FROM payroll' });
       const observer = auditDecisions(audit);
 
@@ -400,7 +441,13 @@ describe('AuditLog limits and failures', () => {
     try {
       for (let run = 0; run < 3; run += 1) {
         const store = new MemoryStore({ maxEntries: 100 }); // a new process: empty store
-        const audit = new AuditLog({ store, maxRecords: 1000, logger, file });
+        const audit = new AuditLog({
+          store,
+          maxRecords: 1000,
+          logger,
+          file,
+          checkpointKeys: keys.checkpointKeys,
+        });
         for (let n = 0; n < 4; n += 1) void audit.append('token_issued', { run, n });
         await audit.close();
         await store.close();
@@ -424,14 +471,15 @@ describe('the mirror file after a crash mid-write', () => {
     const { logger, lines } = capturingLogger();
     try {
       const first = new MemoryStore({ maxEntries: 100 });
-      const before = new AuditLog({ store: first, maxRecords: 1000, logger, file });
+      const checkpointKeys = keys.checkpointKeys;
+      const before = new AuditLog({ store: first, maxRecords: 1000, logger, file, checkpointKeys });
       for (let n = 0; n < 3; n += 1) void before.append('token_issued', { n });
       await before.close();
       await first.close();
       await writeFile(file, `${await readFile(file, 'utf8')}{"v":1,"seq":4,"ti`);
 
       const second = new MemoryStore({ maxEntries: 100 });
-      const after = new AuditLog({ store: second, maxRecords: 1000, logger, file });
+      const after = new AuditLog({ store: second, maxRecords: 1000, logger, file, checkpointKeys });
       for (let n = 3; n < 5; n += 1) void after.append('token_issued', { n });
       await after.close();
       await second.close();
@@ -464,7 +512,13 @@ describe('mcp-gateway audit verify', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-audit-cli-'));
     file = path.join(dir, 'audit.jsonl');
     const store = new MemoryStore({ maxEntries: 100 });
-    const audit = new AuditLog({ store, maxRecords: 1000, logger: capturingLogger().logger, file });
+    const audit = new AuditLog({
+      store,
+      maxRecords: 1000,
+      logger: capturingLogger().logger,
+      file,
+      checkpointKeys: keys.checkpointKeys,
+    });
     for (let n = 1; n <= 5; n += 1) void audit.append('grant_revoked', { grantId: `g${n}` });
     await audit.close();
     await store.close();
@@ -477,11 +531,12 @@ describe('mcp-gateway audit verify', () => {
   const lines = async () => (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '');
 
   it('exits 0 on an intact file, printing the count and the head', async () => {
-    const head = JSON.parse((await lines()).at(-1)!).hash as string;
+    const head = (await fileRecords(file)).at(-1)!.hash as string;
     const result = await cli(['verify', '--file', file]);
     expect(result).toMatchObject({ code: 0, stderr: '' });
     expect(result.stdout).toContain('intact: 5 records (seq 1-5)');
     expect(result.stdout).toContain(head);
+    expect(result.stdout).toContain('signed');
   });
 
   it('exits 1 on an altered record, naming it', async () => {
@@ -533,7 +588,7 @@ describe('mcp-gateway audit verify', () => {
 
   it('verifies the configured audit.file when the store is in memory', async () => {
     const config = path.join(dir, 'gateway.yaml');
-    await writeFile(config, configYaml({ file }));
+    await writeFile(config, configYaml({ file, keysFile: keys.privateJwksFile }));
     const result = await cli(['verify', '--config', config]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('5 records');
@@ -543,7 +598,11 @@ describe('mcp-gateway audit verify', () => {
   });
 });
 
-function configYaml(options: { file?: string; redis?: { url: string; keyPrefix: string } }) {
+function configYaml(options: {
+  file?: string;
+  keysFile?: string;
+  redis?: { url: string; keyPrefix: string };
+}) {
   return [
     'issuer: http://localhost:8787',
     'login:',
@@ -562,6 +621,7 @@ function configYaml(options: { file?: string; redis?: { url: string; keyPrefix: 
         ]
       : []),
     ...(options.file ? ['audit:', `  file: ${options.file}`] : []),
+    ...(options.keysFile ? ['keys:', `  file: ${options.keysFile}`] : []),
     '',
   ].join('\n');
 }

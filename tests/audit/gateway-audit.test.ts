@@ -1,5 +1,12 @@
-/** The audit trail as the service wires it: `/verify` refusals and OAuth events, one chain. */
+/**
+ * The audit trail as the service wires it: `/verify` refusals and OAuth events, one chain,
+ * mirrored to a file whose checkpoints are signed with the service's own key.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, expect, it, describe } from '@jest/globals';
+import { runAuditCommand } from '../../src/audit/cli.js';
 import { verifyChain } from '../../src/audit/verify-chain.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';
@@ -41,5 +48,61 @@ describe('the service audit trail', () => {
     expect(denials).toHaveLength(1);
     expect(denials[0]).toMatchObject({ reason: 'signature', resource: RESOURCE, status: 401 });
     expect(JSON.stringify(records)).not.toContain(accessToken.slice(0, 30));
+  });
+});
+
+describe('the service audit mirror file', () => {
+  let gw: RunningGateway;
+  let dir: string;
+  let mirror: string;
+  let config: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-gw-mirror-'));
+    mirror = path.join(dir, 'audit.jsonl');
+    gw = await startGateway(() => ({ audit: { file: mirror } }));
+    // What an operator runs against the same configuration: keys come from its dataDir.
+    config = path.join(dir, 'gateway.yaml');
+    await writeFile(
+      config,
+      JSON.stringify({
+        issuer: gw.url,
+        dataDir: gw.config.dataDir,
+        login: { dev: { users: ['alice@example.com'] } },
+        resources: [{ url: RESOURCE, name: 'Test MCP' }],
+        audit: { file: mirror },
+      }),
+    );
+  });
+  afterAll(async () => {
+    await gw?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function verify(): Promise<{ code: number; stdout: string }> {
+    let stdout = '';
+    const code = await runAuditCommand(['verify', '--config', config], {
+      stdout: (text) => {
+        stdout += text;
+      },
+      stderr: () => undefined,
+      env: {},
+    });
+    return { code, stdout };
+  }
+
+  it('is signed with the service key, verifiable from its configuration; a cut start is found', async () => {
+    const client = await registerClient(gw.url);
+    await obtainTokens(gw.url, { client, resource: RESOURCE });
+    await gw.gateway.audit!.flush();
+    const intact = await verify();
+    expect(intact.code).toBe(0);
+    expect(intact.stdout).toMatch(new RegExp(`intact: \\d+ records .* by ${gw.url} \\(key `));
+
+    const lines = (await readFile(mirror, 'utf8')).split('\n').filter((line) => line !== '');
+    await writeFile(mirror, `${lines.slice(1).join('\n')}\n`);
+    const cut = await verify();
+    expect(cut.code).toBe(1);
+    expect(cut.stdout).toContain('start_cut');
   });
 });

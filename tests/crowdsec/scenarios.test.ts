@@ -85,7 +85,7 @@ describeWithBinary('crowdsec', 'CrowdSec scenarios on the auth service’s secur
           url: RESOURCE,
           name: 'Files',
           scopes: ['mcp:tools'],
-          tools: { default: 'allow', rules: { purge_everything: { groups: ['admins'] } } },
+          tools: { default: 'allow', rules: { purge_everything: { groups: ['dev:admins'] } } },
         },
       ],
       log: { level: 'warn', securityEventsFile: eventsFile },

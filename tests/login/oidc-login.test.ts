@@ -64,14 +64,14 @@ describe('enterprise OIDC login', () => {
             },
           ],
         },
-        access: { groups: ['eng'] },
+        access: { groups: ['corp:eng'] },
         resources: [
           { url: TOOLS, name: 'Tools MCP', scopes: ['mcp:tools'] },
           {
             url: FINANCE,
             name: 'Finance MCP',
             scopes: ['mcp:tools'],
-            access: { groups: ['finance'] },
+            access: { groups: ['corp:finance'] },
           },
         ],
         tls: { caFiles: [ca.caFile] },
@@ -100,13 +100,13 @@ describe('enterprise OIDC login', () => {
     return token.body as { access_token: string; refresh_token: string };
   }
 
-  it('logs a member of an allowed group in; the token carries the groups of the claim', async () => {
+  it('logs a member of an allowed group in; the token carries the groups of the claim, namespaced', async () => {
     const tokens = await tokensFor('alice');
     const claims = decodeJwt(tokens.access_token);
     expect(claims).toMatchObject({
       sub: 'oidc:corp:alice',
       email: 'alice@corp.example',
-      groups: ['eng', 'finance'],
+      groups: ['corp:eng', 'corp:finance'],
       idp: 'corp',
       aud: TOOLS,
     });

@@ -58,7 +58,11 @@ describe('evaluateLogin', () => {
   });
 
   it('keeps GitHub orgs apart from IdP groups: a groups rule matches only github:-prefixed names', () => {
-    const cfg = config({ login: { github: githubLogin }, access: { groups: ['acme'] } });
+    const corp = { id: 'corp', name: 'Corp', issuer: 'https://idp.example.com', clientId: 'c' };
+    const cfg = config({
+      login: { github: githubLogin, oidc: [{ ...corp, groupsClaim: 'groups' }] },
+      access: { groups: ['corp:acme'] },
+    });
     // Anyone can create a GitHub org called "acme"; it must not pass for the IdP group.
     expect(evaluateLogin(github(), cfg).allowed).toBe(false);
   });
@@ -80,7 +84,7 @@ describe('evaluateLogin', () => {
       github({ githubOrgs: ['other'], githubTeams: [], groups: [] }),
       config({
         login: { github: githubLogin },
-        access: { githubOrgs: ['acme'], githubTeams: ['acme/secret'], groups: ['admins'] },
+        access: { githubOrgs: ['acme'], githubTeams: ['acme/secret'], groups: ['github:admins'] },
       }),
     );
     expect(decision.allowed).toBe(false);
@@ -135,7 +139,7 @@ describe('evaluateLogin', () => {
         {
           url: 'https://mcp.example.com/mcp',
           name: 'Finance MCP',
-          access: { groups: ['finance'] },
+          access: { groups: ['dev:finance'] },
         },
       ],
     });
@@ -152,7 +156,7 @@ describe('evaluateLogin', () => {
       reason:
         'dev@example.com matches no rule in the access rules of Finance MCP (checked: groups).',
     });
-    expect(evaluateResourceAccess({ ...dev, groups: ['finance'] }, cfg.resources[0]!)).toEqual({
+    expect(evaluateResourceAccess({ ...dev, groups: ['dev:finance'] }, cfg.resources[0]!)).toEqual({
       allowed: true,
       rule: 'the access rules of Finance MCP: groups',
     });

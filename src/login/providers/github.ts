@@ -27,6 +27,7 @@ import {
 } from 'passport-github2';
 import type { GitHubLoginConfig } from '../../config/schema.js';
 import type { FetchFunction } from '../../net/outbound-fetch.js';
+import { namespacedGroups } from '../../policy/groups.js';
 import type { Identity } from '../accounts.js';
 import { finishStrategy, requestStateStore, startStrategy } from './passport-adapter.js';
 import {
@@ -37,9 +38,6 @@ import {
   type UpstreamLogin,
   type UpstreamSession,
 } from './provider.js';
-
-/** The prefix of GitHub orgs and teams among `groups` (`github:acme`, `github:acme/platform`). */
-export const GITHUB_GROUP_PREFIX = 'github:';
 
 const API_TIMEOUT_MS = 10_000;
 /** 100 per page (GitHub's maximum) × 10 pages: a user in more than 1 000 orgs is cut off. */
@@ -150,9 +148,10 @@ export class GitHubLoginProvider implements LoginProvider {
         githubLogin: user.login,
         githubOrgs: orgs,
         githubTeams: teams,
-        // Orgs and teams double as groups, prefixed: anyone can create a GitHub org named
-        // like a company's IdP group, so `github:` keeps `groups: [admins]` from matching it.
-        groups: [...orgs, ...teams].map((name) => `${GITHUB_GROUP_PREFIX}${name}`),
+        // Orgs and teams double as groups, namespaced like every provider's (`github:acme`,
+        // `github:acme/platform`): anyone can create a GitHub org named like a company's IdP
+        // group, and `github:` keeps it from matching `corp:admins`.
+        groups: namespacedGroups(this.id, [...orgs, ...teams]),
       } satisfies Identity,
       session: { accessToken },
     };

@@ -21,6 +21,7 @@ import * as client from 'openid-client';
 import type { OidcProviderConfig } from '../../config/schema.js';
 import { isLoopbackHostname } from '../../net/loopback.js';
 import type { FetchFunction } from '../../net/outbound-fetch.js';
+import { namespacedGroups } from '../../policy/groups.js';
 import type { Identity } from '../accounts.js';
 import {
   UpstreamRefused,
@@ -164,7 +165,8 @@ export class OidcLoginProvider implements LoginProvider {
       email: typeof email === 'string' ? email.toLowerCase() : undefined,
       emailVerified: trustEmail || claims.email_verified === true,
       name: typeof claims.name === 'string' ? claims.name : undefined,
-      groups: groupsClaim ? groupsFrom(claims[groupsClaim]) : [],
+      // Namespaced (`<id>:<group>`): another provider's group of the same name is not this one.
+      groups: groupsClaim ? namespacedGroups(this.id, groupsFrom(claims[groupsClaim])) : [],
     };
   }
 }
