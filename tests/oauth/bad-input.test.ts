@@ -83,6 +83,36 @@ describe('bad input', () => {
     }
   });
 
+  // Found by the schemathesis run (tests/faults/schemathesis.test.ts): without the code flow
+  // oidc-provider needs no redirect_uris either, and registered a client that can never get a
+  // token.
+  it.each([
+    ['no grant types and no response types', { grant_types: [], response_types: [] }],
+    ['only the refresh_token grant', { grant_types: ['refresh_token'], response_types: [] }],
+    [
+      'no response types',
+      {
+        redirect_uris: ['http://127.0.0.1/cb'],
+        grant_types: ['authorization_code'],
+        response_types: [],
+      },
+    ],
+    [
+      'no authorization_code grant',
+      { redirect_uris: ['http://127.0.0.1/cb'], grant_types: ['refresh_token'] },
+    ],
+  ])('refuses a registration with %s (invalid_client_metadata)', async (_label, metadata) => {
+    const response = await fetch(`${gw.url}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(metadata),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as Record<string, unknown>).error).toBe(
+      'invalid_client_metadata',
+    );
+  });
+
   it('is still healthy after all of it, with no server error logged', async () => {
     expect((await get('/healthz')).status).toBe(200);
     expect(gw.logRecords().filter((record) => record.level === 'error')).toEqual([]);
