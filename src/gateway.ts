@@ -13,8 +13,8 @@ import { BackendTokenSigner } from './forward-auth/backend-token.js';
 import { DecisionPoint, VERIFY_PATH } from './forward-auth/decision-point.js';
 import { SessionBindings } from './forward-auth/session-binding.js';
 import { protectedResourceMetadataRouter } from './forward-auth/protected-resource-metadata.js';
-import { RevocationList } from './forward-auth/revocations.js';
-import { DisabledClients } from './forward-auth/disabled-clients.js';
+import { REVOCATION_LIST_KEY, RevocationList } from './forward-auth/revocations.js';
+import { DISABLED_CLIENTS_KEY, DisabledClients } from './forward-auth/disabled-clients.js';
 import { TokenVerifier } from './forward-auth/token-verifier.js';
 import { healthRouter } from './http/health.js';
 import { requestContext } from './http/request-context.js';
@@ -39,22 +39,27 @@ import { createGuardedFetch, createTrustedFetch } from './net/outbound-fetch.js'
 import { ConsentMemory } from './oauth/consent-memory.js';
 import {
   defaultAuthorizeScope,
+  registrationBodyLimit,
   registrationCap,
   registrationCors,
 } from './oauth/endpoint-guards.js';
+import { MAX_REGISTRATION_BYTES } from './oauth/client-metadata-limits.js';
 import { loadKeyMaterial, publicJwk, readKeyMaterial, type KeyLocation } from './oauth/keys.js';
 import { ACCOUNT_CLIENT_ID, createProvider, ROUTES, SESSION_TTL } from './oauth/provider.js';
 import { ResourceRegistry } from './oauth/resources.js';
 import { hasAccessRules } from './policy/access.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
+import { evictingRedisRefusal } from './store/redis-eviction.js';
+import { reportStoreFull } from './store/store-full-report.js';
 import type { Store } from './store/store.js';
 import { instrumentStore } from './observability/instrumented-store.js';
 import { AuditLog } from './audit/audit-log.js';
+import { gatewayCheckpointKeys } from './audit/checkpoint.js';
 import { ActivityFeed } from './activity/activity-feed.js';
 import { auditDecisions } from './audit/decision-audit.js';
 import { auditOAuthEvents } from './audit/oauth-audit.js';
-import { ClientQuota } from './limits/client-quota.js';
+import { ClientQuota, reserveFrom } from './limits/client-quota.js';
 import { createRateLimits, installLimits } from './limits/rate-limits.js';
 import {
   METRICS_PATH,
@@ -106,16 +111,15 @@ export async function createGateway(
   const metrics = config.metrics.enabled ? new GatewayMetrics() : undefined;
   const tracing = await startTracing(config.tracing, logger);
   const rawStore = options.store ?? createStore(config, logger);
-  const store = metrics ? instrumentStore(rawStore, metrics) : rawStore;
-  const audit = config.audit.enabled
-    ? new AuditLog({
-        store,
-        maxRecords: config.audit.maxRecords,
-        file: config.audit.file,
-        logger,
-      })
-    : undefined;
-  if (audit && metrics) metrics.readAuditDropped(() => audit.dropped);
+  const evicting =
+    rawStore instanceof RedisStore ? await evictingRedisRefusal(rawStore, logger) : undefined;
+  if (evicting !== undefined) {
+    if (!options.store) await rawStore.close();
+    throw new StartupRefused(evicting);
+  }
+  // A full store refuses writes; said once in the log, not once per refused request.
+  const reported = reportStoreFull(rawStore, logger);
+  const store = metrics ? instrumentStore(reported, metrics) : reported;
   // Created before anything can raise a security event: it listens on this logger.
   const activity = config.activity.enabled
     ? new ActivityFeed({ store, maxEntries: config.activity.maxEntries, logger })
@@ -131,6 +135,21 @@ export async function createGateway(
       Math.max(config.tokens.accessTokenTtl, config.tokens.authorizationCodeTtl) + 300,
   };
   const keys = await loadKeyMaterial(keyLocation, keyPolicy);
+  const audit = config.audit.enabled
+    ? new AuditLog({
+        store,
+        maxRecords: config.audit.maxRecords,
+        file: config.audit.file,
+        // The mirror file's checkpoints are signed with the token key (`<issuer>/jwks`).
+        checkpointKeys: gatewayCheckpointKeys({
+          issuer: config.issuer,
+          signingKey: keys.keys[0]!.jwk,
+          publicKeys: keys.keys.map((key) => publicJwk(key.jwk)),
+        }),
+        logger,
+      })
+    : undefined;
+  if (audit && metrics) metrics.readAuditDropped(() => audit.dropped);
 
   const revocations = new RevocationList(
     store,
@@ -229,6 +248,7 @@ export async function createGateway(
           store,
           ttlSeconds: config.verify.sessionBinding.ttl,
           cacheSize: config.verify.cacheSize,
+          maxPerOwner: config.verify.sessionBinding.maxPerUser,
         })
       : undefined,
     failureLimiter: limits.verifyFailures,
@@ -252,7 +272,10 @@ export async function createGateway(
   app.post(
     ROUTES.registration,
     registrationCors,
-    registrationCap(store, config.registration.dcr.maxClients, logger),
+    registrationBodyLimit(MAX_REGISTRATION_BYTES),
+    registrationCap(store, config.registration.dcr.maxClients, logger, {
+      pruneFrom: reserveFrom(config.registration.dcr.maxClients),
+    }),
   );
   app.get(`${ROUTES.registration}/:clientId`, registrationCors);
   app.use(
@@ -391,7 +414,11 @@ export function createStore(config: GatewayConfig, logger: Logger): Store {
       onError: (error: Error) => logger.error('redis error', { error: error.message }),
     });
   }
-  return new MemoryStore({ maxEntries: config.store.memory?.maxEntries ?? 100_000 });
+  return new MemoryStore({
+    maxEntries: config.store.memory?.maxEntries ?? 100_000,
+    // What denies access can always be written, however full other traffic keeps the store.
+    reservedKeys: [DISABLED_CLIENTS_KEY, REVOCATION_LIST_KEY],
+  });
 }
 
 /**

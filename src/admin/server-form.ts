@@ -17,6 +17,7 @@ const TEXT_FIELDS = [
   'allowedOrigins',
   'upstreamAuthorization',
   'toolsDefault',
+  'toolsFrom',
   'toolRules',
   'rateLimitAverage',
   'rateLimitBurst',
@@ -50,6 +51,7 @@ export function defaultFields(
     allowedOrigins: '',
     upstreamAuthorization: 'none',
     toolsDefault: 'none',
+    toolsFrom: 'body',
     toolRules: '',
     rateLimitAverage: String(defaults.rateLimitAverage),
     rateLimitBurst: String(defaults.rateLimitBurst),
@@ -68,6 +70,7 @@ export function serverFields(server: ManagedServer): ServerFormFields {
     allowedOrigins: server.allowedOrigins.join(' '),
     upstreamAuthorization: server.upstreamAuthorization,
     toolsDefault: server.tools ? server.tools.default : 'none',
+    toolsFrom: server.tools?.operationFrom ?? 'body',
     toolRules: Object.keys(rules).length
       ? Object.entries(rules)
           .map(
@@ -109,7 +112,12 @@ export function serverInput(
         };
       }
     }
-    tools = { default: fields.toolsDefault, rules } as ManagedServerInput['tools'];
+    tools = {
+      default: fields.toolsDefault,
+      // Anything but the opt-in reads as the default: the schema has the last word.
+      operationFrom: fields.toolsFrom === 'headers' ? 'headers' : 'body',
+      rules,
+    } as ManagedServerInput['tools'];
   } else if (fields.toolRules.trim() !== '') {
     return {
       ok: false,

@@ -31,6 +31,7 @@ export interface ServerFormFields {
   allowedOrigins: string;
   upstreamAuthorization: string;
   toolsDefault: string;
+  toolsFrom: string;
   toolRules: string;
   rateLimitAverage: string;
   rateLimitBurst: string;
@@ -41,7 +42,8 @@ export interface ServerFormFields {
 function toolSummary(tools: ResourceConfig['tools']): SafeHtml {
   if (!tools) return html`all tools allowed`;
   const rules = Object.entries(tools.rules);
-  return html`default <strong>${tools.default}</strong>${
+  return html`default <strong>${tools.default}</strong>, decided on the
+    ${tools.operationFrom === 'headers' ? 'Mcp-* headers' : 'body'}${
       rules.length
         ? html`<ul>
             ${rules.map(
@@ -264,11 +266,22 @@ export function renderServerForm(view: ServerFormView): string {
           ${option('allow', 'Rules below; other tools allowed', fields.toolsDefault)}
           ${option('deny', 'Rules below; other tools denied', fields.toolsDefault)}
         </select>
+        <label for="toolsFrom">Decide tool rules on</label>
+        <select id="toolsFrom" name="toolsFrom">
+          ${option('body', 'The request body (Traefik forwardBody)', fields.toolsFrom)}
+          ${option('headers', 'The Mcp-Method/Mcp-Name headers when no body comes', fields.toolsFrom)}
+        </select>
+        <span class="hint"
+          >The body is what the MCP server acts on. The headers are written by the client: choose
+          them only behind a proxy that cannot forward the body (Caddy, nginx) and for an MCP server
+          that refuses requests whose headers do not match their body.</span
+        >
         <label for="toolRules">Tool rules</label>
         <textarea id="toolRules" name="toolRules" spellcheck="false">${fields.toolRules}</textarea>
         <span class="hint"
           >YAML, as <code>resources[].tools.rules</code> in the configuration file, e.g.
-          <code>files_*: { scopes: [files:write], groups: [admins] }</code></span
+          <code>files_*: { scopes: [files:write], groups: [corp:admins] }</code> (a group is named
+          with its login provider: <code>&lt;provider&gt;:&lt;group&gt;</code>)</span
         >
         <label for="rateLimitAverage">Rate limit</label>
         <input

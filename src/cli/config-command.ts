@@ -4,6 +4,7 @@
  * `config: <key>: <problem>` line per problem.
  */
 import { ConfigError, loadConfig } from '../config/load.js';
+import type { ResourceConfig } from '../config/schema.js';
 import { EXIT, type CliIo } from './io.js';
 
 export function runConfigCommand(
@@ -27,6 +28,7 @@ export function runConfigCommand(
     io.stdout(
       `${file}: valid\n  issuer     ${config.issuer}\n  store      ${config.store.redis ? 'redis' : 'memory'}\n  logins     ${logins.join(', ') || '(none)'}\n  resources  ${config.resources.map((r) => r.url).join(', ')}\n`,
     );
+    for (const note of toolRuleNotes(config.resources)) io.stdout(`  ${note}\n`);
     return EXIT.ok;
   } catch (error) {
     if (error instanceof ConfigError) {
@@ -36,4 +38,27 @@ export function runConfigCommand(
     io.stderr(`config: ${(error as Error).message}\n`);
     return EXIT.failed;
   }
+}
+
+/**
+ * What each resource's tool rules need from the deployment: the body from the proxy (the
+ * default), or, where the rules believe the `Mcp-*` headers, an MCP server that refuses a
+ * header/body mismatch itself (a valid file, but one whose safety the file cannot show).
+ */
+export function toolRuleNotes(resources: readonly ResourceConfig[]): string[] {
+  return resources.flatMap((resource, index) => {
+    if (!resource.tools) return [];
+    const key = `resources[${index}].tools.operationFrom`;
+    return resource.tools.operationFrom === 'headers'
+      ? [
+          `warning: ${key}: headers: without a body, tool rules for ${resource.url} believe the ` +
+            `client-written Mcp-Method/Mcp-Name headers. Safe only if that MCP server refuses ` +
+            `requests whose headers do not match their body (MCP 2026-07-28 servers do).`,
+        ]
+      : [
+          `note: ${key}: body: the proxy must forward request bodies to /verify (Traefik ` +
+            `forwardAuth forwardBody: true); behind Caddy or nginx every tools/call to ` +
+            `${resource.url} is refused.`,
+        ];
+  });
 }

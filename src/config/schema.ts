@@ -8,6 +8,7 @@ import ms from 'ms';
 import { z } from 'zod';
 import { canonicalResourceUrl } from '../oauth/resource-url.js';
 import { isLoopbackHostname } from '../net/loopback.js';
+import { groupRuleProblem } from '../policy/groups.js';
 
 /** A duration in seconds, written as a number of seconds or a string such as `10m`, `30d`. */
 const duration = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
@@ -57,18 +58,31 @@ const accessRules = z.strictObject({
   githubOrgs: z.array(githubOrg).default([]),
   /** Members of these GitHub teams, `org/team-slug` (GitHub login). */
   githubTeams: z.array(githubTeam).default([]),
-  /** Members of these groups, from an OIDC provider's `groupsClaim` (exact match). */
+  /**
+   * Members of these groups, each named with its provider: `<provider>:<group>` (`corp:admins`,
+   * `github:acme/platform`; src/policy/groups.ts). Exact match.
+   */
   groups: z.array(z.string().min(1).max(300)).default([]),
 });
 
 const toolRule = z.strictObject({
   /** The token must carry every one of these scopes (more can be obtained by step-up). */
   scopes: z.array(scopeToken).default([]),
-  /** The user must be in one of these groups (when the list is not empty). */
+  /** The user must be in one of these groups (when not empty), as `<provider>:<group>`. */
   groups: z.array(z.string().min(1)).default([]),
 });
 
 export const toolPolicySchema = z.strictObject({
+  /**
+   * Where `/verify` reads the MCP operation the rules are decided on. `body` (the default):
+   * the JSON-RPC body, which the proxy must forward (Traefik forwardAuth `forwardBody: true`);
+   * a request that could carry JSON-RPC but reaches `/verify` without a body is refused.
+   * `headers`: without a body, the `Mcp-Method`/`Mcp-Name` request headers are believed. They
+   * are written by the client, so this is safe only when the MCP server itself refuses a
+   * request whose headers do not match its body (MCP 2026-07-28 servers must); it is what
+   * proxies that cannot forward a body (Caddy, nginx) allow.
+   */
+  operationFrom: z.enum(['body', 'headers']).default('body'),
   /** What happens to a tool no rule names. */
   default: z.enum(['allow', 'deny']).default('allow'),
   /** Tool name or glob (`files_*`) → who may call it. The most specific match wins. */
@@ -250,7 +264,14 @@ const rateLimit = z.strictObject({
   blockDuration: duration.optional(),
 });
 
-const memoryStore = z.strictObject({ maxEntries: z.number().int().min(1000).default(100_000) });
+const memoryStore = z.strictObject({
+  /**
+   * Upper bound on the embedded store's keys. When reached, writes that would create a key are
+   * refused (the request fails closed, `store_full` is logged) until entries expire: nothing is
+   * evicted, so traffic cannot push out what denies access (bindings, revocations).
+   */
+  maxEntries: z.number().int().min(1000).default(100_000),
+});
 const redisStore = z.strictObject({
   url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
   keyPrefix: z.string().default('mcp-gateway:'),
@@ -400,6 +421,12 @@ export const configSchema = z
           .strictObject({
             enabled: z.boolean().default(true),
             ttl: duration.default(86_400),
+            /**
+             * New MCP sessions one user may start per client and resource within `ttl`;
+             * beyond it new sessions get 429. Bindings are never evicted (they keep other
+             * users out of a session), so this bounds what one token can store.
+             */
+            maxPerUser: z.number().int().min(1).default(1000),
           })
           .prefault({}),
       })
@@ -488,7 +515,8 @@ export const configSchema = z
       .prefault({}),
     /**
      * Who may use the admin console (`/admin`): a signed-in user whose account has a verified
-     * email in `emails` (compared case-insensitively) or a group in `groups`. Empty: nobody.
+     * email in `emails` (compared case-insensitively) or a group in `groups` (as
+     * `<provider>:<group>`). Empty: nobody.
      */
     admins: z
       .strictObject({
@@ -535,8 +563,10 @@ export const configSchema = z
         login: rateLimit.prefault({ points: 60, duration: 60 }),
         /** `/verify` refusals (bad or missing token, refused origin, …) per client IP. */
         verifyFailures: rateLimit.prefault({ points: 300, duration: 60 }),
-        /** DCR clients one IP may have registered and not yet expired. */
+        /** DCR clients one IP (IPv6: /64) may have registered and not yet expired. */
         maxClientsPerIp: z.number().int().min(1).default(50),
+        /** The same per network: IPv4 /24, IPv6 /48 (src/limits/client-quota.ts). */
+        maxClientsPerNetwork: z.number().int().min(1).default(100),
       })
       .prefault({}),
     /** Addresses whose X-Forwarded-For / -Proto are believed (CIDRs or names `loopback`). */
@@ -594,6 +624,26 @@ export const configSchema = z
       if (insecure(url)) {
         ctx.addIssue({ code: 'custom', path, message: 'must use https (http only on loopback)' });
       }
+    }
+    // Every group rule names the provider its group comes from (src/policy/groups.ts).
+    const groupRules: { groups: string[]; path: (string | number)[] }[] = [
+      { groups: config.access.groups, path: ['access', 'groups'] },
+      { groups: config.admins.groups, path: ['admins', 'groups'] },
+    ];
+    config.resources.forEach((resource, index) => {
+      const at = ['resources', index];
+      if (resource.access) {
+        groupRules.push({ groups: resource.access.groups, path: [...at, 'access', 'groups'] });
+      }
+      for (const [tool, rule] of Object.entries(resource.tools?.rules ?? {})) {
+        groupRules.push({ groups: rule.groups, path: [...at, 'tools', 'rules', tool, 'groups'] });
+      }
+    });
+    for (const { groups, path } of groupRules) {
+      groups.forEach((group, index) => {
+        const message = groupRuleProblem(group, config.login);
+        if (message) ctx.addIssue({ code: 'custom', path: [...path, index], message });
+      });
     }
     const urls = config.resources.map((resource) => resource.url);
     urls.forEach((url, index) => {

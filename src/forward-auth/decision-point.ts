@@ -3,8 +3,8 @@
  * `auth_request`) asks for on every request to an MCP server.
  *
  * A plain `node:http` handler in front of the Express application: this path runs for every
- * MCP request, and Express's per-request cost would dominate it (../shared/OIDC-PROVIDER-NOTES.md:
- * an Express route with jose did 0.13x a bare server). With the verified-token cache a decision
+ * MCP request, and Express's per-request cost would dominate it (docs/performance.md: an
+ * Express route with jose did 0.13x a bare server). With the verified-token cache a decision
  * is a hash, two map reads and a few header writes; `npm run bench` measures it.
  *
  * The order of the checks is deliberate:
@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
+import { StoreFullError } from '../store/store.js';
 import type { TrustFunction } from '../http/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
@@ -42,8 +43,9 @@ import {
 import { identityHeaders, type Identity } from './identity-headers.js';
 import { readOperation } from './mcp-operation.js';
 import { readPublicRequest, type PublicRequest } from './public-request.js';
-import { SESSION_ID, type SessionBindings } from './session-binding.js';
-import type { ResourceMatch, ResourceMatcher } from './resource-matcher.js';
+import type { ClaimOutcome, SessionBindings } from './session-binding.js';
+import { sessionNamed } from './session-names.js';
+import { AMBIGUOUS_CASE, type ResourceMatch, type ResourceMatcher } from './resource-matcher.js';
 import { TokenRejected, TokenVerifier, type VerifiedToken } from './token-verifier.js';
 
 export const VERIFY_PATH = '/verify';
@@ -76,6 +78,7 @@ const NOT_FAILURES = new Set([
   'insufficient_scope',
   'rate_limited',
   'store_unavailable',
+  'session_quota',
 ]);
 
 class BodyTooLarge extends Error {}
@@ -132,9 +135,12 @@ class Trace implements DecisionOutcome {
     return this.token?.clientId;
   }
 
+  /** Reads the original client's address; set once the proxy is known to be trusted. */
+  clientAddress: (() => string) | undefined = undefined;
+
   /** The original client's address when the proxy is trusted, else the peer's. */
   clientIp(): string | undefined {
-    return this.request?.clientIp() ?? this.req.socket.remoteAddress;
+    return this.clientAddress?.() ?? this.req.socket.remoteAddress;
   }
 }
 
@@ -183,18 +189,16 @@ const hasBody = (req: IncomingMessage) =>
   Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
 
 /**
- * The MCP session a request belongs to: `Mcp-Session-Id` (Streamable HTTP), else a legacy
- * SSE server's `sessionId` query parameter; `undefined` for none, `null` for a malformed one.
+ * 429 for a new MCP session over `verify.sessionBinding.maxPerUser`: bindings are never
+ * evicted to make room (they deny access to everyone else), so new ones are refused instead.
  */
-function mcpSessionId(req: IncomingMessage, request: PublicRequest): string | null | undefined {
-  const header = req.headers['mcp-session-id'];
-  const value =
-    header ??
-    (request.search.includes('sessionId=')
-      ? (new URLSearchParams(request.search).get('sessionId') ?? undefined)
-      : undefined);
-  if (value === undefined) return undefined;
-  return typeof value === 'string' && SESSION_ID.test(value) ? value : null;
+const TOO_MANY_SESSIONS: Denial = withRetryAfter(
+  jsonRpcError(429, JSONRPC_INVALID_REQUEST, 'Too many MCP sessions for this user; retry later'),
+  60,
+);
+
+function withRetryAfter(denial: Denial, seconds: number): Denial {
+  return { ...denial, headers: { ...denial.headers, 'Retry-After': String(seconds) } };
 }
 
 /** 404 for a session bound to someone else: the transport's answer for an unknown session. */
@@ -279,7 +283,7 @@ export class DecisionPoint {
   private decide(req: IncomingMessage, res: ServerResponse, trace: Trace): Promise<void> | void {
     const { logger } = this.deps;
     const parsed = readPublicRequest(req, this.trust);
-    if (!parsed.ok) {
+    if (!parsed.ok && parsed.reason !== 'ambiguous_path') {
       securityEvent(logger, 'untrusted_proxy', {
         ip: req.socket.remoteAddress,
         reason: parsed.reason,
@@ -291,14 +295,21 @@ export class DecisionPoint {
         'untrusted_proxy',
       );
     }
-    const request = parsed.request;
-    trace.request = request;
+    // From here on the subrequest comes from a trusted proxy: refusals count against the
+    // original client's address, never the proxy's (which would block everyone behind it).
+    trace.clientAddress = parsed.ok ? parsed.request.clientIp : parsed.clientIp;
     const limiter = this.deps.failureLimiter;
     if (limiter?.active) {
-      const retryAfter = limiter.isBlocked(request.clientIp() ?? '');
+      const retryAfter = limiter.isBlocked(trace.clientIp() ?? '');
       if (retryAfter > 0) return this.deny(trace, res, tooManyFailures(retryAfter), 'rate_limited');
     }
+    if (!parsed.ok) {
+      return this.refuseAmbiguousPath(trace, res, parsed.ambiguity, parsed.rawPath);
+    }
+    const request = parsed.request;
+    trace.request = request;
     const match = this.deps.resources.matcher.match(request.origin, request.path);
+    if (match === AMBIGUOUS_CASE) return this.refuseAmbiguousPath(trace, res, match, request.path);
     if (!match) {
       logger.debug('no resource', { origin: request.origin, path: request.path });
       return this.deny(
@@ -326,15 +337,9 @@ export class DecisionPoint {
         'origin',
       );
     }
-    if (
-      request.method === 'OPTIONS' &&
-      origin !== undefined &&
-      req.headers['access-control-request-method']
-    ) {
-      // A CORS preflight from an allowed origin carries no credentials by design; the MCP
-      // server (or Traefik) answers it. No identity is attached.
-      return this.allow(trace, res, undefined, resource.url, '');
-    }
+    // A CORS preflight is not let through without a token: it would reach the MCP server
+    // unauthenticated, with whatever body it carries. The proxy answers preflights itself
+    // (docs/proxies.md: Traefik's headers middleware, Caddy and nginx in their routes).
 
     const token = bearerToken(req);
     if (token === null) {
@@ -391,34 +396,61 @@ export class DecisionPoint {
 
     const sessions = this.deps.sessions;
     if (!sessions) return this.withSession(context, verified);
-    const sessionId = mcpSessionId(req, request);
-    if (sessionId === null) {
-      return this.deny(
-        trace,
-        res,
-        refused(400, 'invalid_request', 'malformed MCP session id'),
-        'bad_request',
-      );
+    const header = req.headers['mcp-session-id'];
+    const named = sessionNamed(Array.isArray(header) ? header.join(', ') : header, request.search);
+    if (named.kind === 'none') return this.withSession(context, verified);
+    if (named.kind === 'refused') {
+      securityEvent(this.deps.logger, 'ambiguous_session', {
+        ip: request.clientIp(),
+        resource: resource.url,
+        subject: verified.sub,
+        clientId: verified.clientId,
+        reason: named.reason,
+      });
+      const description =
+        named.reason === 'several_sessions'
+          ? 'the request names more than one MCP session'
+          : 'malformed MCP session id';
+      return this.deny(trace, res, refused(400, 'invalid_request', description), 'bad_request');
     }
-    if (sessionId === undefined) return this.withSession(context, verified);
     const owner = { subject: verified.sub, clientId: verified.clientId };
-    const owned = sessions.claim(resource.url, sessionId, owner);
-    if (owned === true) return this.withSession(context, verified);
-    if (owned === false) return this.refuseSession(context, verified);
-    return owned.then(
-      (ok) => (ok ? this.withSession(context, verified) : this.refuseSession(context, verified)),
+    const claimed = sessions.claim(resource.url, named.id, owner);
+    if (typeof claimed === 'string') return this.afterClaim(context, verified, claimed);
+    return claimed.then(
+      (outcome) => this.afterClaim(context, verified, outcome),
       (error: unknown) => {
-        this.deps.logger.warn('cannot read MCP session bindings', { error });
+        // A full store is reported once by the store itself; anything else, here.
+        if (!(error instanceof StoreFullError)) {
+          this.deps.logger.warn('cannot read MCP session bindings', { error });
+        }
         this.deny(trace, res, STORE_UNAVAILABLE, 'store_unavailable');
       },
     );
+  }
+
+  private afterClaim(
+    context: DecisionContext,
+    verified: VerifiedToken,
+    outcome: ClaimOutcome,
+  ): Promise<void> | void {
+    if (outcome === 'owner') return this.withSession(context, verified);
+    if (outcome === 'other') return this.refuseSession(context, verified);
+    securityEvent(this.deps.logger, 'rate_limited', {
+      ip: context.request.clientIp(),
+      route: 'session',
+      keyType: 'user',
+      resource: context.match.resource.url,
+      subject: verified.sub,
+      clientId: verified.clientId,
+    });
+    return this.deny(context.trace, context.res, TOO_MANY_SESSIONS, 'session_quota');
   }
 
   /** The checks after the session (if any) is known to be this token's. */
   private withSession(context: DecisionContext, verified: VerifiedToken): Promise<void> | void {
     const { req, res, request, match, prmUrl, trace } = context;
     const policy = match.toolPolicy;
-    if (policy) {
+    if (policy?.hasRules) {
       return this.checkTools(req, request, match, policy, verified, prmUrl).then((refusal) => {
         if (!refusal) return this.allowToken(trace, res, verified, match);
         trace.tool = refusal.tool;
@@ -427,6 +459,25 @@ export class DecisionPoint {
       });
     }
     return this.allowToken(trace, res, verified, match);
+  }
+
+  /**
+   * A forwarded path a proxy could route to another MCP server than the one it names to a
+   * reader like this one (routed-path.ts): 400, before any token is looked at.
+   */
+  private refuseAmbiguousPath(
+    trace: Trace,
+    res: ServerResponse,
+    reason: string,
+    path: string,
+  ): void {
+    securityEvent(this.deps.logger, 'ambiguous_path', { ip: trace.clientIp(), reason, path });
+    this.deny(
+      trace,
+      res,
+      refused(400, 'invalid_request', `ambiguous request path (${reason})`),
+      'ambiguous_path',
+    );
   }
 
   /** Another user's (or client's) session: 404, as for a session that does not exist. */
@@ -494,27 +545,29 @@ export class DecisionPoint {
         throw error;
       }
     }
-    const operation = readOperation(req.headers, body);
+    const operation = readOperation({
+      method: request.method,
+      headers: req.headers,
+      body,
+      operationFrom: policy.operationFrom,
+    });
     if (!operation.ok) {
-      if (operation.mismatch) {
-        securityEvent(logger, 'header_body_mismatch', {
-          ip: request.clientIp(),
-          resource: resource.url,
-          clientId: token.clientId,
-          subject: token.sub,
-        });
+      if (operation.refusal !== 'operation_unknown') {
+        securityEvent(
+          logger,
+          operation.refusal === 'header_body_mismatch' ? 'header_body_mismatch' : 'unreadable_body',
+          {
+            ip: request.clientIp(),
+            resource: resource.url,
+            clientId: token.clientId,
+            subject: token.sub,
+            reason: operation.refusal,
+          },
+        );
       }
-      return { denial: operation.denial, reason: 'bad_request' };
-    }
-    if (!operation.known && request.method === 'POST' && policy.hasRules) {
-      // Fail closed: a call we cannot see could be a call we would refuse.
       return {
-        denial: jsonRpcError(
-          403,
-          JSONRPC_FORBIDDEN,
-          'The gateway cannot see which MCP operation this request carries (send Mcp-Method/Mcp-Name headers, or forward the body to the gateway).',
-        ),
-        reason: 'operation_unknown',
+        denial: operation.denial,
+        reason: operation.refusal === 'operation_unknown' ? 'operation_unknown' : 'bad_request',
       };
     }
     for (const message of operation.messages) {

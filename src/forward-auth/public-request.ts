@@ -9,14 +9,15 @@
 import type { IncomingMessage } from 'node:http';
 import proxyAddr from 'proxy-addr';
 import type { TrustFunction } from '../http/trusted-proxies.js';
+import { routedPath, type PathAmbiguity } from './routed-path.js';
 
 export interface PublicRequest {
   method: string;
   /** `https://host[:port]`, lowercase, default port omitted. */
   origin: string;
-  /** The path with dot segments resolved, without the query. */
+  /** The path the proxy routes on: decoded, and unambiguous (routed-path.ts). */
   path: string;
-  /** The query with its `?`, or '' (a legacy SSE server's `/messages?sessionId=`). */
+  /** The query as sent, with its `?`, or '' (a legacy SSE server's `/messages?sessionId=`). */
   search: string;
   /**
    * The client's address as the trusted proxies saw it. Computed on demand: only refusals
@@ -30,6 +31,14 @@ export type PublicRequestResult =
   | {
       ok: false;
       reason: 'untrusted_proxy' | 'missing_forwarded_headers' | 'malformed_forwarded_headers';
+    }
+  | {
+      ok: false;
+      reason: 'ambiguous_path';
+      ambiguity: PathAmbiguity;
+      /** The forwarded path as sent (no query), cut to a loggable length. */
+      rawPath: string;
+      clientIp(): string;
     };
 
 /** A host[:port] with nothing that would end or redirect the URL's authority. */
@@ -51,29 +60,39 @@ export function readPublicRequest(req: IncomingMessage, trust: TrustFunction): P
   if (
     (proto !== 'https' && proto !== 'http') ||
     !uri.startsWith('/') ||
-    !/^[A-Z]{3,10}$/.test(method)
+    uri.includes('#') ||
+    !/^[A-Z]{3,10}$/.test(method) ||
+    !AUTHORITY.test(host)
   ) {
     return { ok: false, reason: 'malformed_forwarded_headers' };
   }
-  // WHATWG URL parsing lowercases the host, drops a default port and resolves `.`/`..`
-  // (also percent-encoded ones), so the path matched is the path the proxy routed. The URI is
-  // appended to the origin rather than resolved against it: resolved, `//other-host/mcp`
-  // would change the host, and a request routed to one host could be judged as another's.
-  // Appended after a host that cannot end the authority early (no `/ ? # @ \`), a URI that
-  // starts with `/` can only be a path, so one parse suffices.
-  if (!AUTHORITY.test(host)) return { ok: false, reason: 'malformed_forwarded_headers' };
-  const url = URL.parse(`${proto}://${host}${uri}`);
-  if (!url || url.host === '') {
-    return { ok: false, reason: 'malformed_forwarded_headers' };
+  // The origin alone goes through WHATWG URL parsing, which lowercases the host and drops a
+  // default port; a host that cannot end the authority early (no `/ ? # @ \`) cannot change
+  // which origin is parsed. The path is read the way the proxies route it, not as WHATWG
+  // would read it (its `\` is a separator, its `%2F` is not: neither matches any proxy).
+  const url = URL.parse(`${proto}://${host}`);
+  if (!url || url.host === '') return { ok: false, reason: 'malformed_forwarded_headers' };
+  const queryAt = uri.indexOf('?');
+  const rawPath = queryAt === -1 ? uri : uri.slice(0, queryAt);
+  const clientIp = () => proxyAddr(req as never, trust);
+  const routed = routedPath(rawPath);
+  if (!routed.ok) {
+    return {
+      ok: false,
+      reason: 'ambiguous_path',
+      ambiguity: routed.reason,
+      rawPath: rawPath.slice(0, 300),
+      clientIp,
+    };
   }
   return {
     ok: true,
     request: {
       method,
       origin: url.origin,
-      path: url.pathname,
-      search: url.search,
-      clientIp: () => proxyAddr(req as never, trust),
+      path: routed.path,
+      search: queryAt === -1 ? '' : uri.slice(queryAt),
+      clientIp,
     },
   };
 }

@@ -11,10 +11,11 @@
  */
 import type { ResourceConfig } from '../config/schema.js';
 import { ToolPolicy } from '../policy/tools.js';
+import { routedPath } from './routed-path.js';
 
 export interface ResourceMatch {
   resource: ResourceConfig;
-  /** The resource URL's path ('' for a resource at the origin root). */
+  /** The resource URL's path ('' for a resource at the origin root), as written in its URL. */
   resourcePath: string;
   /** Per-tool rules (`tools`), when the resource has any. */
   toolPolicy: ToolPolicy | undefined;
@@ -22,38 +23,69 @@ export interface ResourceMatch {
   allowedOrigins: ReadonlySet<string>;
 }
 
+/** A path that would belong to another resource for a proxy matching without case (Caddy). */
+export const AMBIGUOUS_CASE = 'ambiguous_case';
+
+interface Entry extends ResourceMatch {
+  /** The decoded path compared with a request's routed path (routed-path.ts). */
+  routedPath: string;
+  /** The same, lower-case. */
+  foldedPath: string;
+}
+
 export class ResourceMatcher {
   /** Per origin, the resources on it, longest path first. */
-  private readonly byOrigin = new Map<string, ResourceMatch[]>();
+  private readonly byOrigin = new Map<string, Entry[]>();
 
+  /** Throws for a resource URL whose path a proxy could route ambiguously (config error). */
   constructor(resources: readonly ResourceConfig[]) {
     for (const resource of resources) {
       const url = new URL(resource.url);
-      const entry: ResourceMatch = {
+      const resourcePath = url.pathname === '/' ? '' : url.pathname;
+      const routed = routedPath(resourcePath || '/');
+      if (!routed.ok) {
+        throw new Error(`resource ${resource.url}: its path is ambiguous (${routed.reason})`);
+      }
+      const decoded = resourcePath === '' ? '' : routed.path;
+      const entry: Entry = {
         resource,
-        resourcePath: url.pathname === '/' ? '' : url.pathname,
+        resourcePath,
+        routedPath: decoded,
+        foldedPath: decoded.toLowerCase(),
         toolPolicy: resource.tools ? new ToolPolicy(resource.tools) : undefined,
         allowedOrigins: new Set(resource.allowedOrigins),
       };
       const list = this.byOrigin.get(url.origin) ?? [];
       list.push(entry);
-      list.sort((a, b) => b.resourcePath.length - a.resourcePath.length);
+      list.sort((a, b) => b.routedPath.length - a.routedPath.length);
       this.byOrigin.set(url.origin, list);
     }
   }
 
-  match(origin: string, path: string): ResourceMatch | undefined {
+  /**
+   * The resource a routed path belongs to; {@link AMBIGUOUS_CASE} when matching without case
+   * would pick another resource (Caddy's path matchers ignore case, nginx's and Traefik's do
+   * not: the same request could reach either server).
+   */
+  match(origin: string, path: string): ResourceMatch | undefined | typeof AMBIGUOUS_CASE {
     const candidates = this.byOrigin.get(origin);
     if (!candidates) return undefined;
-    return candidates.find(
-      ({ resourcePath }) =>
-        resourcePath === '' || path === resourcePath || path.startsWith(`${resourcePath}/`),
-    );
+    const exact = candidates.find(({ routedPath: p }) => under(path, p));
+    const folded = path.toLowerCase();
+    const caseless = candidates.find(({ foldedPath }) => under(folded, foldedPath));
+    return exact === caseless ? exact : AMBIGUOUS_CASE;
   }
 
   /** The resource whose URL is exactly `origin + path` (for protected resource metadata). */
   exact(origin: string, path: string): ResourceMatch | undefined {
-    const wanted = path === '/' ? '' : path.replace(/\/+$/, '');
-    return this.byOrigin.get(origin)?.find(({ resourcePath }) => resourcePath === wanted);
+    const routed = routedPath(path);
+    if (!routed.ok) return undefined;
+    const wanted = routed.path === '/' ? '' : routed.path.replace(/\/+$/, '');
+    return this.byOrigin.get(origin)?.find(({ routedPath: p }) => p === wanted);
   }
+}
+
+/** Whether `path` is `resourcePath` or below it, on a segment boundary. */
+function under(path: string, resourcePath: string): boolean {
+  return resourcePath === '' || path === resourcePath || path.startsWith(`${resourcePath}/`);
 }

@@ -27,6 +27,11 @@ export interface SessionBindingOptions {
   ttlSeconds: number;
   /** Bindings remembered per replica. */
   cacheSize: number;
+  /**
+   * New sessions one owner (subject and client) may bind per resource within `ttlSeconds`.
+   * Bindings are never evicted to make room, so this is what bounds one token's share.
+   */
+  maxPerOwner: number;
 }
 
 /** Who may use a session: the subject and the client of the token that first used it. */
@@ -35,8 +40,11 @@ export interface SessionOwner {
   clientId: string;
 }
 
-/** What a session id may look like (MCP: visible ASCII only); longer ones are refused. */
-export const SESSION_ID = /^[\x21-\x7e]{1,256}$/;
+/**
+ * `owner`: the session is this owner's (bound now, or before); `other`: someone else's;
+ * `quota`: a new session this owner may not bind now (`maxPerOwner`).
+ */
+export type ClaimOutcome = 'owner' | 'other' | 'quota';
 
 /** One text per owner, unambiguous whatever the subject holds (an upstream `sub` is free text). */
 const ownerText = (subject: unknown, clientId: unknown) => JSON.stringify([subject, clientId]);
@@ -44,13 +52,16 @@ const ownerText = (subject: unknown, clientId: unknown) => JSON.stringify([subje
 export class SessionBindings {
   readonly #store: Store;
   readonly #ttlSeconds: number;
+  readonly #maxPerOwner: number;
   /** `resource\nsession id` → owner text (the id is hashed only for the store). */
   readonly #known: LRUCache<string, string>;
 
   constructor(options: SessionBindingOptions) {
     this.#store = options.store;
     this.#ttlSeconds = options.ttlSeconds;
-    // Not kept past the store's lifetime, so that every replica forgets a binding alike.
+    this.#maxPerOwner = options.maxPerOwner;
+    // A cache only: a binding it forgets is read from the store again, never lost. Not kept
+    // past the store's lifetime, so that every replica forgets a binding alike.
     this.#known = new LRUCache({
       max: Math.max(1, options.cacheSize),
       ttl: options.ttlSeconds * 1000,
@@ -59,33 +70,54 @@ export class SessionBindings {
 
   /**
    * Whether `owner` may use session `sessionId` of `resource`, binding it on first use.
-   * Synchronous when this replica knows the binding; rejects when the store cannot be read.
+   * Synchronous when this replica knows the binding; rejects when the store cannot be read or
+   * is full (the store never evicts a binding: StoreFullError).
    */
-  claim(resource: string, sessionId: string, owner: SessionOwner): boolean | Promise<boolean> {
+  claim(
+    resource: string,
+    sessionId: string,
+    owner: SessionOwner,
+  ): ClaimOutcome | Promise<ClaimOutcome> {
     // A resource URL holds no newline, so this names one (resource, session) pair.
     const session = `${resource}\n${sessionId}`;
     const wanted = ownerText(owner.subject, owner.clientId);
     const known = this.#known.get(session);
-    if (known !== undefined) return known === wanted;
-    return this.#bind(session, owner, wanted);
+    if (known !== undefined) return known === wanted ? 'owner' : 'other';
+    return this.#bind(resource, session, owner, wanted);
   }
 
-  async #bind(session: string, owner: SessionOwner, wanted: string): Promise<boolean> {
+  async #bind(
+    resource: string,
+    session: string,
+    owner: SessionOwner,
+    wanted: string,
+  ): Promise<ClaimOutcome> {
     const key = `session:${hash('sha256', session, 'base64url')}`;
+    const stored = await this.#store.get(key);
+    if (stored !== undefined) return this.#remember(session, stored, wanted);
+    // A new session: counted against its owner before it is bound, so that one token cannot
+    // fill the store with bindings (they are never evicted: they deny access to others).
+    const quotaKey = `session-quota:${hash('sha256', `${resource}\n${wanted}`, 'base64url')}`;
+    if ((await this.#store.increment(quotaKey, this.#ttlSeconds)) > this.#maxPerOwner) {
+      return 'quota';
+    }
     const { subject, clientId } = owner;
     if (await this.#store.setIfAbsent(key, { subject, clientId }, this.#ttlSeconds)) {
       this.#known.set(session, wanted);
-      return true;
+      return 'owner';
     }
-    const stored = await this.#store.get(key);
-    if (stored === undefined) {
-      // Expired between the two calls: claim it again (once; a race here is harmless).
-      const claimed = await this.#store.setIfAbsent(key, { subject, clientId }, this.#ttlSeconds);
-      if (claimed) this.#known.set(session, wanted);
-      return claimed;
-    }
+    // Another request bound it between the two calls; if that binding already expired, claim
+    // it once more (a race here only decides who binds first).
+    const winner = await this.#store.get(key);
+    if (winner !== undefined) return this.#remember(session, winner, wanted);
+    const claimed = await this.#store.setIfAbsent(key, { subject, clientId }, this.#ttlSeconds);
+    if (claimed) this.#known.set(session, wanted);
+    return claimed ? 'owner' : 'other';
+  }
+
+  #remember(session: string, stored: Record<string, unknown>, wanted: string): ClaimOutcome {
     const bound = ownerText(stored.subject, stored.clientId);
     this.#known.set(session, bound);
-    return bound === wanted;
+    return bound === wanted ? 'owner' : 'other';
   }
 }

@@ -26,6 +26,12 @@ export type SecurityEventKind =
   | 'tool_denied'
   /** A token presented an MCP session bound to another user or client (RS-12). */
   | 'session_mismatch'
+  /** A forwarded path a proxy could route differently than it reads (`reason`, `path`). */
+  | 'ambiguous_path'
+  /** A request naming several MCP sessions, or a malformed one (`reason`). */
+  | 'ambiguous_session'
+  /** A JSON-RPC body refused before it was read: duplicate or case-folded keys, too deep. */
+  | 'unreadable_body'
   /** An abuse limit refused a request (`route`, `keyType`: `ip` or `client`, `limit`). */
   | 'rate_limited';
 

@@ -1,8 +1,8 @@
 /**
  * The OAuth 2.1 authorization server: oidc-provider configured for MCP.
  *
- * Every option below that differs from oidc-provider's default says why (see also
- * ../shared/OIDC-PROVIDER-NOTES.md and checklist section C). What oidc-provider does on its
+ * Every option below that differs from oidc-provider's default says why (docs/security.md
+ * has the decisions). What oidc-provider does on its
  * own and we rely on: PKCE verification (S256 only), authorization code single use and replay
  * revocation, refresh token rotation and reuse detection, RFC 9207 `iss` in authorization
  * responses, RFC 7591/7592 registration, RFC 7009 revocation, RFC 7662 introspection, JWT

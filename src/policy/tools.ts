@@ -44,6 +44,11 @@ export class ToolPolicy {
     this.globs.sort((a, b) => b.literalLength - a.literalLength);
   }
 
+  /** Where the operation is read: the JSON-RPC body, or (opt-in) the `Mcp-*` headers. */
+  get operationFrom(): ToolPolicyConfig['operationFrom'] {
+    return this.config.operationFrom;
+  }
+
   /** Whether any rule exists (then the operation must be known to decide). */
   get hasRules(): boolean {
     return this.exact.size > 0 || this.globs.length > 0 || this.config.default === 'deny';

@@ -65,15 +65,30 @@ const router = z.strictObject({
   tls: z.strictObject({ certResolver: name }).optional(),
 });
 const headerName = z.string().regex(/^[A-Za-z][A-Za-z-]*$/);
+/**
+ * Per client address: the connection's peer. Without it Traefik's inFlightReq counts per Host
+ * (one user's open streams would refuse everyone); `ipStrategy: {}` alone is refused by its
+ * file provider, so `depth: 0` says "no X-Forwarded-For hop, the peer".
+ */
+const perClientAddress = z.strictObject({
+  ipStrategy: z.strictObject({ depth: z.literal(0) }),
+});
+const PER_CLIENT_ADDRESS = { ipStrategy: { depth: 0 as const } };
 const middleware = z.union([
   z.strictObject({
     rateLimit: z.strictObject({
       average: z.number().int().min(1),
       period: z.string().regex(/^\d+(ms|s|m|h)$/),
       burst: z.number().int().min(1),
+      sourceCriterion: perClientAddress,
     }),
   }),
-  z.strictObject({ inFlightReq: z.strictObject({ amount: z.number().int().min(1) }) }),
+  z.strictObject({
+    inFlightReq: z.strictObject({
+      amount: z.number().int().min(1),
+      sourceCriterion: perClientAddress,
+    }),
+  }),
   z.strictObject({
     headers: z.strictObject({
       accessControlAllowOriginList: z.array(z.url({ protocol: /^https?$/ })).min(1),
@@ -177,9 +192,12 @@ export function traefikDocument(
             average: server.rateLimitAverage,
             period: '1s',
             burst: server.rateLimitBurst,
+            sourceCriterion: PER_CLIENT_ADDRESS,
           },
         },
-        [`${base}-inflight`]: { inFlightReq: { amount: server.inFlight } },
+        [`${base}-inflight`]: {
+          inFlightReq: { amount: server.inFlight, sourceCriterion: PER_CLIENT_ADDRESS },
+        },
         ...(cors
           ? {
               [`${base}-cors`]: {

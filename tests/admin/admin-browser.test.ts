@@ -391,6 +391,8 @@ describeWithBinary('chromium', 'the admin console in headless Chromium', () => {
       await page
         .locator('#toolsDefault')
         .selectOption({ label: 'Rules below; other tools denied' });
+      // Caddy forwards no body to /verify: rules decided on the Mcp-* headers this client sends.
+      await page.locator('#toolsFrom').selectOption('headers');
       await page.locator('#toolRules').fill('echo: {}\n');
       await screenshot('server-edit');
       await Promise.all([

@@ -234,7 +234,9 @@ describe('MCP servers added at run time (/admin/servers)', () => {
         url: resource,
         scopes: 'files',
         toolsDefault: 'allow',
-        toolRules: 'delete_*:\n  groups: [admins]\n',
+        // verifyToolCall asks as a body-less proxy does, with Mcp-* headers.
+        toolsFrom: 'headers',
+        toolRules: 'delete_*:\n  groups: [dev:admins]\n',
       }),
     );
     expect(saved.body).toContain('Server saved');
@@ -376,6 +378,8 @@ describe('MCP servers added at run time (/admin/servers)', () => {
       [{ upstream: 'http://user:pw@10.0.0.5:3000' }, /upstream: must not carry credentials/, 400],
       [{ url: 'http://mcp.example.com/mcp' }, /url: must use https/, 400],
       [{ url: 'https://mcp.example.com/a#b' }, /url: /, 400],
+      // A resource is matched on its path: a query would make two servers one (issue #14).
+      [{ url: 'https://mcp.example.com/tenant?t=open' }, /url: .*must not contain a query/, 400],
       [{ toolsDefault: 'deny', toolRules: 'files_*: [unclosed' }, /tools\.rules: not YAML/, 400],
       [
         { toolsDefault: 'deny', toolRules: 'files_*: { scopes: "not a list" }' },

@@ -31,6 +31,31 @@ describe('mcp-gateway config check', () => {
     expect(io.out).toContain('https://mcp.example.com/mcp');
   });
 
+  it("says what each resource's tool rules need, and warns about header-decided ones", async () => {
+    const file = path.join(dir, 'tools.yaml');
+    await writeFile(
+      file,
+      [
+        'issuer: https://auth.example.com',
+        'login: { dev: { users: [a@example.com] } }',
+        'resources:',
+        '  - { url: https://mcp.example.com/a, name: A, tools: { rules: { x: {} } } }',
+        '  - url: https://mcp.example.com/b',
+        '    name: B',
+        '    tools: { operationFrom: headers, rules: { x: {} } }',
+        '  - { url: https://mcp.example.com/c, name: C }',
+        '',
+      ].join('\n'),
+    );
+    const io = captureIo();
+    expect(runConfigCommand(['check', file], {}, io)).toBe(0);
+    expect(io.out).toMatch(/note: resources\[0\]\.tools\.operationFrom: body: .*forwardBody/);
+    expect(io.out).toMatch(
+      /warning: resources\[1\]\.tools\.operationFrom: headers: .*mcp\.example\.com\/b.*refuses requests whose headers do not match their body/,
+    );
+    expect(io.out).not.toContain('resources[2]');
+  });
+
   it('prints one line per problem and exits 1', async () => {
     const file = path.join(dir, 'bad.yaml');
     await writeFile(file, 'issuer: nope\nresources: []\nmanagedServers: { enabled: false }\n');

@@ -112,7 +112,10 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
             scopes: ['mcp:tools'],
             tools: {
               default: 'allow',
-              rules: { echo: { scopes: ['mcp:echo'] }, whoami: { groups: ['eng'] } },
+              // Caddy and nginx forward no body: rules decided on the Mcp-* headers, which
+              // this client sends (tests/e2e/proxy-attacks.test.ts has the body default).
+              operationFrom: 'headers',
+              rules: { echo: { scopes: ['mcp:echo'] }, whoami: { groups: ['dev:eng'] } },
             },
           },
           { url: urlB, name: 'Server B', scopes: ['mcp:tools'] },
@@ -165,7 +168,7 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
     expect(identity).toMatchObject({
       'x-auth-user-id': 'dev:alice@example.com',
       'x-auth-user-email': 'alice@example.com',
-      'x-auth-user-groups': 'eng',
+      'x-auth-user-groups': 'dev:eng',
       'x-auth-client-id': provider.clientId(),
       'x-auth-scopes': 'mcp:tools',
     });

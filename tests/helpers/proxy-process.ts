@@ -1,7 +1,13 @@
 /**
- * What the Caddy and nginx helpers share: a real proxy binary started on a free loopback port
- * from a generated configuration in its own temp directory, ready once it answers HTTP, stopped
- * by SIGTERM (SIGKILL if it hangs), temp directory removed.
+ * What the Caddy, nginx and Traefik helpers share: a real proxy binary started on a free
+ * loopback port from the project's shipped configuration (deploy/caddy, deploy/nginx, traefik/)
+ * with only addresses changed, in its own temp directory; ready once it answers HTTP (or a
+ * helper's own readiness check passes), stopped by SIGTERM (SIGKILL if it hangs), temp
+ * directory removed.
+ *
+ * Every harness serves two hosts on its port, as a deployment does: `127.0.0.1` is the MCP host
+ * (discovery, the routes given, 404 for anything else) and `localhost` the auth host (the auth
+ * service, with `/verify` and `/metrics` closed to outside callers).
  */
 import { spawnWatched } from './watched-process.js';
 import { request } from 'node:http';
@@ -28,9 +34,13 @@ export interface ProxyOptions {
 }
 
 export interface RunningProxy {
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT`: the MCP host. */
   url: string;
+  /** `http://localhost:PORT`: the auth host. */
+  authHostUrl: string;
   port: number;
+  /** What the proxy printed so far (the last 16 KiB). */
+  output(): string;
   /** SIGTERM, waits for the exit (SIGKILL after a bound), removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -41,6 +51,8 @@ export interface ProxyLaunch {
   binary: string;
   /** Writes the configuration for `port` into `dir`; returns the command line and env. */
   prepare(port: number, dir: string): Promise<{ args: string[]; env?: NodeJS.ProcessEnv }>;
+  /** Ready once this holds (default: anything answers HTTP on the port). */
+  ready?: (port: number) => Promise<boolean>;
 }
 
 const READY_TIMEOUT_MS = 15_000;
@@ -93,7 +105,7 @@ async function run(launch: ProxyLaunch, port: number, dir: string): Promise<Runn
     if (watched.exitInfo() !== undefined) {
       throw new Error(`${launch.name} on port ${port} ${watched.exitInfo()}:\n${watched.output()}`);
     }
-    if (await answersHttp(port)) break;
+    if (await (launch.ready ?? answersHttp)(port)) break;
     if (Date.now() > deadline) {
       watched.child.kill('SIGKILL');
       await watched.exited;
@@ -107,7 +119,9 @@ async function run(launch: ProxyLaunch, port: number, dir: string): Promise<Runn
   let stopped: Promise<void> | undefined;
   return {
     url: `http://127.0.0.1:${port}`,
+    authHostUrl: `http://localhost:${port}`,
     port,
+    output: () => watched.output(),
     stop() {
       stopped ??= (async () => {
         await watched.stop(STOP_TIMEOUT_MS);
@@ -119,17 +133,19 @@ async function run(launch: ProxyLaunch, port: number, dir: string): Promise<Runn
 }
 
 /** True once anything answers HTTP on the port (any status). */
-function answersHttp(port: number): Promise<boolean> {
+export function answersHttp(port: number): Promise<boolean> {
+  return statusAt(port, '/.proxy-ready').then((status) => status !== undefined);
+}
+
+/** The status a GET of `path` on the port answers, or `undefined` when nothing answers. */
+export function statusAt(port: number, path: string): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const req = request(
-      { host: '127.0.0.1', port, path: '/.proxy-ready', timeout: 500, agent: false },
-      (res) => {
-        res.resume();
-        resolve(true);
-      },
-    );
+    const req = request({ host: '127.0.0.1', port, path, timeout: 500, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
     req.once('timeout', () => req.destroy());
-    req.once('error', () => resolve(false));
+    req.once('error', () => resolve(undefined));
     req.end();
   });
 }
