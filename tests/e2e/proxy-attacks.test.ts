@@ -137,7 +137,12 @@ for (const kind of KINDS) {
             { url: url('/servers/public'), name: 'Public' },
             { url: url('/servers/secret'), name: 'Secret' },
             { url: url('/servers/legacy'), name: 'Legacy SSE' },
-            { url: url('/tools'), name: 'Tool rules on the body', tools: RULES },
+            {
+              url: url('/tools'),
+              name: 'Tool rules on the body',
+              tools: RULES,
+              allowedOrigins: ['https://app.example'],
+            },
             {
               url: url('/headers'),
               name: 'Tool rules on the headers',
@@ -383,7 +388,7 @@ for (const kind of KINDS) {
         const answer = await send('/tools', 'none', {
           method: 'OPTIONS',
           body: call('delete_everything'),
-          headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+          headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
         });
         expect(answer.status).not.toBe(200);
         expect(toolsBackend.requests.filter((r) => r.method === 'OPTIONS')).toEqual([]);

@@ -52,6 +52,8 @@ export function traefikStatic(port: number, dir: string): Yaml {
   const websecure = structuredClone(shipped.entryPoints.websecure) as Yaml;
   websecure.address = `127.0.0.1:${port}`;
   delete websecure.http?.tls;
+  // An empty block is refused by Traefik ("cannot be a standalone element").
+  if (websecure.http && Object.keys(websecure.http).length === 0) delete websecure.http;
   return {
     global: shipped.global,
     entryPoints: { websecure },
