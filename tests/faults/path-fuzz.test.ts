@@ -17,6 +17,7 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { visit } from 'jsonc-parser';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { seededRandom, type Random } from '../helpers/corpus.js';
 import { startCaddy } from '../helpers/caddy.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startNginx } from '../helpers/nginx.js';
@@ -33,20 +34,6 @@ import { startTraefik } from '../helpers/traefik.js';
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_206);
 const CASES = Number(process.env.FUZZ_CASES ?? 600);
 const DENIED = 'delete_everything';
-
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function generator(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
-  return { next, pick };
-}
 
 const PATH_PIECES = [
   'servers',
@@ -84,7 +71,7 @@ const PATH_PIECES = [
   '%u002f',
 ] as const;
 
-function randomPath(random: ReturnType<typeof generator>): string {
+function randomPath(random: Random): string {
   const pieces = ['/servers/public/'];
   const count = 1 + Math.floor(random.next() * 8);
   for (let i = 0; i < count; i += 1) pieces.push(random.pick(PATH_PIECES));
@@ -98,7 +85,7 @@ const KEY_SPELLINGS: Record<string, readonly string[]> = {
   params: ['params', 'Params', 'p\\u0061rams'],
 };
 
-function randomBody(random: ReturnType<typeof generator>): string {
+function randomBody(random: Random): string {
   const key = (field: string) =>
     random.next() < 0.7 ? field : random.pick(KEY_SPELLINGS[field] ?? [field]);
   const tool = () => (random.next() < 0.5 ? 'list_files' : DENIED);
@@ -258,7 +245,7 @@ for (const kind of KINDS) {
     };
 
     it(`routes no generated path to another server (seed ${SEED}, ${CASES} cases)`, async () => {
-      const random = generator(SEED);
+      const random = seededRandom(SEED);
       const errors: string[] = [];
       for (let i = 0; i < CASES; i += 1) {
         const path = randomPath(random);
@@ -276,7 +263,7 @@ for (const kind of KINDS) {
     });
 
     it(`lets no generated body call a denied tool under any reading (seed ${SEED})`, async () => {
-      const random = generator(SEED + 1);
+      const random = seededRandom(SEED + 1);
       const errors: string[] = [];
       for (let i = 0; i < CASES; i += 1) {
         const body = randomBody(random);

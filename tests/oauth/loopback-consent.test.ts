@@ -33,19 +33,23 @@ describe('remembered consent for public clients redirecting to this computer', (
   });
   afterAll(async () => gw?.stop());
 
-  /** First authorization in `agent`: login and consent, a code for the registered port. */
-  async function firstApproval(
-    client: RegisteredClient,
-    agent: TestUserAgent,
-    redirectUri: string,
-  ) {
-    const first = await devLogin(gw.url, {
+  /** An authorization of `client` in `agent` to `redirectUri`, with a fresh PKCE pair. */
+  const authorizeIn = (client: RegisteredClient, agent: TestUserAgent, redirectUri: string) =>
+    devLogin(gw.url, {
       clientId: client.client_id,
       resource: RESOURCE,
       codeChallenge: pkcePair().challenge,
       redirectUri,
       agent,
     });
+
+  /** First authorization in `agent`: login and consent, a code for the registered port. */
+  async function firstApproval(
+    client: RegisteredClient,
+    agent: TestUserAgent,
+    redirectUri: string,
+  ) {
+    const first = await authorizeIn(client, agent, redirectUri);
     expect(first.pagesSeen).toEqual(['login', 'consent']);
     expect(first.url.searchParams.get('code')).toBeTruthy();
   }
@@ -175,13 +179,7 @@ describe('remembered consent for public clients redirecting to this computer', (
     });
     const agent = new TestUserAgent();
     await firstApproval(client, agent, REGISTERED);
-    const again = await devLogin(gw.url, {
-      clientId: client.client_id,
-      resource: RESOURCE,
-      codeChallenge: pkcePair().challenge,
-      redirectUri: OTHER_PORT,
-      agent,
-    });
+    const again = await authorizeIn(client, agent, OTHER_PORT);
     expect(again.pagesSeen).toEqual([]);
     expect(again.url.searchParams.get('code')).toBeTruthy();
   });
@@ -191,13 +189,7 @@ describe('remembered consent for public clients redirecting to this computer', (
     const client = await registerClient(gw.url, { redirect_uris: [redirect] });
     const agent = new TestUserAgent();
     await firstApproval(client, agent, redirect);
-    const again = await devLogin(gw.url, {
-      clientId: client.client_id,
-      resource: RESOURCE,
-      codeChallenge: pkcePair().challenge,
-      redirectUri: redirect,
-      agent,
-    });
+    const again = await authorizeIn(client, agent, redirect);
     expect(again.pagesSeen).toEqual([]);
     expect(again.url.searchParams.get('code')).toBeTruthy();
     // Another browser: login only, the consent is remembered server-side.
