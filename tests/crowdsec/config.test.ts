@@ -39,6 +39,7 @@ describe('CrowdSec configuration', () => {
         'mcp-gateway/header-body-mismatch',
         'mcp-gateway/refresh-token-reuse',
         'mcp-gateway/registration-flood',
+        'mcp-gateway/request-smuggling',
         'mcp-gateway/token-scanning',
         'mcp-gateway/untrusted-proxy',
       ].sort(),
@@ -103,6 +104,7 @@ describe('CrowdSec configuration', () => {
     expect(named.sort()).toEqual([
       'mcp-gateway/header-body-mismatch',
       'mcp-gateway/refresh-token-reuse',
+      'mcp-gateway/request-smuggling',
     ]);
     for (const name of named) {
       expect(scenarios.some((scenario) => scenario.name === name)).toBe(true);

@@ -43,6 +43,8 @@ const IP = {
   toolProber: '203.0.113.80',
   /** sends Mcp-Name headers that contradict the JSON-RPC body, once */
   headerSmuggler: '198.51.100.66',
+  /** an ambiguous path, a request naming two sessions, a body with case-folded keys */
+  requestSmuggler: '203.0.113.120',
   /** starts 8 authorization requests for a client that does not exist */
   authorizationFailures: '192.0.2.99',
   /** a normal client: one registration, a login, MCP calls, a refresh, two stale tokens */
@@ -56,6 +58,7 @@ const EXPECTED: Record<string, { scenario: string; hours: number }> = {
   [IP.refreshReuse]: { scenario: 'mcp-gateway/refresh-token-reuse', hours: 24 },
   [IP.toolProber]: { scenario: 'mcp-gateway/denied-tool-calls', hours: 4 },
   [IP.headerSmuggler]: { scenario: 'mcp-gateway/header-body-mismatch', hours: 24 },
+  [IP.requestSmuggler]: { scenario: 'mcp-gateway/request-smuggling', hours: 24 },
   [IP.authorizationFailures]: { scenario: 'mcp-gateway/authorization-failures', hours: 4 },
 };
 
@@ -241,6 +244,25 @@ describeWithBinary('crowdsec', 'CrowdSec scenarios on the auth service’s secur
       }),
     ).toBe(400);
 
+    // --- Request smuggling: three requests built to be read differently elsewhere. --------
+    const smuggler2Client = await register(IP.requestSmuggler);
+    const smuggler2 = await login(IP.requestSmuggler, smuggler2Client, 'mallory@example.com');
+    expect(
+      await verify(IP.requestSmuggler, smuggler2.accessToken, {
+        headers: { 'x-forwarded-uri': '/mcp/..%2fother/mcp' },
+      }),
+    ).toBe(400);
+    expect(
+      await verify(IP.requestSmuggler, smuggler2.accessToken, {
+        headers: { 'x-forwarded-uri': '/mcp?sessionId=a&session_id=b' },
+      }),
+    ).toBe(400);
+    expect(
+      await verify(IP.requestSmuggler, smuggler2.accessToken, {
+        body: { ...toolCall('read_file'), params: { name: 'read_file', Name: 'purge_everything' } },
+      }),
+    ).toBe(400);
+
     // --- Authorization failures: authorization requests for a client that does not exist.
     for (let attempt = 0; attempt < 8; attempt += 1) {
       const authorize = new URL(`${gw.url}/authorize`);
@@ -269,6 +291,9 @@ describeWithBinary('crowdsec', 'CrowdSec scenarios on the auth service’s secur
       [IP.refreshReuse, 'refresh_token_reuse', 1],
       [IP.toolProber, 'tool_denied', 12],
       [IP.headerSmuggler, 'header_body_mismatch', 1],
+      [IP.requestSmuggler, 'ambiguous_path', 1],
+      [IP.requestSmuggler, 'ambiguous_session', 1],
+      [IP.requestSmuggler, 'unreadable_body', 1],
       [IP.authorizationFailures, 'oauth_error', 8],
     ];
     let events: Record<string, unknown>[] = [];
