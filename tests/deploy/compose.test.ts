@@ -27,6 +27,7 @@ import {
   describeWithSharedSchemas,
   isRecord,
   record,
+  renderTraefikTemplates,
   schemaErrors,
   strings,
   type Json,
@@ -474,6 +475,20 @@ function checkDeployment(d: Deployment): string[] {
   const services = record(compose.services);
   const service = (name: string) => record(services[name]);
   const networks = record(compose.networks);
+
+  // The dynamic file as Traefik reads it: its host names rendered from the environment
+  // compose.yaml gives the edge service.
+  const edgeEnv = Object.fromEntries(
+    environmentEntries(service(EDGE_SERVICE).environment).filter(
+      (entry): entry is [string, string] => entry[1] !== null,
+    ),
+  );
+  try {
+    d = { ...d, dynamicConfig: renderTraefikTemplates(d.dynamicConfig, edgeEnv) };
+  } catch (error) {
+    problems.push(`traefik/dynamic_config.yaml: ${(error as Error).message}`);
+    return problems;
+  }
 
   // Only the edge publishes ports, and only 80 and 443.
   for (const [name, raw] of Object.entries(services)) {

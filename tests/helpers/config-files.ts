@@ -66,3 +66,28 @@ export function schemaErrors(validate: ValidateFunction, data: unknown): string[
   if (validate(data)) return [];
   return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);
 }
+
+/**
+ * A Traefik file-provider file as Traefik reads it: the file is a Go template, and the
+ * project's files use one call only, `{{ env "NAME" }}` (the public host names). Renders those
+ * in every string of a parsed file with `env`; throws on any other template syntax or a name
+ * `env` lacks, so a file that only Traefik could read fails here.
+ */
+export function renderTraefikTemplates<T>(value: T, env: Record<string, string>): T {
+  const render = (text: string): string =>
+    text.replace(/\{\{(.*?)\}\}/g, (call, inner: string) => {
+      const name = /^\s*env\s+"([A-Za-z_][A-Za-z0-9_]*)"\s*$/.exec(inner)?.[1];
+      if (name === undefined) throw new Error(`unsupported template call ${call}`);
+      const rendered = env[name];
+      if (rendered === undefined) throw new Error(`${call}: ${name} is not set for Traefik`);
+      return rendered;
+    });
+  const walk = (node: unknown): unknown => {
+    if (typeof node === 'string') return render(node);
+    if (Array.isArray(node)) return node.map(walk);
+    if (isRecord(node))
+      return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v)]));
+    return node;
+  };
+  return walk(value) as T;
+}

@@ -10,7 +10,8 @@
  * service, with `/verify` and `/metrics` closed to outside callers).
  */
 import { spawnWatched } from './watched-process.js';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +51,10 @@ export interface ProxyLaunch {
   name: string;
   binary: string;
   /** Writes the configuration for `port` into `dir`; returns the command line and env. */
-  prepare(port: number, dir: string): Promise<{ args: string[]; env?: NodeJS.ProcessEnv }>;
+  prepare(
+    port: number,
+    dir: string,
+  ): Promise<{ args: string[]; env?: NodeJS.ProcessEnv; cwd?: string }>;
   /** Ready once this holds (default: anything answers HTTP on the port). */
   ready?: (port: number) => Promise<boolean>;
 }
@@ -97,8 +101,8 @@ export async function startProxyProcess(launch: ProxyLaunch): Promise<RunningPro
 }
 
 async function run(launch: ProxyLaunch, port: number, dir: string): Promise<RunningProxy> {
-  const { args, env } = await launch.prepare(port, dir);
-  const watched = spawnWatched(launch.binary, args, env);
+  const { args, env, cwd } = await launch.prepare(port, dir);
+  const watched = spawnWatched(launch.binary, args, env, cwd);
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
@@ -137,13 +141,33 @@ export function answersHttp(port: number): Promise<boolean> {
   return statusAt(port, '/.proxy-ready').then((status) => status !== undefined);
 }
 
-/** The status a GET of `path` on the port answers, or `undefined` when nothing answers. */
-export function statusAt(port: number, path: string): Promise<number | undefined> {
+/**
+ * The status a GET of `path` on the port answers, or `undefined` when nothing answers. With
+ * `tls`, over https to `host` (any certificate: this asks whether the proxy is up, not whom
+ * to trust).
+ */
+export function statusAt(
+  port: number,
+  path: string,
+  tls?: { host: string },
+): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: 500, agent: false }, (res) => {
+    const options = { host: '127.0.0.1', port, path, timeout: 500, agent: false };
+    const answered = (res: IncomingMessage) => {
       res.resume();
       resolve(res.statusCode);
-    });
+    };
+    const req = tls
+      ? httpsRequest(
+          {
+            ...options,
+            servername: tls.host,
+            headers: { host: `${tls.host}:${port}` },
+            rejectUnauthorized: false,
+          },
+          answered,
+        )
+      : request(options, answered);
     req.once('timeout', () => req.destroy());
     req.once('error', () => resolve(undefined));
     req.end();

@@ -23,10 +23,12 @@ export function spawnWatched(
   binary: string,
   args: string[],
   env?: NodeJS.ProcessEnv,
+  cwd?: string,
 ): WatchedProcess {
   const child = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
+    ...(cwd ? { cwd } : {}),
   });
   let output = '';
   const collect = (chunk: Buffer): void => {

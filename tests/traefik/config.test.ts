@@ -22,6 +22,7 @@ import {
   describeWithSharedSchemas,
   isRecord,
   record,
+  renderTraefikTemplates,
   schemaErrors,
   strings,
   type Json,
@@ -190,7 +191,11 @@ function crossCheck(staticConfig: Json, dynamicConfig: Json): string[] {
 }
 
 const staticConfig = loadYaml(STATIC_FILE);
-const dynamicConfig = loadYaml(DYNAMIC_FILE);
+/** The shipped file as Traefik renders it with compose.yaml's environment for .env.example. */
+const dynamicConfig = renderTraefikTemplates(loadYaml(DYNAMIC_FILE), {
+  AUTH_HOST: AUTH_HOST,
+  MCP_HOST: MCP_HOST,
+});
 
 function dynamicCopy(edit: (http: Json) => void): Json {
   const copy = structuredClone(dynamicConfig);
