@@ -40,7 +40,7 @@ import {
   refused,
   type Denial,
 } from './challenges.js';
-import { identityHeaders, type Identity } from './identity-headers.js';
+import { identityHeaderAlias, identityHeaders, type Identity } from './identity-headers.js';
 import { readOperation } from './mcp-operation.js';
 import { readPublicRequest, type PublicRequest } from './public-request.js';
 import type { ClaimOutcome, SessionBindings } from './session-binding.js';
@@ -305,6 +305,16 @@ export class DecisionPoint {
     }
     if (!parsed.ok) {
       return this.refuseAmbiguousPath(trace, res, parsed.ambiguity, parsed.rawPath);
+    }
+    const alias = identityHeaderAlias(req.headers);
+    if (alias !== undefined) {
+      securityEvent(logger, 'ambiguous_header', { ip: trace.clientIp(), header: alias });
+      return this.deny(
+        trace,
+        res,
+        refused(400, 'invalid_request', `header ${alias} is another name for an identity header`),
+        'ambiguous_header',
+      );
     }
     const request = parsed.request;
     trace.request = request;

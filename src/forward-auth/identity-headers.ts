@@ -6,6 +6,8 @@
  * text). `Authorization` is replaced too: empty, or a JWT the gateway signs for the backend;
  * never the client's own token (MCP "Token Passthrough", RS-10).
  */
+import type { IncomingHttpHeaders } from 'node:http';
+
 export const IDENTITY_RESPONSE_HEADERS = [
   'X-Auth-User-Id',
   'X-Auth-User-Email',
@@ -17,6 +19,22 @@ export const IDENTITY_RESPONSE_HEADERS = [
 ] as const;
 
 export type IdentityResponseHeader = (typeof IDENTITY_RESPONSE_HEADERS)[number];
+
+const IDENTITY_NAMES = new Set(IDENTITY_RESPONSE_HEADERS.map((name) => name.toLowerCase()));
+
+/**
+ * A request header that aliases an identity header: `X_Auth_User_Id`, `X.Auth.User.Id`. The
+ * proxy replaces the identity headers by their exact names only and passes such a header on,
+ * and servers that turn header names into variables (CGI, WSGI, PHP, nginx's `$http_`) read it
+ * as the identity header itself: a client would name its own user. `undefined` when none.
+ */
+export function identityHeaderAlias(headers: IncomingHttpHeaders): string | undefined {
+  for (const name in headers) {
+    if (!name.includes('_') && !name.includes('.')) continue;
+    if (IDENTITY_NAMES.has(name.replace(/[_.]/g, '-'))) return name;
+  }
+  return undefined;
+}
 
 export interface Identity {
   sub: string;

@@ -28,6 +28,8 @@ export type SecurityEventKind =
   | 'session_mismatch'
   /** A forwarded path a proxy could route differently than it reads (`reason`, `path`). */
   | 'ambiguous_path'
+  /** A request header aliasing an identity header (`X_Auth_User_Id`; `header`). */
+  | 'ambiguous_header'
   /** A request naming several MCP sessions, or a malformed one (`reason`). */
   | 'ambiguous_session'
   /** A JSON-RPC body refused before it was read: duplicate or case-folded keys, too deep. */

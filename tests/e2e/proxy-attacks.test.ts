@@ -395,6 +395,24 @@ for (const kind of KINDS) {
       });
     });
 
+    describe('identity headers under another name', () => {
+      it('never delivers a header a CGI-style server would read as an identity header', async () => {
+        const before = publicBackend.requests.length;
+        for (const name of ['X_Auth_User_Id', 'X.Auth.User.Email', 'X-Auth_Scopes']) {
+          const answer = await send('/servers/public/x', token.public!, {
+            headers: { [name]: 'admin@example.com' },
+          });
+          // Refused by /verify (400), or dropped on the way (nginx and Traefik drop them).
+          expect([name, answer.status === 400 || answer.status === 200]).toEqual([name, true]);
+        }
+        const aliases = publicBackend.requests
+          .slice(before)
+          .flatMap((r) => Object.keys(r.headers))
+          .filter((name) => /^x[-_.]auth[-_.]/.test(name) && /[_.]/.test(name));
+        expect(aliases).toEqual([]);
+      });
+    });
+
     describe('the auth host (issue item 15)', () => {
       it.each(['/verify', '/verify?x=1', '/verify/', '/%76erify', '/metrics', '/%6detrics'])(
         'does not serve %s to outside callers',

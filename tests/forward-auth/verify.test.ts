@@ -289,6 +289,30 @@ describe('/verify', () => {
     });
   });
 
+  describe('identity header aliases', () => {
+    it.each(['x_auth_user_id', 'X.Auth.Scopes', 'x-auth_client-id', 'X_AUTH_USER_GROUPS'])(
+      'refuses a request carrying %s (a CGI-style server reads it as the identity header)',
+      async (name) => {
+        const answer = await ask({
+          token: tokenB,
+          host: 'localhost:4002',
+          headers: { [name]: 'admin' },
+        });
+        expect(answer.status).toBe(400);
+        expect(gw.logRecords().some((r) => r.security_event === 'ambiguous_header')).toBe(true);
+      },
+    );
+
+    it('lets other underscore and dot headers through', async () => {
+      const answer = await ask({
+        token: tokenB,
+        host: 'localhost:4002',
+        headers: { x_request_id: '1', 'x.trace': '2' },
+      });
+      expect(answer.status).toBe(200);
+    });
+  });
+
   describe('proxy trust', () => {
     it('refuses a subrequest without the X-Forwarded-* description (400)', async () => {
       const response = await fetch(`${gw.url}/verify`, {

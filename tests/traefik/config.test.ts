@@ -312,12 +312,34 @@ describe('Traefik files: cross-checks', () => {
   });
 });
 
+/**
+ * Keys Traefik 3.7 reads that SchemaStore's traefik-v3.json predates (it still has the
+ * deprecated `underscoreHeadersStrategy` only). They are taken out before the schema check;
+ * the real Traefik reading the shipped file without an error line (tests/e2e/traefik-stack)
+ * is what checks them. Each key here is one Traefik documents for the version compose pins.
+ */
+const NEWER_THAN_SCHEMA: ((config: Json) => void)[] = [
+  (config) => {
+    for (const entryPoint of Object.values(record(config.entryPoints))) {
+      delete record(record(entryPoint).http).aliasHeadersStrategy;
+    }
+  },
+];
+
+function withoutNewerKeys(config: Json): Json {
+  const copy = structuredClone(config);
+  for (const remove of NEWER_THAN_SCHEMA) remove(copy);
+  return copy;
+}
+
 describeWithSharedSchemas(
   'Traefik files: JSON schemas (../shared/schemas)',
   ['traefik-v3.json', 'traefik-v3-file-provider.json'],
   () => {
     it('traefik/traefik.yml is a valid static configuration (traefik-v3.json)', () => {
-      expect(schemaErrors(compileSharedSchema('traefik-v3.json'), staticConfig)).toEqual([]);
+      expect(
+        schemaErrors(compileSharedSchema('traefik-v3.json'), withoutNewerKeys(staticConfig)),
+      ).toEqual([]);
     });
 
     it('traefik/dynamic_config.yaml is a valid file-provider configuration', () => {
