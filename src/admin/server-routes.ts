@@ -54,6 +54,7 @@ export function createServerRoutes(deps: ServerRoutesDependencies): Router {
         managed: catalog?.list() ?? [],
         canManage: catalog !== undefined,
         traefikDirectory: config.managedServers.traefik.directory,
+        unreadableFiles: catalog?.unreadableTraefikFiles() ?? new Map(),
         notice,
       }),
     );

@@ -84,7 +84,24 @@ export interface ServersView {
   canManage: boolean;
   /** Where Traefik files are written, when they are. */
   traefikDirectory: string | undefined;
+  /** Files of that directory Traefik cannot read, with why. */
+  unreadableFiles: ReadonlyMap<string, string>;
   notice?: string | undefined;
+}
+
+/**
+ * Traefik reads its directory as one configuration: while a file in it cannot be read it
+ * keeps the last one it read, so changes made here are not live, and a restarted Traefik
+ * routes nothing. Said on the page that makes changes.
+ */
+function unreadableWarning(files: ReadonlyMap<string, string>): SafeHtml {
+  if (files.size === 0) return html``;
+  return html`<div class="warn" role="alert">
+    Traefik cannot read
+    ${[...files].map(([file, problem]) => html`<code>${file}</code> (${problem}) `)}. Until it is
+    fixed or removed, Traefik keeps the routing it read last: servers added, changed or removed
+    since are not live, and a restarted Traefik routes nothing.
+  </div>`;
 }
 
 export function renderServers(view: ServersView): string {
@@ -131,6 +148,7 @@ export function renderServers(view: ServersView): string {
                       itself.`
                 }
               </p>
+              ${unreadableWarning(view.unreadableFiles)}
               <p><a class="button" href="/admin/servers/new">Add an MCP server</a></p>`
           : html`<div class="warn">
               Adding servers here is turned off (<code>managedServers.enabled: false</code>).

@@ -184,9 +184,19 @@ export class ServerCatalog {
     return { ...parsed.data, id, createdAt, updatedAt, updatedBy };
   }
 
+  /** Files of Traefik's directory that Traefik cannot read (see TraefikFiles). */
+  unreadableTraefikFiles(): ReadonlyMap<string, string> {
+    return this.options.traefik?.unreadableFiles() ?? new Map();
+  }
+
   private async apply(servers: ManagedServer[]): Promise<void> {
     const json = JSON.stringify(servers);
-    if (json === this.applied) return;
+    if (json === this.applied) {
+      // Nothing changed here, but the directory may have (a damaged file, a hand-placed one):
+      // rewriting only what differs, and checking what Traefik would read, costs a few reads.
+      await this.options.traefik?.reconcile(servers);
+      return;
+    }
     this.servers = servers;
     this.options.registry?.replaceManaged(servers.map(asResource));
     await this.options.traefik?.reconcile(servers);

@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { z } from 'zod';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
@@ -259,8 +259,11 @@ export class TraefikFiles {
       ? (this.validateDocument?.(document) ?? [])
       : checked.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     if (problems.length > 0) throw new TraefikConfigRefused(problems);
+    // Traefik renders every file of its directory as a Go template before reading it: a `{{`
+    // in a server's name would make the whole directory unreadable to it.
+    const label = server.name.replace(/[\r\n{}]/g, ' ');
     return (
-      `# Written by MCP Gateway for the MCP server "${server.name.replace(/[\r\n]/g, ' ')}" (${id}).\n` +
+      `# Written by MCP Gateway for the MCP server "${label}" (${id}).\n` +
       '# Edit it in the admin console or with `mcp-gateway servers`; changes here are overwritten.\n' +
       stringify(document, { lineWidth: 0 })
     );
@@ -297,10 +300,47 @@ export class TraefikFiles {
   }
 
   /**
-   * Makes the directory hold exactly one file per server: writes missing or different ones,
-   * deletes the prefixed files of servers that no longer exist. A server whose document is
-   * refused (it was valid when saved, so only a changed `managedServers.traefik` setting can
-   * cause this) keeps its old file and is logged.
+   * Files of the directory Traefik cannot read, with why. Traefik's file provider reads the
+   * whole directory as one configuration: while one file fails to parse it keeps the last
+   * configuration it read (no server added or removed since is live), and a Traefik started
+   * with such a file routes nothing. The gateway never writes one; a hand-placed file can be.
+   */
+  unreadableFiles(): ReadonlyMap<string, string> {
+    return this.unreadable;
+  }
+
+  private unreadable: ReadonlyMap<string, string> = new Map();
+
+  /** Reads every configuration file of the directory as Traefik would; logs new problems. */
+  private async checkDirectory(): Promise<void> {
+    const found = new Map<string, string>();
+    const entries = await readdir(this.settings.directory).catch(() => [] as string[]);
+    for (const entry of entries.filter((name) => /^[^.].*\.ya?ml$/.test(name))) {
+      const text = await readFile(path.join(this.settings.directory, entry), 'utf8').catch(
+        () => undefined,
+      );
+      if (text === undefined) continue;
+      const problem = traefikReadProblem(text);
+      if (problem) found.set(entry, problem);
+    }
+    for (const [file, problem] of found) {
+      if (this.unreadable.get(file) !== problem) {
+        this.logger.error('a file in the Traefik directory cannot be read by Traefik', {
+          event: 'traefik_file_unreadable',
+          file,
+          problem,
+        });
+      }
+    }
+    this.unreadable = found;
+  }
+
+  /**
+   * Makes the directory hold exactly one file per server: writes missing or different ones
+   * (so a damaged file of ours is rewritten at the next poll), deletes the prefixed files of
+   * servers that no longer exist, and checks every file of the directory the way Traefik reads
+   * it. A server whose document is refused (it was valid when saved, so only a changed
+   * `managedServers.traefik` setting can cause this) keeps its old file and is logged.
    */
   async reconcile(servers: readonly ManagedServer[]): Promise<void> {
     if (this.validateOnly) return;
@@ -320,5 +360,27 @@ export class TraefikFiles {
       const id = FILE_NAME.exec(entry)?.[1];
       if (id && !wanted.has(id)) await this.remove(id);
     }
+    await this.checkDirectory();
+  }
+}
+
+/** The one template call the project's Traefik files use: `{{ env "NAME" }}`. */
+const ENV_CALL = /\{\{\s*env\s+"[A-Za-z_][A-Za-z0-9_]*"\s*\}\}/g;
+
+/**
+ * Why Traefik's file provider could not read a YAML file, or `undefined`: it renders the file
+ * as a Go template first (only the `env "NAME"` call is expected here), then parses the YAML.
+ */
+export function traefikReadProblem(text: string): string | undefined {
+  const rendered = text.replace(ENV_CALL, 'x');
+  const stray = /\{\{|\}\}/.exec(rendered);
+  if (stray) {
+    return `template syntax other than env "NAME", which Traefik renders: ${rendered.slice(stray.index, stray.index + 40)}`;
+  }
+  try {
+    parseYaml(rendered);
+    return undefined;
+  } catch (error) {
+    return `not YAML: ${(error as Error).message.split('\n')[0]}`;
   }
 }
