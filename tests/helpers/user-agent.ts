@@ -5,7 +5,7 @@
  * (they have no script); `tests/e2e/browser.test.ts` does the same in real Chromium.
  */
 import { CookieJar } from 'tough-cookie';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 
 export interface Hop {
   url: string;
@@ -23,10 +23,12 @@ export interface FlowResult {
 
 export class TestUserAgent {
   readonly jar = new CookieJar();
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: Dispatcher;
 
-  constructor(options: { ca?: string } = {}) {
-    this.dispatcher = new Agent({ connect: options.ca ? { ca: options.ca } : {} });
+  /** `ca`: the CA to trust (instead of the system's); `dispatcher`: the test's own instead. */
+  constructor(options: { ca?: string; dispatcher?: Dispatcher } = {}) {
+    this.dispatcher =
+      options.dispatcher ?? new Agent({ connect: options.ca ? { ca: options.ca } : {} });
   }
 
   private async request(
