@@ -1,6 +1,6 @@
 /**
  * The real CrowdSec (Debian's 1.4.6) run offline from a self-contained configuration in a
- * temporary directory, as ../shared/TOOLING.md describes: every path in that directory,
+ * temporary directory: every path in that directory,
  * `daemonize: false`, no Central API, the Local API on a free loopback port. The hub and the
  * grok patterns are copied from the Debian package; the parsers and scenarios to test are
  * copied into the configuration's parsers/ and scenarios/ directories, as a mount would put
@@ -44,6 +44,10 @@ export interface CrowdSecOptions {
   hubParsers: Record<string, string[]>;
   scenarios: string[];
   profiles: string;
+  /** acquis.yaml's contents (default: none; `-dsn` replaces it in a replay). */
+  acquisition?: string;
+  /** Files copied into the data directory: the lists hub scenarios read (`File(...)`). */
+  dataFiles?: string[];
 }
 
 export interface CrowdSec {
@@ -59,7 +63,7 @@ export interface CrowdSec {
 }
 
 /** A fixed bouncer key keeps the test deterministic (`cscli bouncers add -k`). */
-const BOUNCER_KEY = 'mcp-gateway-test-bouncer-key-0123456789';
+export const BOUNCER_KEY = 'mcp-gateway-test-bouncer-key-0123456789';
 
 function binary(name: string): string {
   const found = findBinary(name);
@@ -123,7 +127,8 @@ function exitOf(child: ChildProcess, timeoutMs: number): Promise<number | null> 
   });
 }
 
-async function prepare(dir: string, port: number, options: CrowdSecOptions): Promise<void> {
+/** Writes the self-contained configuration into `dir` (live-crowdsec.ts uses it too). */
+export async function prepare(dir: string, port: number, options: CrowdSecOptions): Promise<void> {
   const config = path.join(dir, 'config');
   await cp(DEBIAN_HUB, path.join(dir, 'hub'), { recursive: true });
   await cp(DEBIAN_PATTERNS, path.join(config, 'patterns'), { recursive: true });
@@ -147,8 +152,11 @@ async function prepare(dir: string, port: number, options: CrowdSecOptions): Pro
   }
   await cp(options.profiles, path.join(config, 'profiles.yaml'));
   await writeFile(path.join(config, 'simulation.yaml'), 'simulation: off\n');
+  for (const file of options.dataFiles ?? []) {
+    await cp(file, path.join(dir, 'data', path.basename(file)));
+  }
   // The agent needs an acquisition file even when -dsn replaces it.
-  await writeFile(path.join(config, 'acquis.yaml'), '');
+  await writeFile(path.join(config, 'acquis.yaml'), options.acquisition ?? '');
   await writeFile(path.join(config, 'config.yaml'), configYaml(dir, port));
 }
 

@@ -23,8 +23,10 @@ export interface GatewayProcess {
 export async function startGatewayProcess(
   makeConfig: (issuer: string, port: number, dataDir: string) => Record<string, unknown>,
   env: Record<string, string> = {},
+  /** A port chosen beforehand (a proxy started first already points at it). */
+  port?: number,
 ): Promise<GatewayProcess> {
-  const port = await getFreePort();
+  port ??= await getFreePort();
   const issuer = `http://localhost:${port}`;
   const dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-proc-'));
   const configFile = path.join(dir, 'gateway.yaml');
