@@ -35,6 +35,11 @@ COPY package.json package-lock.json ./
 # None of them has an install script. Same lock file, same reason for `npm install` as above.
 RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The command line inside the container (`docker compose exec auth mcp-gateway servers …`):
+# package.json's `bin` on the PATH, reading the file compose mounts when no --config is given
+# (the same file CMD names). tests/deploy/compose-native.test.ts runs it natively.
+RUN chmod 755 dist/main.js && ln -s /app/dist/main.js /usr/local/bin/mcp-gateway
+ENV MCP_GATEWAY_CONFIG=/etc/mcp-gateway/gateway.yaml
 # The security events file for CrowdSec (log.securityEventsFile) goes to a volume mounted here;
 # a new named volume takes this directory's owner, so the service can write to it.
 # traefik-dynamic: a fresh named volume takes this directory's owner, so the service can write.

@@ -26,12 +26,14 @@ const USAGE = `Usage: mcp-gateway [--config FILE]
        mcp-gateway tunnel add-site NAME --public-key KEY | show-site NAME | remove-site NAME
                           | rotate-site NAME --public-key KEY | rotate-hub | list [--json]  [--dir DIR]
        mcp-gateway clients list|revoke|disable|enable CLIENT_ID [--config FILE]
-       mcp-gateway servers list|add FILE|remove SERVER_ID [--config FILE]
+       mcp-gateway servers list|add FILE|-|remove SERVER_ID|URL [--config FILE]
        mcp-gateway clients pending-hosts|approved-hosts|approve-host HOST|unapprove-host HOST [--config FILE]
 
   --config FILE   gateway configuration (YAML); default: $MCP_GATEWAY_CONFIG, else the
                   embedded default (loopback only, in-memory store, development login)
   --help          show this text
+  -               in place of FILE: standard input, e.g. from outside the container
+                  docker compose exec -T auth mcp-gateway servers add - < server.yaml
 
 Environment: PORT and HOST override listen.port and listen.host.`;
 

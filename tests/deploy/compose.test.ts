@@ -1,7 +1,7 @@
 /**
  * The compose deployment: compose.yaml, deploy/gateway.yaml, .env.example and the Dockerfiles,
- * and how they fit traefik/ and crowdsec/. There is no Docker engine on these machines
- * (../shared/TOOLING.md): nothing here is built or started. Instead:
+ * and how they fit traefik/ and crowdsec/. The tests use no Docker engine: nothing
+ * here is built or started (tests/deploy/compose-native.test.ts runs the services natively). Instead:
  *
  * 1. compose.yaml, interpolated with .env.example as Compose would, is validated against the
  *    Compose Specification's JSON schema (../shared/schemas/compose-spec.json; skipped with a
@@ -19,7 +19,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { parse, parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import {
@@ -33,6 +33,22 @@ import {
   type Json,
 } from '../helpers/config-files.js';
 import { IDENTITY_RESPONSE_HEADERS } from '../../src/forward-auth/identity-headers.js';
+import {
+  buildContext,
+  COMPOSE_VARIABLE,
+  containerEnvironment,
+  environmentEntries,
+  exposedPorts,
+  filledIn,
+  interpolate,
+  isUnder,
+  mountsOf,
+  normalizeContext,
+  parseDotEnv,
+  parseYaml,
+  publishedPorts,
+  type Mount,
+} from '../helpers/compose-model.js';
 
 const ROOT = path.resolve('.');
 const COMPOSE_FILE = 'compose.yaml';
@@ -56,94 +72,15 @@ function readText(file: string): string {
   return readFileSync(path.join(ROOT, file), 'utf8');
 }
 
-/** YAML as Compose reads it: `<<` merge keys resolved (YAML 1.1, used by compose.yaml). */
-function parseYaml(text: string): Json {
-  const value: unknown = parse(text, { merge: true });
-  if (!isRecord(value)) throw new Error('not a YAML mapping');
-  return value;
-}
-
 // ---------------------------------------------------------------------------------------------
 // .env files and Compose interpolation
-
-interface DotEnv {
-  /** NAME=value lines. */
-  values: Record<string, string>;
-  /** Every name the file mentions, including commented-out optional ones (`# NAME=`). */
-  documented: Set<string>;
-}
-
-/** The subset of Compose's .env syntax that .env.example uses (and a bit more). */
-function parseDotEnv(text: string): DotEnv {
-  const values: Record<string, string> = {};
-  const documented = new Set<string>();
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    const commented = /^#\s*([A-Za-z_][A-Za-z0-9_]*)=/.exec(line);
-    if (commented?.[1] !== undefined) {
-      documented.add(commented[1]);
-      continue;
-    }
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (match?.[1] === undefined) continue;
-    let value = match[2] ?? '';
-    const quoted = /^(['"])(.*)\1$/.exec(value);
-    value = quoted ? (quoted[2] ?? '') : value.replace(/\s+#.*$/, '').trim();
-    values[match[1]] = value;
-    documented.add(match[1]);
-  }
-  return { values, documented };
-}
-
-const VARIABLE =
-  /\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g;
-
-/**
- * .env.example as an operator fills it in: a value it leaves empty (a secret to generate, such
- * as CROWDSEC_BOUNCER_KEY) gets a stand-in, since compose.yaml refuses to start without it.
- */
-function filledIn(dotenv: DotEnv): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(dotenv.values).map(([name, value]) => [name, value || `test-value-${name}`]),
-  );
-}
-
-/** Compose interpolation of one string: $$, $NAME, ${NAME}, ${NAME:-d}, ${NAME-d}, ${NAME:?e}. */
-function interpolateString(value: string, env: Record<string, string>): string {
-  return value.replace(
-    VARIABLE,
-    (_m, dollar: string, braced: string, op: string, arg: string, bare: string) => {
-      if (dollar !== undefined) return '$';
-      const name = braced ?? bare;
-      const current = env[name];
-      const unsetOrEmpty = current === undefined || (op?.startsWith(':') && current === '');
-      if (op === ':-' || op === '-') return unsetOrEmpty ? arg : (current ?? '');
-      if (op === ':?' || op === '?') {
-        if (unsetOrEmpty) throw new Error(`required variable ${name} is not set: ${arg}`);
-        return current ?? '';
-      }
-      return current ?? '';
-    },
-  );
-}
-
-/** Interpolates every string value (not keys), as Compose does. */
-function interpolate(value: unknown, env: Record<string, string>): unknown {
-  if (typeof value === 'string') return interpolateString(value, env);
-  if (Array.isArray(value)) return value.map((item) => interpolate(item, env));
-  if (isRecord(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env)]));
-  }
-  return value;
-}
 
 /** Every variable a Compose file interpolates, plus the names passed through bare. */
 function composeVariables(compose: Json): Set<string> {
   const names = new Set<string>();
   const visit = (value: unknown): void => {
     if (typeof value === 'string') {
-      for (const match of value.matchAll(VARIABLE)) {
+      for (const match of value.matchAll(COMPOSE_VARIABLE)) {
         const name = match[2] ?? match[5];
         if (name !== undefined) names.add(name);
       }
@@ -187,84 +124,14 @@ function gatewayVariables(gateway: unknown): Set<string> {
   return names;
 }
 
-/** A service's `environment`, map or list form, as [name, value]; null = passed through. */
-function environmentEntries(environment: unknown): [string, string | null][] {
-  if (Array.isArray(environment)) {
-    return strings(environment).map((entry) => {
-      const index = entry.indexOf('=');
-      return index < 0 ? [entry, null] : [entry.slice(0, index), entry.slice(index + 1)];
-    });
-  }
-  return Object.entries(record(environment)).map(([name, value]) => [
-    name,
-    value === null || value === undefined ? null : String(value),
-  ]);
-}
-
-/** The environment a container gets: literal values, and pass-through names found in `env`. */
-function containerEnvironment(service: Json, env: Record<string, string>): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [name, value] of environmentEntries(service.environment)) {
-    if (value !== null) result[name] = value;
-    else if (env[name] !== undefined) result[name] = env[name];
-  }
-  return result;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Compose model helpers
-
-interface Mount {
-  type: string;
-  source: string;
-  target: string;
-  readOnly: boolean;
-}
-
-function mountsOf(service: Json): Mount[] {
-  return (Array.isArray(service.volumes) ? service.volumes : []).map((entry: unknown) => {
-    if (typeof entry === 'string') {
-      const [source = '', target = '', mode = ''] = entry.split(':');
-      const bind = source.startsWith('.') || source.startsWith('/');
-      return { type: bind ? 'bind' : 'volume', source, target, readOnly: mode.includes('ro') };
-    }
-    const mount = record(entry);
-    return {
-      type: String(mount.type ?? ''),
-      source: String(mount.source ?? ''),
-      target: String(mount.target ?? ''),
-      readOnly: mount.read_only === true || mount.read_only === 'true',
-    };
-  });
-}
 
 /** The named volume mounted at the directory holding `file`, if any. */
 function volumeHolding(service: Json, file: string): Mount | undefined {
   return mountsOf(service)
     .filter((m) => m.type === 'volume' && isUnder(file, m.target))
     .sort((a, b) => b.target.length - a.target.length)[0];
-}
-
-function isUnder(file: string, directory: string): boolean {
-  const dir = directory.replace(/\/+$/, '');
-  return file === dir || file.startsWith(`${dir}/`);
-}
-
-function exposedPorts(service: Json): Set<string> {
-  const ports = new Set<string>();
-  for (const entry of Array.isArray(service.expose) ? service.expose : []) {
-    ports.add(String(entry).split('/')[0] ?? '');
-  }
-  return ports;
-}
-
-/** The container ports a service publishes on the host. */
-function publishedPorts(service: Json): string[] {
-  return (Array.isArray(service.ports) ? service.ports : []).map((entry: unknown) => {
-    if (isRecord(entry)) return String(entry.target ?? '');
-    const parts = String(entry).split('/')[0]?.split(':') ?? [];
-    return parts[parts.length - 1] ?? '';
-  });
 }
 
 function networksOf(service: Json): string[] {
@@ -276,16 +143,6 @@ function networksOf(service: Json): string[] {
 function sharedNetworks(a: Json, b: Json): string[] {
   const other = new Set(networksOf(b));
   return networksOf(a).filter((name) => other.has(name));
-}
-
-function buildContext(service: Json): string | undefined {
-  if (typeof service.build === 'string') return service.build;
-  if (isRecord(service.build)) return String(service.build.context ?? '.');
-  return undefined;
-}
-
-function normalizeContext(context: string): string {
-  return path.posix.normalize(context).replace(/\/+$/, '') || '.';
 }
 
 /** A pinned image: a version tag (digits and dots), never `latest`; or a digest. */

@@ -16,10 +16,13 @@
  *   the middleware chain of the shipped MCP routers.
  *
  * Middlewares of the shipped chain can be left out only by name (`without`); by default the
- * `crowdsec` plugin middleware is, unless the test runs CrowdSec (`crowdsec`).
+ * `crowdsec` plugin middleware is, unless the test runs CrowdSec (`crowdsec`). With `upstreams`
+ * the shipped MCP routers stay, their service addresses mapped (the native compose stack,
+ * tests/helpers/compose-native.ts); with `certificate` the routers keep TLS, served with that
+ * certificate instead of the ACME resolver's.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { findBinary } from './binaries.js';
@@ -71,6 +74,18 @@ export interface TraefikOptions extends ProxyOptions {
   staticConfig?: (config: Yaml, dir: string) => void;
   /** Extra environment for Traefik (e.g. LEGO_CA_CERTIFICATES). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * TLS with this certificate (a test CA's, for the public host names) in place of the ACME
+   * resolver: every router keeps `tls`, without `certResolver`; the certificate is the default
+   * of Traefik's TLS store.
+   */
+  certificate?: { certFile: string; keyFile: string };
+  /**
+   * Keeps the shipped MCP routers and services, each server URL's `host:port` replaced through
+   * this map (`mcp-example:3001` → `127.0.0.1:PORT`; an address it lacks is an error). Without
+   * it the test's `routes` take the shipped MCP routers' place.
+   */
+  upstreams?: Record<string, string>;
 }
 
 export interface RunningTraefik extends RunningProxy {
@@ -80,6 +95,8 @@ export interface RunningTraefik extends RunningProxy {
   webPort: number | undefined;
   /** Traefik's JSON log lines at level error (a test fails on unexpected ones). */
   errors(): Yaml[];
+  /** Those at level warn (the shipped files start without any). */
+  warnings(): Yaml[];
 }
 
 /** The static configuration for a proxy on `127.0.0.1:port` with its files under `dir`. */
@@ -136,17 +153,27 @@ export function traefikShippedDynamic(options: TraefikOptions): Yaml {
   const { routers, middlewares, services } = shipped.http as Yaml;
   const leftOut = new Set(options.without ?? (options.crowdsec ? [] : ['crowdsec']));
   for (const name of leftOut) delete middlewares[name];
-  // The shipped example MCP routers point at services that do not exist here; the test's
-  // routes (traefikRoutes) take their place with the same chain.
+  // The shipped example MCP routers point at services that do not exist here: the test's
+  // routes (traefikRoutes) take their place with the same chain, or `upstreams` maps them.
   for (const [name, router] of Object.entries(routers) as [string, Yaml][]) {
-    if ((router.middlewares as string[]).includes('mcp-auth')) {
+    if (!(router.middlewares as string[]).includes('mcp-auth')) continue;
+    if (options.upstreams) {
+      for (const server of services[router.service].loadBalancer.servers as Yaml[]) {
+        server.url = mappedUrl(server.url as string, options.upstreams);
+      }
+    } else {
       delete routers[name];
       delete services[router.service];
     }
   }
   for (const router of Object.values(routers) as Yaml[]) {
     router.middlewares = (router.middlewares as string[]).filter((name) => !leftOut.has(name));
-    if (!options.acme) delete router.tls;
+    if (options.acme) continue;
+    if (options.certificate) router.tls = {};
+    else delete router.tls;
+  }
+  if (options.certificate && !options.acme) {
+    shipped.tls = { stores: { default: { defaultCertificate: options.certificate } } };
   }
   middlewares['mcp-auth'].forwardAuth.address = `${options.authUrl}/verify`;
   if (options.crowdsec && middlewares.crowdsec) {
@@ -159,13 +186,21 @@ export function traefikShippedDynamic(options: TraefikOptions): Yaml {
   return shipped;
 }
 
+/** `url` with its `host:port` replaced through `map`; throws when the map lacks it. */
+function mappedUrl(url: string, map: Record<string, string>): string {
+  const { host } = new URL(url);
+  const to = map[host];
+  if (to === undefined) throw new Error(`upstreams has no address for ${host} (${url})`);
+  return url.replace(`//${host}`, `//${to}`);
+}
+
 /** The test's own routes, each with the shipped MCP routers' chain. */
 export function traefikRoutes(options: TraefikOptions): Yaml {
   const shipped = parse(readFileSync(TRAEFIK_DYNAMIC_FILE, 'utf8')) as Yaml;
   const leftOut = new Set(options.without ?? (options.crowdsec ? [] : ['crowdsec']));
   const mcpRouter = shipped.http.routers[MCP_ROUTER] as Yaml;
   const chain = (mcpRouter.middlewares as string[]).filter((name) => !leftOut.has(name));
-  const tls = options.acme ? { tls: mcpRouter.tls } : {};
+  const tls = options.acme ? { tls: mcpRouter.tls } : options.certificate ? { tls: {} } : {};
   const hosts = options.hosts ?? TEST_HOSTS;
   const routers: Yaml = {
     // Readiness: Traefik's own `noop@internal` answers 418 once this file's routers are live.
@@ -192,11 +227,25 @@ export function traefikRoutes(options: TraefikOptions): Yaml {
     };
     services[`test-mcp-${index}`] = { loadBalancer: { servers: [{ url: route.upstream }] } };
   });
-  return { http: { routers, services } };
+  // An empty `services` is refused by Traefik ("cannot be a standalone element").
+  return { http: { routers, ...(options.routes.length > 0 ? { services } : {}) } };
 }
 
-/** Traefik's JSON log lines at level error. */
-function errorLines(output: string): Yaml[] {
+/**
+ * Traefik loads a local plugin from `plugins-local/src/<moduleName>` under its working
+ * directory (the temp dir): the plugin's source is copied there, for each plugin the shipped
+ * static file declares (one: the CrowdSec bouncer).
+ */
+async function copyLocalPlugins(source: string, dir: string): Promise<void> {
+  const shipped = parse(readFileSync(TRAEFIK_STATIC_FILE, 'utf8')) as Yaml;
+  for (const plugin of Object.values(shipped.experimental.plugins as Yaml) as Yaml[]) {
+    const target = join(dir, 'plugins-local', 'src', plugin.moduleName as string);
+    await cp(source, target, { recursive: true });
+  }
+}
+
+/** Traefik's JSON log lines at `level`. */
+function logLines(output: string, level: 'error' | 'warn'): Yaml[] {
   return output
     .split('\n')
     .filter((line) => line.startsWith('{'))
@@ -207,7 +256,7 @@ function errorLines(output: string): Yaml[] {
         return {};
       }
     })
-    .filter((record) => record.level === 'error');
+    .filter((record) => record.level === level);
 }
 
 /**
@@ -219,6 +268,7 @@ export async function startTraefik(options: TraefikOptions): Promise<RunningTrae
   if (binary === undefined) throw new Error('traefik is not installed');
   const webPort = options.acme ? await getFreePort() : undefined;
   const hosts = options.hosts ?? TEST_HOSTS;
+  const secure = options.acme !== undefined || options.certificate !== undefined;
   let dynamicDir = '';
   const proxy = await startProxyProcess({
     name: 'traefik',
@@ -228,6 +278,7 @@ export async function startTraefik(options: TraefikOptions): Promise<RunningTrae
       await mkdir(dynamicDir, { recursive: true });
       const config = traefikStatic(port, dir, { ...options, webPort });
       options.staticConfig?.(config, dir);
+      if (options.crowdsec) await copyLocalPlugins(options.crowdsec.pluginSource, dir);
       await writeFile(join(dir, 'traefik.yml'), stringify(config));
       await writeFile(
         join(dynamicDir, 'dynamic_config.yaml'),
@@ -241,15 +292,16 @@ export async function startTraefik(options: TraefikOptions): Promise<RunningTrae
       };
     },
     ready: async (port) =>
-      (await statusAt(port, READY_PATH, options.acme ? { host: hosts.mcp } : undefined)) === 418,
+      (await statusAt(port, READY_PATH, secure ? { host: hosts.mcp } : undefined)) === 418,
   });
-  const scheme = options.acme ? 'https' : 'http';
+  const scheme = secure ? 'https' : 'http';
   return {
     ...proxy,
     url: `${scheme}://${hosts.mcp}:${proxy.port}`,
     authHostUrl: `${scheme}://${hosts.auth}:${proxy.port}`,
     dynamicDir,
     webPort,
-    errors: () => errorLines(proxy.output()),
+    errors: () => logLines(proxy.output(), 'error'),
+    warnings: () => logLines(proxy.output(), 'warn'),
   };
 }
