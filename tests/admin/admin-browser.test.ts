@@ -307,7 +307,7 @@ describeWithBinary('chromium', 'the admin console in headless Chromium', () => {
       expect(serverId).toMatch(/^s[0-9a-f]{10}$/);
       expect(await serverRow().locator('td.name').innerText()).toBe(SERVER_NAME);
 
-      // Its Traefik file, valid against Traefik's published schema when ../shared has it.
+      // Its Traefik file, valid against Traefik's published schema where a copy is available.
       const document = parse(
         await readFile(path.join(traefikDir, `mcpgw-${serverId}.yaml`), 'utf8'),
       ) as { http: { services: Record<string, unknown> } };

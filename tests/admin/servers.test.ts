@@ -3,7 +3,7 @@
  * over HTTP with the scripted user agent and the dev login: a server is protected at once
  * (`/verify` challenges, its protected resource metadata is served, the whole OAuth flow works
  * for its new scope), tool rule edits apply without restart, removal refuses the URL again;
- * its Traefik file is written and validated (against SchemaStore's schema when ../shared has
+ * its Traefik file is written and validated (against SchemaStore's schema where a copy is
  * it) and a refused change writes nothing; the form's guards (administrator, CSRF, origin);
  * and two replicas on one real Redis applying each other's changes.
  */

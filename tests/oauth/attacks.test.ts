@@ -1,6 +1,6 @@
 /**
  * What an attacker would try against the authorization server, one test each. Checklist IDs
- * in the test names (AS-xx) point at ../shared/MCP-AUTH-CHECKLIST.md.
+ * in the test names (AS-xx) are those of docs/spec-compliance.md.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';

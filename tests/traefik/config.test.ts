@@ -1,6 +1,7 @@
 /**
- * The deployment's Traefik files (traefik/traefik.yml, traefik/dynamic_config.yaml): there is no
- * Traefik binary on these machines (see ../shared/TOOLING.md), so they are checked two ways.
+ * The deployment's Traefik files (traefik/traefik.yml, traefik/dynamic_config.yaml), checked as
+ * files; the real Traefik runs them in tests/e2e/traefik-stack.test.ts and the other Traefik
+ * tests. Two ways here:
  *
  * 1. Against Traefik's published JSON schemas (SchemaStore's traefik-v3.json and
  *    traefik-v3-file-provider.json, draft-07), read from ../shared/schemas: a misspelt or

@@ -1,5 +1,5 @@
 /**
- * The tunnel's container files, checked without a Docker engine (none on these machines): the
+ * The tunnel's container files, checked without a Docker engine (the tests use none): the
  * site kit (site/compose.yaml) against the Compose Specification schema and its own rules (no
  * published port, every MCP server in the tunnel's namespace on the tunnel address), the
  * gateway's `wireguard` service in compose.yaml, and the one image both build

@@ -1,6 +1,6 @@
 /**
  * Zero-trust tunnelling, for real (docs/tunnels.md): WireGuard (wireguard-go, userspace, since
- * these machines have no kernel module) between hosts made of Linux network namespaces, set up
+ * the test hosts have no kernel module) between hosts made of Linux network namespaces, set up
  * by the same script and CLI an operator uses (site/wireguard/mcp-tunnel.sh, `mcp-gateway
  * tunnel`), with the real auth service and a real forward-auth proxy (Caddy) at the edge and a
  * real MCP server (@modelcontextprotocol/sdk) at the site, bound only to its tunnel address.
