@@ -42,7 +42,7 @@ import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/netns.js';
 import { tokenRequest } from '../helpers/oauth-flow.js';
 import { getFreePort } from '../helpers/ports.js';
-import { SDK_REDIRECT_URI, TestOAuthProvider } from '../helpers/sdk-client.js';
+import { SDK_REDIRECT_URI, TestOAuthProvider, whoamiOf } from '../helpers/sdk-client.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 
 const ALICE = 'alice@example.com';
@@ -363,11 +363,7 @@ describeWithBinary('chromium', 'the admin console in headless Chromium', () => {
       );
       const tools = await mcpClient.listTools();
       expect(tools.tools.map((tool) => tool.name).sort()).toEqual(['echo', 'whoami']);
-      const whoami = await mcpClient.callTool({ name: 'whoami', arguments: {} });
-      const identity = JSON.parse((whoami.content as { text: string }[])[0]!.text) as Record<
-        string,
-        unknown
-      >;
+      const identity = await whoamiOf(mcpClient);
       expect(identity).toMatchObject({
         'x-auth-user-email': ALICE,
         'x-auth-client-id': provider.clientId(),

@@ -21,7 +21,7 @@ import { startLegacySseServer, type LegacySseServer } from '../helpers/legacy-ss
 import { startNginx } from '../helpers/nginx.js';
 import { getFreePort } from '../helpers/ports.js';
 import type { RunningProxy } from '../helpers/proxy-process.js';
-import { TestOAuthProvider, userApproves } from '../helpers/sdk-client.js';
+import { TestOAuthProvider, userApproves, whoamiOf } from '../helpers/sdk-client.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
 
@@ -160,11 +160,7 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
     const client = await sdkConnect(urlA, provider);
     const tools = await client.listTools();
     expect(tools.tools.map((tool) => tool.name).sort()).toEqual(['echo', 'whoami']);
-    const whoami = await client.callTool({ name: 'whoami', arguments: {} });
-    const identity = JSON.parse((whoami.content as { text: string }[])[0]!.text) as Record<
-      string,
-      unknown
-    >;
+    const identity = await whoamiOf(client);
     expect(identity).toMatchObject({
       'x-auth-user-id': 'dev:alice@example.com',
       'x-auth-user-email': 'alice@example.com',
@@ -318,11 +314,7 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
     await client.connect(
       new SSEClientTransport(new URL(`${legacyUrl}/sse`), { authProvider: legacyProvider }),
     );
-    const whoami = await client.callTool({ name: 'whoami', arguments: {} });
-    const identity = JSON.parse((whoami.content as { text: string }[])[0]!.text) as Record<
-      string,
-      unknown
-    >;
+    const identity = await whoamiOf(client);
     expect(identity['x-auth-user-id']).toBe('dev:alice@example.com');
     expect(String(identity.authorization)).toMatch(/^Bearer ey/);
     expect(String(identity.authorization)).not.toContain(token);
@@ -373,11 +365,7 @@ describeWithBinary('nginx', 'the gateway behind nginx auth_request', () => {
   it('lets the SDK client through with identity headers', async () => {
     const provider = new TestOAuthProvider();
     const client = await sdkConnect(url, provider);
-    const whoami = await client.callTool({ name: 'whoami', arguments: {} });
-    const identity = JSON.parse((whoami.content as { text: string }[])[0]!.text) as Record<
-      string,
-      unknown
-    >;
+    const identity = await whoamiOf(client);
     expect(identity['x-auth-user-id']).toBe('dev:alice@example.com');
     expect(identity.authorization ?? '').toBe('');
     await client.close();

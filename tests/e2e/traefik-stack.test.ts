@@ -33,7 +33,7 @@ import {
   startRecordingServer,
   type RecordingServer,
 } from '../helpers/recording-server.js';
-import { TestOAuthProvider, userApproves } from '../helpers/sdk-client.js';
+import { TestOAuthProvider, userApproves, whoamiOf } from '../helpers/sdk-client.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 import { startTraefik, type RunningTraefik } from '../helpers/traefik.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
@@ -139,11 +139,7 @@ describeWithBinary('traefik', 'the gateway behind the real Traefik', () => {
     try {
       const tools = await client.listTools();
       expect(tools.tools.map((tool) => tool.name).sort()).toEqual(['echo', 'whoami']);
-      const whoami = await client.callTool({ name: 'whoami', arguments: {} });
-      const identity = JSON.parse((whoami.content as { text: string }[])[0]!.text) as Record<
-        string,
-        unknown
-      >;
+      const identity = await whoamiOf(client);
       expect(identity).toMatchObject({
         'x-auth-user-id': 'dev:alice@example.com',
         'x-auth-scopes': 'mcp:tools',

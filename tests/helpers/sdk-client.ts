@@ -5,6 +5,7 @@
  * exchange, refresh and step-up.
  */
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type {
   OAuthClientInformationMixed,
   OAuthClientMetadata,
@@ -94,4 +95,14 @@ export async function userApproves(
   }
   const result = await agent.submit(page, { name: 'decision', value: 'approve' }, atSdkRedirectUri);
   return { ...result, consentPage: page.body };
+}
+
+/**
+ * Calls the test servers' `whoami` tool: the identity headers (and Authorization) of the request
+ * that carried the call, as the MCP server received them (tests/helpers/streamable-server.ts).
+ */
+export async function whoamiOf(client: Client): Promise<Record<string, unknown>> {
+  const result = await client.callTool({ name: 'whoami', arguments: {} });
+  const text = (result.content as { type: string; text?: string }[])[0]?.text ?? '{}';
+  return JSON.parse(text) as Record<string, unknown>;
 }
