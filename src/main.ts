@@ -122,12 +122,23 @@ async function main(): Promise<number> {
     config: loaded.source ?? 'embedded default',
     store: config.store.redis ? 'redis' : 'memory',
   });
-  if (!loaded.source) printEmbeddedDefaultHelp(config.issuer, config.resources[0]?.url);
+  // The embedded default also serves its demo MCP server, protected as in production; the
+  // module is loaded only here, so a deployment never loads it (src/demo/).
+  let demo: { mcpUrl: string; close(): Promise<void> } | undefined;
+  if (!loaded.source) {
+    try {
+      const { startDemo } = await import('./demo/index.js');
+      demo = await startDemo(config, `http://127.0.0.1:${address.port}`);
+    } catch (error) {
+      process.stderr.write(`demo: ${(error as Error).message}\n`);
+    }
+    printEmbeddedDefaultHelp(config.issuer, demo?.mcpUrl);
+  }
 
   return new Promise((resolve) => {
     const stop = (signal: string) => {
       logger.info('stopping', { event: 'stopping', signal });
-      gateway.close().then(
+      Promise.all([gateway.close(), demo?.close()]).then(
         () => resolve(0),
         () => resolve(1),
       );
@@ -137,18 +148,26 @@ async function main(): Promise<number> {
   });
 }
 
-function printEmbeddedDefaultHelp(issuer: string, resource: string | undefined): void {
+function printEmbeddedDefaultHelp(issuer: string, demoUrl: string | undefined): void {
+  const demo = demoUrl
+    ? `  Protected MCP server (demo)     ${demoUrl}
+                                  tools: whoami, echo, add, team_report (dev:admins only)
+                                  a demo front asks /verify as Traefik's forwardAuth does;
+                                  it exists only on this embedded default`
+    : '  Protected MCP server (demo)     not started (see the message above)';
   process.stderr.write(`
-MCP Gateway auth service is running on its embedded default (loopback only, in-memory store,
-development login as dev@example.com). Try:
+MCP Gateway is running on its embedded default: loopback only, in-memory store, development
+login (dev@example.com: an administrator, in group dev:admins; guest@example.com: neither).
 
-  Authorization server metadata  ${issuer}/.well-known/oauth-authorization-server
-  JWKS                           ${issuer}/jwks
-  Health                         ${issuer}/healthz
-  Protected resource (example)   ${resource ?? '(none)'}
+${demo}
+  Admin console                   ${issuer}/admin
+  Connected apps                  ${issuer}/account
+  Authorization server metadata   ${issuer}/.well-known/oauth-authorization-server
 
-Point an MCP client's OAuth flow at ${issuer}, or see docs/quickstart.md.
-Stop with Ctrl+C.
+Connect an MCP client to the demo URL, e.g.
+  npx @modelcontextprotocol/inspector --cli ${demoUrl ?? '<url>'} --method tools/list
+  npx mcp-remote ${demoUrl ?? '<url>'}
+See docs/quickstart.md and docs/clients.md. Stop with Ctrl+C.
 `);
 }
 

@@ -28,18 +28,39 @@ export interface LoadedConfig {
 
 export const DEFAULT_PORT = 8787;
 
+export const DEFAULT_DEMO_PORT = 3001;
+
 /**
- * The embedded default: everything on this machine, nothing to install. Listens on loopback
- * only, which is what allows its development login.
+ * The embedded default: everything on one computer, nothing to install. Listens on loopback
+ * only, which is what allows its development login. Its one resource is the demo MCP server
+ * (src/demo/), which src/main.ts starts beside it behind a forwardAuth-style front on
+ * `demoPort`: one tool is kept for `dev:admins` by a tool rule, the development user is in that
+ * group and an administrator, the guest user is neither.
  */
-export function embeddedDefault(port: number): Record<string, unknown> {
+export function embeddedDefault(
+  port: number,
+  demoPort = DEFAULT_DEMO_PORT,
+): Record<string, unknown> {
   return {
     issuer: `http://localhost:${port}`,
     listen: { host: '127.0.0.1', port },
-    login: { dev: { users: ['dev@example.com'] } },
+    login: {
+      dev: {
+        users: [
+          { email: 'dev@example.com', name: 'Dev User', groups: ['admins'] },
+          { email: 'guest@example.com', name: 'Guest User' },
+        ],
+      },
+    },
     resources: [
-      { url: 'http://localhost:3001/mcp', name: 'Example MCP server', scopes: ['mcp:tools'] },
+      {
+        url: `http://localhost:${demoPort}/mcp`,
+        name: 'Demo MCP server',
+        scopes: ['mcp:tools'],
+        tools: { default: 'allow', rules: { team_report: { groups: ['dev:admins'] } } },
+      },
     ],
+    admins: { emails: ['dev@example.com'] },
   };
 }
 
@@ -51,10 +72,13 @@ export function embeddedDefault(port: number): Record<string, unknown> {
  *   secrets)
  */
 export function loadConfig(file: string | undefined, env: Environment): LoadedConfig {
-  const portOverride = parsePort(env.PORT);
+  const portOverride = parsePort(env.PORT, 'PORT');
   let raw: unknown;
   if (file === undefined) {
-    raw = embeddedDefault(portOverride ?? DEFAULT_PORT);
+    raw = embeddedDefault(
+      portOverride ?? DEFAULT_PORT,
+      parsePort(env.DEMO_PORT, 'DEMO_PORT') ?? DEFAULT_DEMO_PORT,
+    );
   } else {
     raw = readYaml(file);
     raw = interpolate(raw, env, []);
@@ -126,11 +150,11 @@ function resolveVariable(name: string, env: Environment): string | undefined {
   }
 }
 
-function parsePort(value: string | undefined): number | undefined {
+function parsePort(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value === '') return undefined;
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError([`PORT: "${value}" is not a TCP port number`]);
+    throw new ConfigError([`${name}: "${value}" is not a TCP port number`]);
   }
   return port;
 }

@@ -21,14 +21,26 @@ describe('configuration loading', () => {
     return file;
   };
 
-  it('uses the embedded default without a file: loopback, dev login, one resource', () => {
+  it('uses the embedded default without a file: loopback, dev login, the demo resource', () => {
     const { config, source } = loadConfig(undefined, {});
     expect(source).toBeUndefined();
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8787 });
     expect(config.issuer).toBe('http://localhost:8787');
-    expect(config.login.dev?.users.map((user) => user.email)).toEqual(['dev@example.com']);
-    expect(config.resources).toHaveLength(1);
+    expect(config.login.dev?.users.map((user) => user.email)).toEqual([
+      'dev@example.com',
+      'guest@example.com',
+    ]);
+    expect(config.admins.emails).toEqual(['dev@example.com']);
+    expect(config.resources.map((resource) => resource.url)).toEqual(['http://localhost:3001/mcp']);
+    expect(config.resources[0]!.tools?.rules).toEqual({
+      team_report: { scopes: [], groups: ['dev:admins'] },
+    });
     expect(config.store.redis).toBeUndefined();
+    // DEMO_PORT moves the demo resource; a bad value is refused by name.
+    expect(loadConfig(undefined, { DEMO_PORT: '4101' }).config.resources[0]!.url).toBe(
+      'http://localhost:4101/mcp',
+    );
+    expect(() => loadConfig(undefined, { DEMO_PORT: 'x' })).toThrow(/DEMO_PORT/);
   });
 
   it('lets PORT and HOST override the listen address (and the default issuer follows PORT)', () => {
