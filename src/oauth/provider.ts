@@ -29,6 +29,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import type { ConsentMemory } from './consent-memory.js';
 import { SIGNING_ALG, type KeyMaterial } from './keys.js';
 import { allowLoopbackPortVariation, redirectUriProblems } from './redirect-uris.js';
+import { refreshTokensImplyOfflineAccess } from './refresh-scope.js';
 import { grantableScopes, type ResourceRegistry } from './resources.js';
 import { hasQuery } from './resource-url.js';
 import { consentPolicy } from './native-consent.js';
@@ -43,6 +44,7 @@ import {
   MAX_JWKS_URI_BYTES,
 } from './client-metadata-limits.js';
 import { renderErrorPage } from '../login/views/error-page.js';
+import { clientDocumentHelp } from '../login/views/client-document-help.js';
 
 export interface ProviderDependencies {
   config: GatewayConfig;
@@ -462,6 +464,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
         title: 'Sign-in cannot continue',
         error: out.error,
         description: out.error_description,
+        help: clientDocumentHelp({
+          clientId: ctx.oidc?.params?.client_id,
+          description: out.error_description,
+          error,
+          dynamicRegistration: config.registration.dcr.enabled,
+        }),
       });
       logger.info('authorization error page', {
         event: 'authorization_error',
@@ -485,6 +493,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   cacheableMetadata(provider);
   liveDiscoveryScopes(provider, resources);
   allowLoopbackPortVariation(provider.Client as never);
+  refreshTokensImplyOfflineAccess(provider.RefreshToken as never);
   exactAccountRedirect(provider.Client as never, accountCallbackUrl(config.issuer));
   const disabled = deps.disabledClients;
   if (disabled) {

@@ -116,6 +116,10 @@ function goPackage(binary: string): string | undefined {
 }
 
 function missingMessage(binary: string): string {
+  // Real MCP clients (mcp-remote, the MCP Inspector, Codex) are pinned dev dependencies.
+  if (binary.startsWith('node_modules/.bin/')) {
+    return `${binary} was not found: it is a pinned dev dependency (package.json). Install it: npm install.`;
+  }
   if (GO_PROGRAMS.has(binary)) {
     const where = goBinDir()[0] ?? '$(go env GOPATH)/bin';
     const pkg = goPackage(binary) ?? `the package pinned in ${GO_TOOLS_FILE}`;

@@ -15,8 +15,15 @@ export interface CimdServer {
   stop(): Promise<void>;
 }
 
-/** Serves the document for `clientName` at `https://localhost:<free port>/agent.json`. */
-export async function startCimdServer(ca: TestCa, clientName: string): Promise<CimdServer> {
+/**
+ * Serves the document for `clientName` at `https://localhost:<free port>/agent.json`; a real
+ * client's own callback goes in `redirectUris`.
+ */
+export async function startCimdServer(
+  ca: TestCa,
+  clientName: string,
+  redirectUris: string[] = [LOOPBACK_REDIRECT],
+): Promise<CimdServer> {
   const port = await getFreePort();
   const host = `localhost:${port}`;
   const clientId = `https://${host}/agent.json`;
@@ -26,7 +33,7 @@ export async function startCimdServer(ca: TestCa, clientName: string): Promise<C
       JSON.stringify({
         client_id: clientId,
         client_name: clientName,
-        redirect_uris: [LOOPBACK_REDIRECT],
+        redirect_uris: redirectUris,
         token_endpoint_auth_method: 'none',
       }),
     );

@@ -1,4 +1,4 @@
-import { html, page } from './layout.js';
+import { html, page, type SafeHtml } from './layout.js';
 import { returnToClient, type ReturnLink } from './login-pages.js';
 
 export interface ErrorPageOptions {
@@ -7,6 +7,8 @@ export interface ErrorPageOptions {
   description?: string | undefined;
   /** Offered instead of "close this window" when the application can be told of the failure. */
   returnTo?: ReturnLink | undefined;
+  /** What the person and an administrator can do about it (e.g. client-document-help.ts). */
+  help?: SafeHtml | undefined;
 }
 
 /**
@@ -14,11 +16,18 @@ export interface ErrorPageOptions {
  * safely (unknown client, unregistered redirect URI, …): never redirect to an untrusted URI
  * (checklist AS-07).
  */
-export function renderErrorPage({ title, error, description, returnTo }: ErrorPageOptions): string {
+export function renderErrorPage({
+  title,
+  error,
+  description,
+  returnTo,
+  help,
+}: ErrorPageOptions): string {
   return page(
     title,
     html`<h1>${title}</h1>
       <div class="error"><strong>${error}</strong>${description ? html`: ${description}` : ''}</div>
+      ${help}
       ${
         returnTo
           ? html`<p>The application is told that access was denied.</p>
