@@ -1,6 +1,6 @@
 /**
- * "Connected apps" (`/account`): every user sees the grants they gave MCP clients and can
- * revoke any of them.
+ * "Connected apps" (`/account`): every user sees the MCP clients they gave access to, one
+ * entry per client whatever the number of its grants (connected-apps.ts), and can revoke any.
  *
  * Sign-in reuses the gateway's own login. The page is an OAuth client of the gateway itself,
  * the built-in {@link ACCOUNT_CLIENT_ID} (public, PKCE S256, `openid` only, never a resource;
@@ -20,15 +20,17 @@
  * `provider.createContext(req, res)` (oidc-provider 9: the provider *is* the Koa app; the
  * `provider.app` getter is deprecated).
  *
- * Revoking (`POST /account/grants/:grantId/revoke`) needs the session, the page's CSRF token
- * (one per session, in the store, valid as long as the session) and a same-origin request by
- * the browser's own headers (`Origin`, `Sec-Fetch-Site`: see `formAllowed`). A grant that is not the session account's is answered 404,
- * like one that does not exist. The grant is revoked through the store adapter's
- * `revokeByGrantId`, the one path every revocation takes: its refresh tokens are deleted (the
- * next refresh gets `invalid_grant`) and the revocation list is told (`/verify` refuses its
- * access tokens at once here and, through the store's pub/sub, on every replica; at the
- * latest after `verify.revocationPollInterval`). The remembered consent for that client is
- * forgotten, so that the application has to ask the user again.
+ * Revoking (`POST /account/apps/revoke` with the form's `client_id`) needs the session, the
+ * page's CSRF token (one per session, in the store, valid as long as the session) and a
+ * same-origin request by the browser's own headers (`Origin`, `Sec-Fetch-Site`: see
+ * `formAllowed`). It ends every grant the session's account gave that client, and only
+ * those: a client the account holds no grant of is answered 404, whether or not other users
+ * hold some. Each grant is revoked through the store adapter's `revokeByGrantId`, the one path
+ * every revocation takes: its refresh tokens are deleted (the next refresh gets
+ * `invalid_grant`) and the revocation list is told (`/verify` refuses its access tokens at
+ * once here and, through the store's pub/sub, on every replica; at the latest after
+ * `verify.revocationPollInterval`). The remembered consent for that client is forgotten, so
+ * that the application has to ask the user again.
  */
 import { timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
@@ -44,7 +46,8 @@ import type { ConsentMemory } from '../oauth/consent-memory.js';
 import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../oauth/provider.js';
 import type { ResourceRegistry } from '../oauth/resources.js';
 import type { ClientDirectory } from './clients.js';
-import { isGrantId, type GrantDirectory } from './grants.js';
+import { groupByClient, type ConnectedApp } from './connected-apps.js';
+import type { GrantDirectory } from './grants.js';
 import {
   ACCOUNT_PATH,
   createPageSessions,
@@ -55,6 +58,7 @@ import {
   type ReturnTarget,
 } from './session.js';
 import {
+  ACCOUNT_REVOKE_PATH,
   renderAccountPage,
   renderAccountProblem,
   renderSignedOut,
@@ -149,25 +153,31 @@ export function createAccountRouter(deps: AccountDependencies): Router {
     return true;
   }
 
-  async function describeApp(grant: Awaited<ReturnType<GrantDirectory['find']>> & object) {
-    const client = await deps.clients.describe(grant.clientId);
+  async function describeApp(app: ConnectedApp) {
+    const client = await deps.clients.describe(app.clientId);
     const view: ConnectedAppView = {
-      grantId: grant.grantId,
-      clientId: grant.clientId,
-      clientName: client.name ?? client.host ?? grant.clientId,
+      clientId: app.clientId,
+      clientName: client.name ?? client.host ?? app.clientId,
       kind: client.kind,
       host: client.host,
       clientKnown: client.known,
-      resources: grant.resources.map(({ url, scopes }) => ({
+      resources: app.resources.map(({ url, scopes }) => ({
         name: deps.resources.find(url)?.name ?? url,
         url,
         scopes,
       })),
-      identityScopes: grant.oidcScopes.filter((scope) => IDENTITY_SCOPES.has(scope)),
-      firstUse: grant.firstUse,
-      lastUse: grant.lastUse,
+      identityScopes: app.oidcScopes.filter((scope) => IDENTITY_SCOPES.has(scope)),
+      firstUse: app.firstUse,
+      lastUse: app.lastUse,
+      authorizations: app.grantIds.length,
     };
     return view;
+  }
+
+  /** The account's grants, by client; the gateway's own account client is not an app. */
+  async function connectedApps(accountId: string): Promise<ConnectedApp[]> {
+    const grants = await deps.grants.forAccount(accountId);
+    return groupByClient(grants.filter((grant) => grant.clientId !== ACCOUNT_CLIENT_ID));
   }
 
   router.get(ACCOUNT_PATH, async (req, res) => {
@@ -175,11 +185,8 @@ export function createAccountRouter(deps: AccountDependencies): Router {
     if (!session) return startSignIn(res);
     const accountId = session.accountId;
     const identity = await deps.accounts.find(accountId);
-    const grants = (await deps.grants.forAccount(accountId)).filter(
-      (grant) => grant.clientId !== ACCOUNT_CLIENT_ID,
-    );
     const apps: ConnectedAppView[] = [];
-    for (const grant of grants) apps.push(await describeApp(grant));
+    for (const app of await connectedApps(accountId)) apps.push(await describeApp(app));
     return sendPage(
       res,
       200,
@@ -264,43 +271,39 @@ export function createAccountRouter(deps: AccountDependencies): Router {
     return res.redirect(303, returnTo);
   });
 
-  router.post(`${ACCOUNT_PATH}/grants/:grantId/revoke`, form, async (req, res) => {
+  router.post(ACCOUNT_REVOKE_PATH, form, async (req, res) => {
     const session = await currentSession(req, res);
     if (!session) {
       return refuse(res, 403, 'Signed out', 'Your sign-in has ended. Open the page again.');
     }
     if (!(await formAllowed(req, res, session))) return undefined;
     const accountId = session.accountId!;
-    const grantId = String(req.params.grantId);
-    const grant = isGrantId(grantId) ? await deps.grants.find(grantId) : undefined;
-    if (!grant || grant.accountId !== accountId || grant.clientId === ACCOUNT_CLIENT_ID) {
-      if (grant) {
-        // Someone else's grant: answered as if it did not exist (no probing of grant ids).
-        securityEvent(logger, 'access_denied', {
-          ip: req.ip,
-          subject: accountId,
-          clientId: grant.clientId,
-          reason: 'revocation of a grant of another account refused',
-        });
-      }
-      return refuse(res, 404, 'Not found', 'There is no such connected app.');
+    const clientId = (req.body as Record<string, unknown> | undefined)?.client_id;
+    // Only this account's grants are looked at: another user's use of the client is not
+    // revealed (the answer is the same 404 as for a client nobody uses).
+    const app =
+      typeof clientId === 'string'
+        ? (await connectedApps(accountId)).find((candidate) => candidate.clientId === clientId)
+        : undefined;
+    if (!app) return refuse(res, 404, 'Not found', 'There is no such connected app.');
+    for (const grantId of app.grantIds) await provider.Grant.adapter.revokeByGrantId(grantId);
+    await deps.consents.forget(accountId, app.clientId);
+    for (const grantId of app.grantIds) {
+      void deps.audit?.append('grant_revoked', {
+        actor: `user:${accountId}`,
+        reason: 'user',
+        subject: accountId,
+        clientId: app.clientId,
+        grantId,
+        ip: req.ip,
+      });
     }
-    await provider.Grant.adapter.revokeByGrantId(grantId);
-    await deps.consents.forget(accountId, grant.clientId);
-    void deps.audit?.append('grant_revoked', {
-      actor: `user:${accountId}`,
-      reason: 'user',
-      subject: accountId,
-      clientId: grant.clientId,
-      grantId,
-      ip: req.ip,
-    });
-    logger.info('grant revoked by its user', {
+    logger.info('connected app revoked by its user', {
       event: 'grant_revoked',
       reason: 'user',
       subject: accountId,
-      clientId: grant.clientId,
-      grantId,
+      clientId: app.clientId,
+      grants: app.grantIds.length,
     });
     return res.redirect(303, `${ACCOUNT_PATH}?done=revoked`);
   });

@@ -5,6 +5,7 @@
  * someone sent.
  */
 import type { ActivityEntry, ActivityResult } from '../activity/activity-entries.js';
+import { breakable, wholeDates } from '../login/views/breakable.js';
 import { html } from '../login/views/layout.js';
 import type { FeedFilter } from './activity-feed.js';
 import { activityTabs } from './activity-tabs.js';
@@ -55,17 +56,17 @@ export function renderActivityFeed(view: ActivityFeedView): string {
   const rows = view.entries.map(
     (entry) =>
       html`<tr class="event" data-result="${entry.result}">
-        <td class="time">${formatInstant(entry.at)}</td>
+        <td class="time">${wholeDates(formatInstant(entry.at))}</td>
         <td class="result">${RESULT_LABELS[entry.result]}</td>
         <td class="count">${entry.count ?? 1}</td>
-        <td class="what">${entry.result === 'security' ? entry.kind : entry.status}</td>
-        <td class="reason">${entry.reason}</td>
-        <td class="resource">${entry.resource}</td>
-        <td class="subject">${entry.subject}</td>
-        <td class="email">${entry.email}</td>
-        <td class="client">${entry.clientId}</td>
-        <td class="tool">${entry.tool}</td>
-        <td class="ip">${entry.ip}</td>
+        <td class="what">${entry.result === 'security' ? breakable(entry.kind) : entry.status}</td>
+        <td class="reason">${breakable(entry.reason)}</td>
+        <td class="resource">${breakable(entry.resource)}</td>
+        <td class="subject">${breakable(entry.subject)}</td>
+        <td class="email">${breakable(entry.email)}</td>
+        <td class="client">${breakable(entry.clientId)}</td>
+        <td class="tool">${breakable(entry.tool)}</td>
+        <td class="ip">${breakable(entry.ip)}</td>
       </tr>`,
   );
   return adminPage(
@@ -98,32 +99,34 @@ export function renderActivityFeed(view: ActivityFeedView): string {
         result, reason, resource, user, client, tool and address) within that second are one entry,
         counted under Times, dated by the last of them.
       </p>
-      <table>
-        <thead>
-          <tr>
-            <th>Time</th>
-            <th>Result</th>
-            <th title="Identical decisions within about a second are one entry">Times</th>
-            <th>Status / event</th>
-            <th>Reason</th>
-            <th>Resource</th>
-            <th>Subject</th>
-            <th>Email</th>
-            <th>Client</th>
-            <th>Tool</th>
-            <th>Client IP</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${
-            rows.length
-              ? rows
-              : html`<tr>
-                  <td colspan="11">No matching entry.</td>
-                </tr>`
-          }
-        </tbody>
-      </table>
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>Time</th>
+              <th>Result</th>
+              <th title="Identical decisions within about a second are one entry">Times</th>
+              <th>Status / event</th>
+              <th>Reason</th>
+              <th>Resource</th>
+              <th>Subject</th>
+              <th>Email</th>
+              <th>Client</th>
+              <th>Tool</th>
+              <th>Client IP</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${
+              rows.length
+                ? rows
+                : html`<tr>
+                    <td colspan="11">No matching entry.</td>
+                  </tr>`
+            }
+          </tbody>
+        </table>
+      </div>
       ${pageLinks(
         {
           resource: view.filter.resource,

@@ -5,6 +5,7 @@
  * are whatever the servers at those URLs sent.
  */
 import type { ResourceConfig } from '../config/schema.js';
+import { breakable } from '../login/views/breakable.js';
 import { html, SafeHtml } from '../login/views/layout.js';
 import { PROBE_TIMEOUT_MS, type Exchange } from './diagnostics-probe.js';
 import type { DiagnosticStep, DiagnosticsReport, Finding, Verdict } from './diagnostics.js';
@@ -121,9 +122,9 @@ export function renderDiagnostics(
       <h1>Diagnostics: ${server.name}</h1>
       <dl>
         <dt>Resource</dt>
-        <dd><code>${report.resource}</code></dd>
+        <dd><code>${breakable(report.resource)}</code></dd>
         <dt>Issuer</dt>
-        <dd><code>${report.issuer}</code></dd>
+        <dd><code>${breakable(report.issuer)}</code></dd>
         <dt>Result</dt>
         <dd class="summary" data-verdict="${report.verdict}">
           ${badge(report.verdict)} ${summary[report.verdict]}

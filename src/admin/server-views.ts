@@ -5,6 +5,7 @@
  * whatever an administrator typed, and a form sent back with errors repeats them).
  */
 import type { ResourceConfig } from '../config/schema.js';
+import { breakable, wholeDates } from '../login/views/breakable.js';
 import { html, SafeHtml } from '../login/views/layout.js';
 import type { ManagedServer } from '../servers/managed-server.js';
 import { adminPage } from './views.js';
@@ -49,7 +50,7 @@ function toolSummary(tools: ResourceConfig['tools']): SafeHtml {
             ${rules.map(
               ([tool, rule]) =>
                 html`<li>
-                  <code>${tool}</code>:
+                  <code>${breakable(tool)}</code>:
                   ${rule.scopes.length ? `scopes ${rule.scopes.join(' ')}` : 'no extra scope'}${
                     rule.groups.length ? `; groups ${rule.groups.join(', ')}` : ''
                   }
@@ -60,16 +61,19 @@ function toolSummary(tools: ResourceConfig['tools']): SafeHtml {
     }`;
 }
 
-function accessSummary(access: ResourceConfig['access']): string {
-  if (!access) return 'global rules only';
+function accessSummary(access: ResourceConfig['access']): SafeHtml {
+  if (!access) return html`global rules only`;
+  const part = (label: string) => (value: string) => html`${label} ${breakable(value)}`;
   const parts = [
-    ...access.emails.map((value) => `email ${value}`),
-    ...access.domains.map((value) => `domain ${value}`),
-    ...access.githubOrgs.map((value) => `GitHub org ${value}`),
-    ...access.githubTeams.map((value) => `GitHub team ${value}`),
-    ...access.groups.map((value) => `group ${value}`),
+    ...access.emails.map(part('email')),
+    ...access.domains.map(part('domain')),
+    ...access.githubOrgs.map(part('GitHub org')),
+    ...access.githubTeams.map(part('GitHub team')),
+    ...access.groups.map(part('group')),
   ];
-  return parts.length ? parts.join('; ') : 'nobody (empty rules)';
+  return parts.length
+    ? html`${parts.map((item, index) => html`${index ? '; ' : ''}${item}`)}`
+    : html`nobody (empty rules)`;
 }
 
 const diagnoseLink = (url: string) =>
@@ -98,9 +102,9 @@ function unreadableWarning(files: ReadonlyMap<string, string>): SafeHtml {
   if (files.size === 0) return html``;
   return html`<div class="warn" role="alert">
     Traefik cannot read
-    ${[...files].map(([file, problem]) => html`<code>${file}</code> (${problem}) `)}. Until it is
-    fixed or removed, Traefik keeps the routing it read last: servers added, changed or removed
-    since are not live, and a restarted Traefik routes nothing.
+    ${[...files].map(([file, problem]) => html`<code>${breakable(file)}</code> (${problem}) `)}.
+    Until it is fixed or removed, Traefik keeps the routing it read last: servers added, changed or
+    removed since are not live, and a restarted Traefik routes nothing.
   </div>`;
 }
 
@@ -109,8 +113,8 @@ export function renderServers(view: ServersView): string {
     (server) =>
       html`<tr class="server managed" data-server="${server.id}">
         <td class="name">${server.name}</td>
-        <td><code>${server.url}</code></td>
-        <td><code>${server.upstream}</code></td>
+        <td><code>${breakable(server.url)}</code></td>
+        <td><code>${breakable(server.upstream)}</code></td>
         <td>${server.scopes.join(' ')}</td>
         <td>${toolSummary(server.tools)}</td>
         <td>
@@ -118,7 +122,10 @@ export function renderServers(view: ServersView): string {
           flight${server.crowdsec ? ', CrowdSec' : ''}
         </td>
         <td>${server.upstreamAuthorization}</td>
-        <td>${server.updatedAt.slice(0, 19).replace('T', ' ')} by ${server.updatedBy}</td>
+        <td>
+          ${wholeDates(server.updatedAt.slice(0, 19).replace('T', ' '))} by
+          ${breakable(server.updatedBy)}
+        </td>
         <td class="actions">
           <a href="/admin/servers/${server.id}/edit">Edit</a> ${diagnoseLink(server.url)}
           <form method="post" action="/admin/servers/${server.id}/remove">
@@ -142,7 +149,8 @@ export function renderServers(view: ServersView): string {
                 Servers added here are protected by every replica within seconds, without a restart.
                 ${
                   view.traefikDirectory
-                    ? html`Each has its own Traefik file in <code>${view.traefikDirectory}</code>.`
+                    ? html`Each has its own Traefik file in
+                        <code>${breakable(view.traefikDirectory)}</code>.`
                     : html`No Traefik directory is configured
                       (<code>managedServers.traefik.directory</code>): the proxy must route them
                       itself.`
@@ -154,59 +162,63 @@ export function renderServers(view: ServersView): string {
               Adding servers here is turned off (<code>managedServers.enabled: false</code>).
             </div>`
       }
-      <table>
-        <thead>
-          <tr>
-            <th>Name</th>
-            <th>URL (resource)</th>
-            <th>Upstream</th>
-            <th>Scopes</th>
-            <th>Tool rules</th>
-            <th>Limits</th>
-            <th>Upstream Authorization</th>
-            <th>Changed</th>
-            <th></th>
-          </tr>
-        </thead>
-        <tbody>
-          ${
-            managedRows.length
-              ? managedRows
-              : html`<tr>
-                  <td colspan="9">None yet.</td>
-                </tr>`
-          }
-        </tbody>
-      </table>
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>URL (resource)</th>
+              <th>Upstream</th>
+              <th>Scopes</th>
+              <th>Tool rules</th>
+              <th>Limits</th>
+              <th>Upstream Authorization</th>
+              <th>Changed</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            ${
+              managedRows.length
+                ? managedRows
+                : html`<tr>
+                    <td colspan="9">None yet.</td>
+                  </tr>`
+            }
+          </tbody>
+        </table>
+      </div>
       <h2>From the configuration file</h2>
       <p>Read only: these are changed in the configuration file (<code>resources:</code>).</p>
-      <table>
-        <thead>
-          <tr>
-            <th>Name</th>
-            <th>URL (resource)</th>
-            <th>Scopes</th>
-            <th>Tool rules</th>
-            <th>Upstream Authorization</th>
-            <th>Access</th>
-            <th></th>
-          </tr>
-        </thead>
-        <tbody>
-          ${view.configured.map(
-            (server) =>
-              html`<tr class="server configured">
-                <td>${server.name}</td>
-                <td><code>${server.url}</code></td>
-                <td>${server.scopes.join(' ')}</td>
-                <td>${toolSummary(server.tools)}</td>
-                <td>${server.upstreamAuthorization}</td>
-                <td>${accessSummary(server.access)}</td>
-                <td>${diagnoseLink(server.url)}</td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>`,
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>URL (resource)</th>
+              <th>Scopes</th>
+              <th>Tool rules</th>
+              <th>Upstream Authorization</th>
+              <th>Access</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            ${view.configured.map(
+              (server) =>
+                html`<tr class="server configured">
+                  <td>${server.name}</td>
+                  <td><code>${breakable(server.url)}</code></td>
+                  <td>${server.scopes.join(' ')}</td>
+                  <td>${toolSummary(server.tools)}</td>
+                  <td>${server.upstreamAuthorization}</td>
+                  <td>${accessSummary(server.access)}</td>
+                  <td>${diagnoseLink(server.url)}</td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>
+      </div>`,
   );
 }
 

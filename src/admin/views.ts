@@ -5,6 +5,7 @@
  */
 import type { ClientListing } from '../account/client-admin.js';
 import { formatTime } from '../account/views/account-page.js';
+import { breakable, wholeDates } from '../login/views/breakable.js';
 import { html, page, SafeHtml } from '../login/views/layout.js';
 import type { JsonObject } from '../store/store.js';
 import { pageLinks } from './paging.js';
@@ -13,18 +14,19 @@ import { activityTabs } from './activity-tabs.js';
 
 const STYLE = new SafeHtml(
   `<style>
-main{max-width:64rem}
-nav.admin{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #dde1e8;padding-bottom:.75rem;margin-bottom:1rem}
+main{box-sizing:border-box;max-width:min(84.5rem,calc(100% - 2rem))}
+nav.admin{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;border-bottom:1px solid #dde1e8;padding-bottom:.75rem;margin-bottom:1rem}
 nav.admin .who{margin-left:auto;color:#4a5468}
-table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{text-align:left;vertical-align:top;border-bottom:1px solid #e6e8ee;padding:.4rem .5rem;overflow-wrap:anywhere}
-th,td button,td.active,td.disabled{overflow-wrap:normal}
+table{border-collapse:collapse;width:100%;font-size:.875rem}
+div.scroll{overflow-x:auto}
+th,td{text-align:left;vertical-align:top;border-bottom:1px solid #e6e8ee;padding:.4rem .375rem;line-height:1.45}
 th{color:#4a5468}
 td form{margin:0}
 td button{border-color:#d33;color:#b32020;padding:.3rem .7rem}
 td form+form{margin-top:.3rem}
 td button.state{border-color:#7a8496;color:#2b3445}
 td.disabled{color:#b32020;font-weight:600}
+.opaque{word-break:break-all}
 .notice{background:#eaf6ec;border-left:4px solid #2e9b47;padding:.6rem .9rem;margin:1rem 0}
 form.filter{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:1rem 0}
 form.filter label{display:flex;flex-direction:column;font-size:.85rem}
@@ -107,13 +109,25 @@ export function renderClients(view: ClientsView): string {
     ({ client, grants, lastUse, disabled }) =>
       html`<tr data-client="${client.clientId}">
         <td>${client.kind}</td>
-        <td class="name">${client.name ?? '-'}</td>
-        <td><code>${client.clientId}</code></td>
-        <td>${client.redirectHosts.join(', ') || '-'}</td>
-        <td>${formatTime(client.createdAt)}</td>
-        <td>${formatTime(lastUse)}</td>
+        <td class="name">${breakable(client.name ?? '-')}</td>
+        <td class="client"><code>${breakable(client.clientId)}</code></td>
+        <td>
+          ${
+            client.redirectHosts.length
+              ? client.redirectHosts.map(
+                  (host, index) => html`${index ? ', ' : ''}${breakable(host)}`,
+                )
+              : '-'
+          }
+        </td>
+        <td>${wholeDates(formatTime(client.createdAt))}</td>
+        <td>${wholeDates(formatTime(lastUse))}</td>
         <td class="expires">
-          ${client.kind === 'dcr' && client.expiresAt ? formatTime(client.expiresAt) : '-'}
+          ${
+            client.kind === 'dcr' && client.expiresAt
+              ? wholeDates(formatTime(client.expiresAt))
+              : '-'
+          }
         </td>
         <td>${grants}</td>
         <td class="${disabled ? 'disabled' : 'active'}">${disabled ? 'Disabled' : 'Active'}</td>
@@ -150,25 +164,27 @@ export function renderClients(view: ClientsView): string {
         again. A dynamically registered client expires when unused for
         <code>registration.dcr.clientTtl</code> (Expires), disabled or not.
       </p>
-      <table>
-        <thead>
-          <tr>
-            <th>Kind</th>
-            <th>Name</th>
-            <th>Client ID</th>
-            <th>Redirect hosts</th>
-            <th>Created</th>
-            <th>Last used</th>
-            <th>Expires</th>
-            <th>Grants</th>
-            <th>State</th>
-            <th></th>
-          </tr>
-        </thead>
-        <tbody>
-          ${rows}
-        </tbody>
-      </table>`,
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>Kind</th>
+              <th>Name</th>
+              <th>Client ID</th>
+              <th>Redirect hosts</th>
+              <th>Created</th>
+              <th>Last used</th>
+              <th>Expires</th>
+              <th>Grants</th>
+              <th>State</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            ${rows}
+          </tbody>
+        </table>
+      </div>`,
   );
 }
 
@@ -188,11 +204,19 @@ export interface ActivityView {
 
 const SHOWN = new Set(['seq', 'time', 'kind', 'actor', 'subject', 'clientId', 'resource']);
 
-function details(record: JsonObject): string {
+/** A grant id, a token id, a hash: no word in it, so it may break anywhere (`.opaque`). */
+const OPAQUE = /^[A-Za-z0-9_-]{32,}$/;
+
+/** The record's other fields, as `key=value` each. */
+function details(record: JsonObject): SafeHtml[] {
   return Object.entries(record)
     .filter(([key]) => !SHOWN.has(key) && key !== 'v' && key !== 'prev' && key !== 'hash')
-    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
-    .join(' ');
+    .map(([key, value]) => {
+      const shown = typeof value === 'string' ? value : JSON.stringify(value);
+      return OPAQUE.test(shown)
+        ? html`${key}=<span class="opaque">${shown}</span>`
+        : breakable(`${key}=${shown}`);
+    });
 }
 
 const text = (value: unknown) =>
@@ -207,13 +231,13 @@ export function renderActivity(view: ActivityView): string {
     (record) =>
       html`<tr class="record">
         <td>${text(record.seq)}</td>
-        <td>${text(record.time)}</td>
-        <td class="kind">${text(record.kind)}</td>
-        <td>${text(record.actor)}</td>
-        <td class="subject">${text(record.subject)}</td>
-        <td class="client">${text(record.clientId)}</td>
-        <td>${text(record.resource)}</td>
-        <td>${details(record)}</td>
+        <td>${wholeDates(text(record.time))}</td>
+        <td class="kind">${breakable(text(record.kind))}</td>
+        <td>${breakable(text(record.actor))}</td>
+        <td class="subject">${breakable(text(record.subject))}</td>
+        <td class="client">${breakable(text(record.clientId))}</td>
+        <td>${breakable(text(record.resource))}</td>
+        <td>${details(record).map((detail, index) => html`${index ? ' ' : ''}${detail}`)}</td>
       </tr>`,
   );
   return adminPage(
@@ -234,29 +258,31 @@ export function renderActivity(view: ActivityView): string {
         <button type="submit">Filter</button>
       </form>
       <p>The matching records, newest first, ${view.limit} a page (exact match on each field).</p>
-      <table>
-        <thead>
-          <tr>
-            <th>Seq</th>
-            <th>Time</th>
-            <th>Kind</th>
-            <th>Actor</th>
-            <th>Subject</th>
-            <th>Client</th>
-            <th>Resource</th>
-            <th>Details</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${
-            rows.length
-              ? rows
-              : html`<tr>
-                  <td colspan="8">No matching record.</td>
-                </tr>`
-          }
-        </tbody>
-      </table>
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>Seq</th>
+              <th>Time</th>
+              <th>Kind</th>
+              <th>Actor</th>
+              <th>Subject</th>
+              <th>Client</th>
+              <th>Resource</th>
+              <th>Details</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${
+              rows.length
+                ? rows
+                : html`<tr>
+                    <td colspan="8">No matching record.</td>
+                  </tr>`
+            }
+          </tbody>
+        </table>
+      </div>
       ${pageLinks({ view: 'audit', ...view.filter }, view.page, view.hasOlder)}`,
   );
 }

@@ -107,10 +107,15 @@ describeWithBinary('chromium', 'connected apps in headless Chromium', () => {
   }
 
   it('lists the authorized client at /account without a second login, and revokes it', async () => {
+    // The authorization in its own tab: left on the browser's error page for the redirect (where
+    // nothing listens), whose late commit would otherwise interrupt the next navigation.
+    const authorizing = await context.newPage();
+    const app = await authorizeClient(authorizing);
+    await authorizing.close();
+    expect(await verify(app.accessToken)).toBe(200);
+
     const page = await context.newPage();
     await page.setViewportSize({ width: 1000, height: 800 });
-    const app = await authorizeClient(page);
-    expect(await verify(app.accessToken)).toBe(200);
 
     // Same browser: the session from the MCP client's login is the account page's too.
     const visited: string[] = [];

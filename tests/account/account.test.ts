@@ -16,6 +16,7 @@ import {
   redeemCode,
   registerClient,
   tokenRequest,
+  type RegisteredClient,
 } from '../helpers/oauth-flow.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { TestUserAgent, type FlowResult } from '../helpers/user-agent.js';
@@ -29,7 +30,7 @@ const BOB = 'bob@example.com';
 const never = () => false;
 
 interface ListedApp {
-  grantId: string;
+  clientId: string;
   /** The section's markup, as sent. */
   html: string;
   /** The `<h2>`, entities left as sent. */
@@ -38,14 +39,16 @@ interface ListedApp {
 
 /** The connected apps listed on an `/account` page. */
 function listedApps(body: string): ListedApp[] {
-  return [...body.matchAll(/<section class="app" data-grant="([^"]+)">([\s\S]*?)<\/section>/g)].map(
-    (match) => ({
-      grantId: match[1]!,
-      html: match[2]!,
-      rawName: /<h2>([\s\S]*?)<\/h2>/.exec(match[2]!)?.[1] ?? '',
-    }),
-  );
+  return [
+    ...body.matchAll(/<section class="app" data-client="([^"]+)">([\s\S]*?)<\/section>/g),
+  ].map((match) => ({
+    clientId: match[1]!.replace(/&amp;/g, '&'),
+    html: match[2]!,
+    rawName: /<h2>([\s\S]*?)<\/h2>/.exec(match[2]!)?.[1] ?? '',
+  }));
 }
+
+const listedClients = (body: string) => listedApps(body).map((app) => app.clientId);
 
 function csrfToken(body: string): string {
   const token = /<input type="hidden" name="csrf" value="([^"]+)"/.exec(body)?.[1];
@@ -53,7 +56,7 @@ function csrfToken(body: string): string {
   return token;
 }
 
-/** `<dt>term</dt><dd>value</dd>` of a section, tags stripped. */
+/** `<dt>term</dt><dd>value</dd>` of a section, tags (and line-break hints) stripped. */
 function definition(html: string, term: string): string | undefined {
   const match = new RegExp(`<dt>${term}</dt>\\s*<dd>([\\s\\S]*?)</dd>`).exec(html);
   return match?.[1]!
@@ -90,13 +93,22 @@ describe('connected apps (/account)', () => {
       client_id: clientId,
     });
 
-  /** A user (in `agent`'s browser) authorizes a newly registered client and it gets tokens. */
-  async function connectApp(agent: TestUserAgent, user: string, clientName: string) {
-    const client = await registerClient(gw.url, { client_name: clientName });
+  /**
+   * A user (in `agent`'s browser) authorizes a newly registered client, or `existing`, and it
+   * gets tokens.
+   */
+  async function connectApp(
+    agent: TestUserAgent,
+    user: string,
+    clientName: string,
+    options: { existing?: RegisteredClient; scope?: string } = {},
+  ) {
+    const client = options.existing ?? (await registerClient(gw.url, { client_name: clientName }));
     const { verifier, challenge } = pkcePair();
     const flow = await devLogin(gw.url, {
       clientId: client.client_id,
       resource: RESOURCE,
+      scope: options.scope,
       codeChallenge: challenge,
       agent,
       user,
@@ -129,12 +141,12 @@ describe('connected apps (/account)', () => {
     return page;
   }
 
-  /** Waits until `/account` shows `grantId` with a last use (recorded off the request path). */
-  async function openAccountOnceUsed(agent: TestUserAgent, grantId: string) {
+  /** Waits until `/account` shows `clientId` with a last use (recorded off the request path). */
+  async function openAccountOnceUsed(agent: TestUserAgent, clientId: string) {
     const deadline = Date.now() + 5000;
     for (;;) {
       const page = await openAccount(agent);
-      const app = listedApps(page.body).find((candidate) => candidate.grantId === grantId);
+      const app = listedApps(page.body).find((candidate) => candidate.clientId === clientId);
       if ((app && definition(app.html, 'Last use') !== 'never') || Date.now() > deadline) {
         return page;
       }
@@ -330,13 +342,13 @@ describe('connected apps (/account)', () => {
     const app = await connectApp(alice, ALICE, name);
     expect(app.pagesSeen).toEqual(['login', 'consent']);
     const bobsApp = await connectApp(bob, BOB, 'Bob agent');
-    const grantId = grantOf(app.accessToken);
+    const clientId = app.client.client_id;
 
-    const page = await openAccountOnceUsed(alice, grantId);
+    const page = await openAccountOnceUsed(alice, clientId);
     const apps = listedApps(page.body);
-    const listed = apps.find((candidate) => candidate.grantId === grantId)!;
+    const listed = apps.find((candidate) => candidate.clientId === clientId)!;
     expect(listed).toBeDefined();
-    expect(apps.map((candidate) => candidate.grantId)).not.toContain(grantOf(bobsApp.accessToken));
+    expect(listedClients(page.body)).not.toContain(bobsApp.client.client_id);
     expect(page.body).not.toContain('Bob agent');
     expect(listed.rawName).toBe('Alice&#39;s &lt;b&gt;agent&lt;/b&gt; &amp; co');
     expect(page.body).not.toContain('<b>agent</b>');
@@ -344,6 +356,8 @@ describe('connected apps (/account)', () => {
     expect(definition(listed.html, 'Kind')).toBe('Registered itself (dynamic client registration)');
     expect(definition(listed.html, 'Client ID')).toBe(app.client.client_id);
     expect(definition(listed.html, 'Access')).toBe(`Test MCP ${RESOURCE} with scopes mcp:tools`);
+    // One grant: no count shown.
+    expect(definition(listed.html, 'Authorizations')).toBeUndefined();
     const now = Date.now();
     for (const term of ['First use', 'Last use']) {
       const shown = definition(listed.html, term)!;
@@ -353,51 +367,51 @@ describe('connected apps (/account)', () => {
     }
     // Bob sees his own, not Alice's.
     const bobsPage = await openAccount(bob, BOB);
-    expect(listedApps(bobsPage.body).map((candidate) => candidate.grantId)).toEqual([
-      grantOf(bobsApp.accessToken),
-    ]);
+    expect(listedClients(bobsPage.body)).toEqual([bobsApp.client.client_id]);
     expect(bobsPage.body).not.toContain('agent</b>');
   });
 
-  it('refuses to revoke another account’s grant (404), and a form without the CSRF token or from another origin (403)', async () => {
+  it('refuses to revoke an app the user holds no grant of (404, whoever else does), and a form without the CSRF token or from another origin (403)', async () => {
     const alice = new TestUserAgent();
     const bob = new TestUserAgent();
     const app = await connectApp(alice, ALICE, 'Guarded agent');
-    const grantId = grantOf(app.accessToken);
-    const revokePath = `/account/grants/${grantId}/revoke`;
+    const clientId = app.client.client_id;
+    const revokePath = '/account/apps/revoke';
 
+    // Bob names Alice's client: he holds no grant of it, so there is nothing of his to revoke.
     const bobsPage = await openAccount(bob, BOB);
-    const idor = await post(bob, revokePath, { csrf: csrfToken(bobsPage.body) }, gw.url);
+    const bobsCsrf = csrfToken(bobsPage.body);
+    const idor = await post(bob, revokePath, { csrf: bobsCsrf, client_id: clientId }, gw.url);
     expect(idor.status).toBe(404);
-    // The same answer as for a grant that does not exist.
-    const missing = await post(
-      bob,
-      '/account/grants/no-such-grant/revoke',
-      { csrf: csrfToken(bobsPage.body) },
-      gw.url,
-    );
-    expect(missing.status).toBe(404);
-    expect(missing.body).toBe(idor.body);
-    expect(
-      gw
-        .logRecords()
-        .some(
-          (line) =>
-            line.security_event === 'access_denied' &&
-            line.subject === `dev:${BOB}` &&
-            String(line.reason).includes('another account'),
-        ),
-    ).toBe(true);
+    // The same answer as for a client nobody uses, for the gateway's own client, and without one.
+    for (const fields of [
+      { client_id: 'no-such-client' },
+      { client_id: ACCOUNT_CLIENT_ID },
+      {} as Record<string, string>,
+    ]) {
+      const missing = await post(bob, revokePath, { csrf: bobsCsrf, ...fields }, gw.url);
+      expect([fields, missing.status, missing.body]).toEqual([fields, 404, idor.body]);
+    }
 
     const alicesPage = await openAccount(alice);
     const token = csrfToken(alicesPage.body);
-    const noToken = await post(alice, revokePath, {}, gw.url);
+    const noToken = await post(alice, revokePath, { client_id: clientId }, gw.url);
     expect(noToken.status).toBe(403);
-    const wrongToken = await post(alice, revokePath, { csrf: csrfToken(bobsPage.body) }, gw.url);
+    const wrongToken = await post(
+      alice,
+      revokePath,
+      { csrf: bobsCsrf, client_id: clientId },
+      gw.url,
+    );
     expect(wrongToken.status).toBe(403);
-    const crossOrigin = await post(alice, revokePath, { csrf: token }, 'https://evil.example');
+    const crossOrigin = await post(
+      alice,
+      revokePath,
+      { csrf: token, client_id: clientId },
+      'https://evil.example',
+    );
     expect(crossOrigin.status).toBe(403);
-    const nullOrigin = await post(alice, revokePath, { csrf: token }, 'null');
+    const nullOrigin = await post(alice, revokePath, { csrf: token, client_id: clientId }, 'null');
     expect(nullOrigin.status).toBe(403);
     // The browser's own word (Sec-Fetch-Site) counts too: cross-site is refused whatever the
     // Origin says, and `Origin: null` passes only with `same-origin` (see the browser test).
@@ -412,7 +426,7 @@ describe('connected apps (/account)', () => {
           'sec-fetch-site': site,
           'content-type': 'application/x-www-form-urlencoded',
         },
-        body: new URLSearchParams({ csrf: token }),
+        body: new URLSearchParams({ csrf: token, client_id: clientId }),
       }).then((response) => response.status);
     expect(await withFetchSite(gw.url, 'cross-site')).toBe(403);
     expect(await withFetchSite(gw.url, 'same-site')).toBe(403);
@@ -424,17 +438,22 @@ describe('connected apps (/account)', () => {
         .length,
     ).toBeGreaterThanOrEqual(7);
     // Without a session (another browser): refused before anything else.
-    const signedOut = await post(new TestUserAgent(), revokePath, { csrf: token }, gw.url);
+    const signedOut = await post(
+      new TestUserAgent(),
+      revokePath,
+      { csrf: token, client_id: clientId },
+      gw.url,
+    );
     expect(signedOut.status).toBe(403);
 
     // Still alive after all that.
     expect(await verify(app.accessToken)).toBe(200);
     const refreshed = await refresh(app.refreshToken, app.client.client_id);
     expect(refreshed.status).toBe(200);
-    expect(listedApps((await openAccount(alice)).body).map((a) => a.grantId)).toContain(grantId);
+    expect(listedClients((await openAccount(alice)).body)).toContain(clientId);
   });
 
-  it('revokes a grant: refresh fails and /verify refuses its access token at once; audited; consent asked again', async () => {
+  it('revokes an app: refresh fails and /verify refuses its access token at once; audited; consent asked again', async () => {
     const agent = new TestUserAgent();
     const app = await connectApp(agent, ALICE, 'Revoked agent');
     const other = await connectApp(agent, ALICE, 'Kept agent');
@@ -442,20 +461,20 @@ describe('connected apps (/account)', () => {
     expect(await verify(app.accessToken)).toBe(200);
 
     const page = await openAccount(agent);
-    expect(listedApps(page.body).map((a) => a.grantId)).toContain(grantId);
+    expect(listedClients(page.body)).toContain(app.client.client_id);
     const revoked = await post(
       agent,
-      `/account/grants/${grantId}/revoke`,
-      { csrf: csrfToken(page.body) },
+      '/account/apps/revoke',
+      { csrf: csrfToken(page.body), client_id: app.client.client_id },
       gw.url,
     );
     // Post/redirect/get: back on the page, which no longer lists it.
     expect(revoked.hops[0]).toMatchObject({ status: 303, location: '/account?done=revoked' });
     expect(revoked.status).toBe(200);
     expect(revoked.body).toContain('Access revoked');
-    const listed = listedApps(revoked.body).map((a) => a.grantId);
-    expect(listed).not.toContain(grantId);
-    expect(listed).toContain(grantOf(other.accessToken));
+    const listed = listedClients(revoked.body);
+    expect(listed).not.toContain(app.client.client_id);
+    expect(listed).toContain(other.client.client_id);
 
     // At once: no waiting for anything.
     expect(await verify(app.accessToken)).toBe(401);
@@ -503,6 +522,63 @@ describe('connected apps (/account)', () => {
       decision: 'deny',
     });
     expect(again.pagesSeen).toEqual(['consent']);
+  });
+
+  it('lists an app authorized from two browsers once, and its Revoke ends both grants', async () => {
+    const laptop = new TestUserAgent();
+    const desktop = new TestUserAgent();
+    const first = await connectApp(laptop, ALICE, 'Two-browser agent');
+    // The same client in another browser session: a second grant, with one more scope.
+    const second = await connectApp(desktop, ALICE, 'Two-browser agent', {
+      existing: first.client,
+      scope: 'mcp:tools email',
+    });
+    expect(second.pagesSeen).toEqual(['login', 'consent']);
+    const clientId = first.client.client_id;
+    const grants = [grantOf(first.accessToken), grantOf(second.accessToken)];
+    expect(new Set(grants).size).toBe(2);
+    const store = gw.gateway.store;
+    expect((await store.setMembers(clientGrantsKey(clientId))).sort()).toEqual([...grants].sort());
+
+    const page = await openAccountOnceUsed(laptop, clientId);
+    const entries = listedApps(page.body).filter((app) => app.clientId === clientId);
+    expect(entries).toHaveLength(1);
+    const [entry] = entries;
+    expect(entry!.rawName).toBe('Two-browser agent');
+    expect(definition(entry!.html, 'Authorizations')).toBe('2, from different browser sessions');
+    // What the grants allow together.
+    expect(definition(entry!.html, 'Access')).toBe(
+      `Test MCP ${RESOURCE} with scopes mcp:tools Your identity: email`,
+    );
+    // One form, naming the client.
+    expect([...entry!.html.matchAll(/<form /g)]).toHaveLength(1);
+    expect(entry!.html).toContain(`<input type="hidden" name="client_id" value="${clientId}" />`);
+
+    const revoked = await post(
+      laptop,
+      '/account/apps/revoke',
+      { csrf: csrfToken(page.body), client_id: clientId },
+      gw.url,
+    );
+    expect(revoked.status).toBe(200);
+    expect(listedClients(revoked.body)).not.toContain(clientId);
+    // Both grants, from both browsers: tokens refused, refreshes fail, indexes emptied.
+    for (const app of [first, second]) {
+      expect(await verify(app.accessToken)).toBe(401);
+      expect((await refresh(app.refreshToken, clientId)).body.error).toBe('invalid_grant');
+    }
+    expect(await store.setMembers(clientGrantsKey(clientId))).toEqual([]);
+    const left = await store.setMembers(accountGrantsKey(`dev:${ALICE}`));
+    expect(left.filter((id) => grants.includes(id))).toEqual([]);
+    await gw.gateway.audit!.flush();
+    const records = (await store.readChained('audit')).map((item) => item.record);
+    const audited = records
+      .filter((record) => record.kind === 'grant_revoked' && record.clientId === clientId)
+      .map((record) => record.grantId as string);
+    expect(audited.sort()).toEqual([...grants].sort());
+    expect(gw.logRecords()).toContainEqual(
+      expect.objectContaining({ event: 'grant_revoked', clientId, grants: 2 }),
+    );
   });
 
   it('signs out: the session ends and /account asks for a login again', async () => {
@@ -574,15 +650,12 @@ describeWithBinary('redis-server', 'connected apps on two replicas sharing Redis
     const page = await agent.follow(`${a.url}/account`, never);
     const [listed] = listedApps(page.body);
     expect(listed?.rawName).toBe('Replicated agent');
-    const revoked = await agent.follow(
-      new URL(`/account/grants/${listed!.grantId}/revoke`, a.url),
-      never,
-      {
-        method: 'POST',
-        body: new URLSearchParams({ csrf: csrfToken(page.body) }),
-        origin: a.url,
-      },
-    );
+    expect(listed?.clientId).toBe(client.client_id);
+    const revoked = await agent.follow(new URL('/account/apps/revoke', a.url), never, {
+      method: 'POST',
+      body: new URLSearchParams({ csrf: csrfToken(page.body), client_id: client.client_id }),
+      origin: a.url,
+    });
     expect(revoked.status).toBe(200);
     expect(listedApps(revoked.body)).toEqual([]);
 

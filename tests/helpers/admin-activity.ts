@@ -17,9 +17,13 @@ function decode(text: string): string {
 /** The cells of a row, by class, in page order. */
 const CELLS = 'time result count what reason resource subject email client tool ip'.split(' ');
 
-/** The feed's rows as listed (cell texts decoded), in page order. */
+/**
+ * The feed's rows as listed (cell texts decoded, without the line-break hints long values
+ * carry: src/login/views/breakable.ts), in page order.
+ */
 export function feedRows(body: string): Record<string, string>[] {
-  return [...body.matchAll(/<tr class="event" data-result="([^"]*)">([\s\S]*?)<\/tr>/g)].map(
+  const html = body.replace(/<wbr>/g, '');
+  return [...html.matchAll(/<tr class="event" data-result="([^"]*)">([\s\S]*?)<\/tr>/g)].map(
     (match) => {
       const row: Record<string, string> = { data: match[1]! };
       for (const cell of CELLS) {

@@ -3,11 +3,12 @@
  * login pages (src/login/views/): every value goes through `html`'s escaping (client names
  * are whatever the client registered), no script; forms carry the session's CSRF token.
  */
+import { breakable, wholeDates } from '../../login/views/breakable.js';
 import { html, page, SafeHtml } from '../../login/views/layout.js';
 import type { ClientKind } from '../clients.js';
 
+/** One application (client) and everything the user granted it. */
 export interface ConnectedAppView {
-  grantId: string;
   clientId: string;
   clientName: string;
   kind: ClientKind;
@@ -20,6 +21,8 @@ export interface ConnectedAppView {
   identityScopes: string[];
   firstUse: number | undefined;
   lastUse: number | undefined;
+  /** Its grants: one per browser session the user authorized it in. */
+  authorizations: number;
 }
 
 export interface AccountView {
@@ -37,6 +40,9 @@ const KIND_LABEL: Record<ClientKind, string> = {
   'built-in': 'Built in',
 };
 
+/** Where an application's Revoke form posts (its `client_id` in the form). */
+export const ACCOUNT_REVOKE_PATH = '/account/apps/revoke';
+
 /** Extra styles for this page (the layout's are shared with the login pages). */
 const STYLE = new SafeHtml(
   `<style>
@@ -48,7 +54,7 @@ section.app form{margin-top:.75rem}
 section.app button{border-color:#d33;color:#b32020}
 .notice{background:#eaf6ec;border-left:4px solid #2e9b47;padding:.6rem .9rem;margin:1rem 0}
 .signout{display:flex;justify-content:space-between;align-items:center;gap:1rem}
-.signout form{margin:0}
+.signout form{margin:0}.signout button{white-space:nowrap}
 </style>`,
 );
 
@@ -59,23 +65,22 @@ export function formatTime(epochSeconds: number | undefined): string {
 }
 
 function appSection(app: ConnectedAppView, csrfToken: string): SafeHtml {
-  const action = `/account/grants/${encodeURIComponent(app.grantId)}/revoke`;
-  return html`<section class="app" data-grant="${app.grantId}">
+  return html`<section class="app" data-client="${app.clientId}">
     <h2>${app.clientName}</h2>
     <dl>
       <dt>Host</dt>
-      <dd>${app.host ?? 'unknown'}</dd>
+      <dd>${breakable(app.host ?? 'unknown')}</dd>
       <dt>Kind</dt>
       <dd>${KIND_LABEL[app.kind]}${app.clientKnown ? '' : ' (registration expired)'}</dd>
       <dt>Client ID</dt>
-      <dd><code>${app.clientId}</code></dd>
+      <dd><code>${breakable(app.clientId)}</code></dd>
       <dt>Access</dt>
       <dd>
         <ul>
           ${app.resources.map(
             (resource) =>
               html`<li>
-                <strong>${resource.name}</strong> <code>${resource.url}</code>${
+                <strong>${resource.name}</strong> <code>${breakable(resource.url)}</code>${
                   resource.scopes.length
                     ? html` with scopes
                       ${resource.scopes.map((scope) => html`<code>${scope}</code> `)}`
@@ -94,12 +99,19 @@ function appSection(app: ConnectedAppView, csrfToken: string): SafeHtml {
         </ul>
       </dd>
       <dt>First use</dt>
-      <dd>${formatTime(app.firstUse)}</dd>
+      <dd>${wholeDates(formatTime(app.firstUse))}</dd>
       <dt>Last use</dt>
-      <dd>${formatTime(app.lastUse)}</dd>
+      <dd>${wholeDates(formatTime(app.lastUse))}</dd>
+      ${
+        app.authorizations > 1
+          ? html`<dt>Authorizations</dt>
+              <dd>${app.authorizations}, from different browser sessions</dd>`
+          : ''
+      }
     </dl>
-    <form method="post" action="${action}">
+    <form method="post" action="${ACCOUNT_REVOKE_PATH}">
       <input type="hidden" name="csrf" value="${csrfToken}" />
+      <input type="hidden" name="client_id" value="${app.clientId}" />
       <button type="submit" aria-label="Revoke ${app.clientName}">Revoke</button>
     </form>
   </section>`;
@@ -119,8 +131,8 @@ export function renderAccountPage(view: AccountView): string {
       <h1>Connected apps</h1>
       ${view.notice ? html`<div class="notice" role="status">${view.notice}</div>` : ''}
       <p>
-        These applications can use MCP servers as you. Revoking one ends its access at once: it can
-        no longer refresh its tokens, and the gateway refuses the ones it holds.
+        These applications can use MCP servers as you. Revoking one ends all of its access at once:
+        it can no longer refresh its tokens, and the gateway refuses the ones it holds.
       </p>
       ${
         view.apps.length
