@@ -37,10 +37,11 @@ import { startEgressTrap, type EgressTrap } from '../helpers/egress-trap.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { eventually } from '../helpers/poll.js';
 import { getFreePort, listenOn } from '../helpers/ports.js';
-import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
+import type { StreamableServer } from '../helpers/streamable-server.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { grantTypesOf, recordTokenGrants, type TokenGrant } from '../helpers/token-grants.js';
-import { startTraefik, type RunningTraefik } from '../helpers/traefik.js';
+import { startTraefik } from '../helpers/traefik.js';
+import { startTraefikStack, type TraefikStack } from '../helpers/traefik-stack.js';
 
 /** Codex's own Client ID Metadata Document: where 0.171.0 points by default. */
 const VENDOR_DOCUMENT = 'https://chatgpt.com/oauth/codex/client.json';
@@ -101,7 +102,7 @@ describeWithBinary(CODEX_BIN, 'Codex CLI 0.171.0 against the gateway', () =>
       let ca: TestCa;
       let documentHost: Awaited<ReturnType<typeof startDocumentHost>>;
       let mcp: StreamableServer;
-      let traefik: RunningTraefik;
+      let stack: TraefikStack;
       let gw: RunningGateway;
       let mcpUrl: string;
       let grants: TokenGrant[];
@@ -133,26 +134,15 @@ describeWithBinary(CODEX_BIN, 'Codex CLI 0.171.0 against the gateway', () =>
         ca = await createTestCa();
         documentHost = await startDocumentHost(ca);
         trap = await startEgressTrap();
-        const gatewayPort = await getFreePort();
-        mcp = await startStreamableServer();
-        traefik = await startTraefik({
-          authUrl: `http://127.0.0.1:${gatewayPort}`,
-          routes: [{ path: '/mcp', upstream: mcp.url }],
-        });
-        mcpUrl = `${traefik.url}/mcp`;
-        gw = await startGateway(
-          () => ({
-            issuer: traefik.authHostUrl,
-            login: { dev: { users: [USER] } },
-            resources: [{ url: mcpUrl, name: 'Tools', scopes: ['mcp:tools'] }],
-            // Codex refreshes within 30 s of expiry: a 45 s token is refreshed 15 s after it
-            // was issued, and a fresh one is used as it is for 15 s.
-            tokens: { accessTokenTtl: 45 },
-            tls: { caFiles: [ca.caFile] },
-            registration: { cimd: { allowHosts: [documentHost.host] } },
-          }),
-          { port: gatewayPort },
-        );
+        stack = await startTraefikStack(() => ({
+          login: { dev: { users: [USER] } },
+          // Codex refreshes within 30 s of expiry: a 45 s token is refreshed 15 s after it
+          // was issued, and a fresh one is used as it is for 15 s.
+          tokens: { accessTokenTtl: 45 },
+          tls: { caFiles: [ca.caFile] },
+          registration: { cimd: { allowHosts: [documentHost.host] } },
+        }));
+        ({ gw, mcp, mcpUrl } = stack);
         grants = recordTokenGrants(gw.gateway);
         browser = await launchChromium();
         context = await browser.newContext();
@@ -162,9 +152,7 @@ describeWithBinary(CODEX_BIN, 'Codex CLI 0.171.0 against the gateway', () =>
         await Promise.all(appServers.map((server) => server.stop()));
         await context?.close();
         await browser?.close();
-        await traefik?.stop();
-        await gw?.stop();
-        await mcp?.stop();
+        await stack?.stop();
         await documentHost?.stop();
         await trap?.stop();
         await ca?.cleanup();

@@ -33,14 +33,14 @@ import {
   type BrowserAuthorization,
 } from '../helpers/chromium.js';
 import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import type { RunningGateway } from '../helpers/gateway.js';
 import { OutputWatch } from '../helpers/output-watch.js';
 import { eventually } from '../helpers/poll.js';
 import { getFreePort } from '../helpers/ports.js';
-import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { grantCount, recordTokenGrants, type TokenGrant } from '../helpers/token-grants.js';
-import { startTraefik, type RunningTraefik } from '../helpers/traefik.js';
+import type { RunningTraefik } from '../helpers/traefik.js';
+import { startTraefikStack, type TraefikStack } from '../helpers/traefik-stack.js';
 
 const INSPECTOR = 'node_modules/.bin/mcp-inspector';
 /** What the CLI prints on stderr when the person has to sign in. */
@@ -64,9 +64,9 @@ interface Run {
 describeWithBinary(INSPECTOR, 'MCP Inspector 2.12.0 CLI', () =>
   describeWithBinary('traefik', 'against the gateway behind the real Traefik', () =>
     describeWithBinary('chromium', 'with the person in Chromium', () => {
+      let stack: TraefikStack;
       let gw: RunningGateway;
       let traefik: RunningTraefik;
-      let mcp: StreamableServer;
       let mcpUrl: string;
       let issuer: string;
       let browser: Browser;
@@ -78,29 +78,18 @@ describeWithBinary(INSPECTOR, 'MCP Inspector 2.12.0 CLI', () =>
       const homes: string[] = [];
 
       beforeAll(async () => {
-        const gatewayPort = await getFreePort();
         ca = await createTestCa();
         cimdCallback = `http://127.0.0.1:${await getFreePort()}/oauth/callback`;
         cimd = await startCimdServer(ca, 'Inspector (published)', [cimdCallback]);
-        mcp = await startStreamableServer();
-        traefik = await startTraefik({
-          authUrl: `http://127.0.0.1:${gatewayPort}`,
-          routes: [{ path: '/mcp', upstream: mcp.url }],
-        });
-        mcpUrl = `${traefik.url}/mcp`;
-        gw = await startGateway(
-          () => ({
-            issuer: traefik.authHostUrl,
-            login: { dev: { users: [USER] } },
-            resources: [{ url: mcpUrl, name: 'Tools', scopes: ['mcp:tools'] }],
-            // Expired between two runs of the CLI without a long wait.
-            tokens: { accessTokenTtl: 5 },
-            verify: { clockSkew: 0 },
-            tls: { caFiles: [ca.caFile] },
-            registration: { cimd: { allowHosts: [cimd.host] } },
-          }),
-          { port: gatewayPort },
-        );
+        stack = await startTraefikStack(() => ({
+          login: { dev: { users: [USER] } },
+          // Expired between two runs of the CLI without a long wait.
+          tokens: { accessTokenTtl: 5 },
+          verify: { clockSkew: 0 },
+          tls: { caFiles: [ca.caFile] },
+          registration: { cimd: { allowHosts: [cimd.host] } },
+        }));
+        ({ gw, traefik, mcpUrl } = stack);
         issuer = gw.config.issuer;
         grants = recordTokenGrants(gw.gateway);
         browser = await launchChromium();
@@ -110,9 +99,7 @@ describeWithBinary(INSPECTOR, 'MCP Inspector 2.12.0 CLI', () =>
       afterAll(async () => {
         await context?.close();
         await browser?.close();
-        await traefik?.stop();
-        await gw?.stop();
-        await mcp?.stop();
+        await stack?.stop();
         await cimd?.stop();
         await ca?.cleanup();
         for (const home of homes) await rm(home, { recursive: true, force: true });

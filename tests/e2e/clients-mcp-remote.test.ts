@@ -33,15 +33,14 @@ import {
   revokeOnAccountPage,
 } from '../helpers/chromium.js';
 import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import type { RunningGateway } from '../helpers/gateway.js';
 import { OutputWatch } from '../helpers/output-watch.js';
 import { eventually } from '../helpers/poll.js';
 import { getFreePort } from '../helpers/ports.js';
 import { whoamiOf } from '../helpers/sdk-client.js';
-import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { grantCount, recordTokenGrants, type TokenGrant } from '../helpers/token-grants.js';
-import { startTraefik, type RunningTraefik } from '../helpers/traefik.js';
+import { startTraefikStack, type TraefikStack } from '../helpers/traefik-stack.js';
 
 const MCP_REMOTE = 'node_modules/.bin/mcp-remote';
 /** What mcp-remote prints on stderr when the person has to sign in. */
@@ -124,9 +123,8 @@ describeWithBinary(MCP_REMOTE, 'mcp-remote 0.15.1', () =>
       let ca: TestCa;
       let cimd: CimdServer;
       let cimdCallbackPort: number;
+      let stack: TraefikStack;
       let gw: RunningGateway;
-      let traefik: RunningTraefik;
-      let mcp: StreamableServer;
       let mcpUrl: string;
       let issuer: string;
       let browser: Browser;
@@ -136,32 +134,21 @@ describeWithBinary(MCP_REMOTE, 'mcp-remote 0.15.1', () =>
       let clientId: string;
 
       beforeAll(async () => {
-        const gatewayPort = await getFreePort();
         ca = await createTestCa();
         // The CIMD client's callback port is fixed by its document.
         cimdCallbackPort = await getFreePort();
         cimd = await startCimdServer(ca, 'Desktop app (published)', [
           `http://localhost:${cimdCallbackPort}/oauth/callback`,
         ]);
-        mcp = await startStreamableServer();
-        traefik = await startTraefik({
-          authUrl: `http://127.0.0.1:${gatewayPort}`,
-          routes: [{ path: '/mcp', upstream: mcp.url }],
-        });
-        mcpUrl = `${traefik.url}/mcp`;
-        gw = await startGateway(
-          () => ({
-            issuer: traefik.authHostUrl,
-            login: { dev: { users: [USER] } },
-            resources: [{ url: mcpUrl, name: 'Tools', scopes: ['mcp:tools'] }],
-            // mcp-remote renews 60 s before expiry: 5 s after it signed in.
-            tokens: { accessTokenTtl: 65 },
-            admins: { emails: [USER] },
-            tls: { caFiles: [ca.caFile] },
-            registration: { cimd: { allowHosts: [cimd.host] } },
-          }),
-          { port: gatewayPort },
-        );
+        stack = await startTraefikStack(() => ({
+          login: { dev: { users: [USER] } },
+          // mcp-remote renews 60 s before expiry: 5 s after it signed in.
+          tokens: { accessTokenTtl: 65 },
+          admins: { emails: [USER] },
+          tls: { caFiles: [ca.caFile] },
+          registration: { cimd: { allowHosts: [cimd.host] } },
+        }));
+        ({ gw, mcpUrl } = stack);
         issuer = gw.config.issuer;
         grants = recordTokenGrants(gw.gateway);
         browser = await launchChromium();
@@ -172,9 +159,7 @@ describeWithBinary(MCP_REMOTE, 'mcp-remote 0.15.1', () =>
         await stopBridge(bridge);
         await context?.close();
         await browser?.close();
-        await traefik?.stop();
-        await gw?.stop();
-        await mcp?.stop();
+        await stack?.stop();
         await cimd?.stop();
         await ca?.cleanup();
       });

@@ -22,18 +22,16 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { Browser, BrowserContext } from 'playwright-core';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { authorizeInBrowser, launchChromium, revokeOnAccountPage } from '../helpers/chromium.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import type { RunningGateway } from '../helpers/gateway.js';
 import { eventually } from '../helpers/poll.js';
-import { getFreePort } from '../helpers/ports.js';
 import {
   atSdkRedirectUri,
   SDK_REDIRECT_URI,
   TestOAuthProvider,
   whoamiOf,
 } from '../helpers/sdk-client.js';
-import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 import { grantCount, recordTokenGrants, type TokenGrant } from '../helpers/token-grants.js';
-import { startTraefik, type RunningTraefik } from '../helpers/traefik.js';
+import { startTraefikStack, type TraefikStack } from '../helpers/traefik-stack.js';
 
 const USER = 'alice@example.com';
 const CLIENT_NAME = 'SDK end-to-end client';
@@ -47,9 +45,8 @@ class ForgettingProvider extends TestOAuthProvider {
 
 describeWithBinary('traefik', 'the MCP SDK client behind the real Traefik', () =>
   describeWithBinary('chromium', 'with the person in Chromium', () => {
+    let stack: TraefikStack;
     let gw: RunningGateway;
-    let traefik: RunningTraefik;
-    let mcp: StreamableServer;
     let mcpUrl: string;
     let issuer: string;
     let browser: Browser;
@@ -57,23 +54,12 @@ describeWithBinary('traefik', 'the MCP SDK client behind the real Traefik', () =
     let grants: TokenGrant[];
 
     beforeAll(async () => {
-      const gatewayPort = await getFreePort();
-      mcp = await startStreamableServer();
-      traefik = await startTraefik({
-        authUrl: `http://127.0.0.1:${gatewayPort}`,
-        routes: [{ path: '/mcp', upstream: mcp.url }],
-      });
-      mcpUrl = `${traefik.url}/mcp`;
-      gw = await startGateway(
-        () => ({
-          issuer: traefik.authHostUrl,
-          login: { dev: { users: [USER] } },
-          resources: [{ url: mcpUrl, name: 'Tools', scopes: ['mcp:tools'] }],
-          tokens: { accessTokenTtl: 5 },
-          verify: { clockSkew: 0 },
-        }),
-        { port: gatewayPort },
-      );
+      stack = await startTraefikStack(() => ({
+        login: { dev: { users: [USER] } },
+        tokens: { accessTokenTtl: 5 },
+        verify: { clockSkew: 0 },
+      }));
+      ({ gw, mcpUrl } = stack);
       issuer = gw.config.issuer;
       grants = recordTokenGrants(gw.gateway);
       browser = await launchChromium();
@@ -83,9 +69,7 @@ describeWithBinary('traefik', 'the MCP SDK client behind the real Traefik', () =
     afterAll(async () => {
       await context?.close();
       await browser?.close();
-      await traefik?.stop();
-      await gw?.stop();
-      await mcp?.stop();
+      await stack?.stop();
     });
 
     const securityEvents = (kind: string) =>
