@@ -27,6 +27,7 @@ import {
 import { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import { IDENTITY_RESPONSE_HEADERS } from '../forward-auth/identity-headers.js';
+import { BodyTooLarge, readBody } from '../http/read-body.js';
 
 export interface DemoFrontOptions {
   /** Where the front listens (loopback only). */
@@ -62,27 +63,6 @@ const NOT_COPIED = new Set([
   'x-forwarded-method',
   'x-real-ip',
 ]);
-
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
-}
 
 interface Answer {
   status: number;

@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema.js';
 import { StoreFullError } from '../store/store.js';
+import { BodyTooLarge, ClientGone, hasBody, readBody } from '../http/read-body.js';
 import type { TrustFunction } from '../http/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
 import { securityEvent } from '../logging/security-events.js';
@@ -80,11 +81,6 @@ const NOT_FAILURES = new Set([
   'store_unavailable',
   'session_quota',
 ]);
-
-class BodyTooLarge extends Error {}
-
-/** The proxy hung up before the body was complete: nothing to answer, nothing wrong here. */
-class ClientGone extends Error {}
 
 /** 429 for a client IP over `limits.verifyFailures`; the proxy passes it on. */
 function tooManyFailures(retryAfter: number): Denial {
@@ -161,32 +157,6 @@ interface ToolDenial {
   tool?: string;
   argumentsHash?: string;
 }
-
-/** Reads the request body, refusing more than `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.reject(new BodyTooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', () => reject(new ClientGone()));
-    req.once('aborted', () => reject(new ClientGone()));
-  });
-}
-
-const hasBody = (req: IncomingMessage) =>
-  Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
 
 /**
  * 429 for a new MCP session over `verify.sessionBinding.maxPerUser`: bindings are never

@@ -16,8 +16,9 @@ import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   authorizeUrl,
@@ -38,18 +39,6 @@ const SCREENSHOT =
     ? path.resolve('docs/screenshots/account.png')
     : path.join(tmpdir(), 'mcpgw-account.png');
 
-/** As in tests/e2e/browser.test.ts. */
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
-
 describeWithBinary('chromium', 'connected apps in headless Chromium', () => {
   let gw: RunningGateway;
   let browser: Browser;
@@ -57,7 +46,7 @@ describeWithBinary('chromium', 'connected apps in headless Chromium', () => {
 
   beforeAll(async () => {
     gw = await startGateway();
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: LAUNCH_ARGS });
+    browser = await launchChromium();
     context = await browser.newContext();
   });
   afterAll(async () => {

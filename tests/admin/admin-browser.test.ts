@@ -33,9 +33,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { InvalidGrantError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { parse } from 'yaml';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { startCaddy, type RunningProxy } from '../helpers/caddy.js';
 import { compileSharedSchema, SHARED_SCHEMA_DIR } from '../helpers/config-files.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
@@ -52,18 +53,6 @@ const SDK_CLIENT_NAME = 'SDK end-to-end client';
 const SCHEMA_FILE = path.join(SHARED_SCHEMA_DIR, 'traefik-v3-file-provider.json');
 const UPDATE_SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1';
 const VIEWPORT = { width: 1280, height: 900 };
-
-/** As in tests/e2e/browser.test.ts. */
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
 
 /** One request the SDK client sent, and the status it got. */
 interface SentRequest {
@@ -245,7 +234,7 @@ describeWithBinary('chromium', 'the admin console in headless Chromium', () => {
         }),
         { port: gatewayPort },
       );
-      browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: LAUNCH_ARGS });
+      browser = await launchChromium();
       aliceContext = await browser.newContext({ viewport: VIEWPORT });
       aliceContext.setDefaultTimeout(10_000);
       page = await aliceContext.newPage();

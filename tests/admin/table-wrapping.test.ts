@@ -13,8 +13,9 @@
  * characters, marked `.opaque`), which have no words to keep whole.
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ask } from '../helpers/admin-activity.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { devLogin, LOOPBACK_REDIRECT, pkcePair, redeemCode } from '../helpers/oauth-flow.js';
@@ -42,18 +43,6 @@ const WIDTHS = [390, 1280];
 const DESKTOP = 1280;
 /** Where text is shown in cells, lists, headings and the navigation. */
 const TEXT = 'th, td, dt, dd, h1, h2, nav, label';
-
-/** As in tests/e2e/browser.test.ts. */
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
 
 /** The DOM members the in-page code uses (this project's lib is Node's, without the DOM). */
 interface PageText {
@@ -195,7 +184,7 @@ describeWithBinary('chromium', 'table and identifier wrapping in headless Chromi
       await ask(gw.url, RESOURCE, { token: research, ip: '198.51.100.9', body: call(LONG_TOOL) }),
     ).toBe(200);
 
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: LAUNCH_ARGS });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     context.setDefaultTimeout(10_000);
     page = await context.newPage();

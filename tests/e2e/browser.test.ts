@@ -14,15 +14,9 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from '@jest/globals';
 import escapeHtml from 'escape-html';
 import { decodeJwt } from 'jose';
-import {
-  chromium,
-  type Browser,
-  type BrowserContext,
-  type Frame,
-  type Page,
-  type Response,
-} from 'playwright-core';
+import type { Browser, BrowserContext, Frame, Page, Response } from 'playwright-core';
 import { describeWithBinary } from '../helpers/binaries.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   authorizeUrl,
@@ -39,17 +33,6 @@ const CLIENT_NAME = 'Browser <E2E> & Co client';
 const USER = 'alice@example.com';
 const REDIRECT_ORIGIN = new URL(LOOPBACK_REDIRECT).origin;
 const SCREENSHOT = '/tmp/mcpgw-consent.png';
-
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
 
 /** `/interaction/<uid>`: where oidc-provider sends the browser for a prompt (here: consent). */
 const isInteractionPage = (url: URL) => /^\/interaction\/[^/]+$/.test(url.pathname);
@@ -88,7 +71,7 @@ describeWithBinary('chromium', 'login and consent pages in headless Chromium', (
     });
     await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
     attackerPort = (attacker.address() as AddressInfo).port;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: LAUNCH_ARGS });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
