@@ -6,7 +6,7 @@
  */
 import type { ActivityEntry, ActivityResult } from '../activity/activity-entries.js';
 import { breakable, wholeDates } from '../login/views/breakable.js';
-import { html } from '../login/views/layout.js';
+import { dataTable, html } from '../login/views/layout.js';
 import type { FeedFilter } from './activity-feed.js';
 import { activityTabs } from './activity-tabs.js';
 import { pageLinks } from './paging.js';
@@ -99,34 +99,7 @@ export function renderActivityFeed(view: ActivityFeedView): string {
         result, reason, resource, user, client, tool and address) within that second are one entry,
         counted under Times, dated by the last of them.
       </p>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Time</th>
-              <th>Result</th>
-              <th title="Identical decisions within about a second are one entry">Times</th>
-              <th>Status / event</th>
-              <th>Reason</th>
-              <th>Resource</th>
-              <th>Subject</th>
-              <th>Email</th>
-              <th>Client</th>
-              <th>Tool</th>
-              <th>Client IP</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              rows.length
-                ? rows
-                : html`<tr>
-                    <td colspan="11">No matching entry.</td>
-                  </tr>`
-            }
-          </tbody>
-        </table>
-      </div>
+      ${dataTable(['Time', 'Result', { text: 'Times', title: 'Identical decisions within about a second are one entry' }, 'Status / event', 'Reason', 'Resource', 'Subject', 'Email', 'Client', 'Tool', 'Client IP'], rows, 'No matching entry.')}
       ${pageLinks(
         {
           resource: view.filter.resource,

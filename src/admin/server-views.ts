@@ -6,7 +6,7 @@
  */
 import type { ResourceConfig } from '../config/schema.js';
 import { breakable, wholeDates } from '../login/views/breakable.js';
-import { html, SafeHtml } from '../login/views/layout.js';
+import { dataTable, html, SafeHtml } from '../login/views/layout.js';
 import type { ManagedServer } from '../servers/managed-server.js';
 import { adminPage } from './views.js';
 
@@ -162,63 +162,24 @@ export function renderServers(view: ServersView): string {
               Adding servers here is turned off (<code>managedServers.enabled: false</code>).
             </div>`
       }
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>URL (resource)</th>
-              <th>Upstream</th>
-              <th>Scopes</th>
-              <th>Tool rules</th>
-              <th>Limits</th>
-              <th>Upstream Authorization</th>
-              <th>Changed</th>
-              <th></th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              managedRows.length
-                ? managedRows
-                : html`<tr>
-                    <td colspan="9">None yet.</td>
-                  </tr>`
-            }
-          </tbody>
-        </table>
-      </div>
+      ${dataTable(['Name', 'URL (resource)', 'Upstream', 'Scopes', 'Tool rules', 'Limits', 'Upstream Authorization', 'Changed', ''], managedRows, 'None yet.')}
       <h2>From the configuration file</h2>
       <p>Read only: these are changed in the configuration file (<code>resources:</code>).</p>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>URL (resource)</th>
-              <th>Scopes</th>
-              <th>Tool rules</th>
-              <th>Upstream Authorization</th>
-              <th>Access</th>
-              <th></th>
-            </tr>
-          </thead>
-          <tbody>
-            ${view.configured.map(
-              (server) =>
-                html`<tr class="server configured">
-                  <td>${server.name}</td>
-                  <td><code>${breakable(server.url)}</code></td>
-                  <td>${server.scopes.join(' ')}</td>
-                  <td>${toolSummary(server.tools)}</td>
-                  <td>${server.upstreamAuthorization}</td>
-                  <td>${accessSummary(server.access)}</td>
-                  <td>${diagnoseLink(server.url)}</td>
-                </tr>`,
-            )}
-          </tbody>
-        </table>
-      </div>`,
+      ${dataTable(
+        ['Name', 'URL (resource)', 'Scopes', 'Tool rules', 'Upstream Authorization', 'Access', ''],
+        view.configured.map(
+          (server) =>
+            html`<tr class="server configured">
+              <td>${server.name}</td>
+              <td><code>${breakable(server.url)}</code></td>
+              <td>${server.scopes.join(' ')}</td>
+              <td>${toolSummary(server.tools)}</td>
+              <td>${server.upstreamAuthorization}</td>
+              <td>${accessSummary(server.access)}</td>
+              <td>${diagnoseLink(server.url)}</td>
+            </tr>`,
+        ),
+      )}`,
   );
 }
 

@@ -6,7 +6,7 @@
 import type { ClientListing } from '../account/client-admin.js';
 import { formatTime } from '../account/views/account-page.js';
 import { breakable, wholeDates } from '../login/views/breakable.js';
-import { html, page, SafeHtml } from '../login/views/layout.js';
+import { dataTable, html, page, SafeHtml } from '../login/views/layout.js';
 import type { JsonObject } from '../store/store.js';
 import { pageLinks } from './paging.js';
 import type { ActivityFilter } from './activity.js';
@@ -164,27 +164,7 @@ export function renderClients(view: ClientsView): string {
         again. A dynamically registered client expires when unused for
         <code>registration.dcr.clientTtl</code> (Expires), disabled or not.
       </p>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Kind</th>
-              <th>Name</th>
-              <th>Client ID</th>
-              <th>Redirect hosts</th>
-              <th>Created</th>
-              <th>Last used</th>
-              <th>Expires</th>
-              <th>Grants</th>
-              <th>State</th>
-              <th></th>
-            </tr>
-          </thead>
-          <tbody>
-            ${rows}
-          </tbody>
-        </table>
-      </div>`,
+      ${dataTable(['Kind', 'Name', 'Client ID', 'Redirect hosts', 'Created', 'Last used', 'Expires', 'Grants', 'State', ''], rows)}`,
   );
 }
 
@@ -258,31 +238,7 @@ export function renderActivity(view: ActivityView): string {
         <button type="submit">Filter</button>
       </form>
       <p>The matching records, newest first, ${view.limit} a page (exact match on each field).</p>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th>Seq</th>
-              <th>Time</th>
-              <th>Kind</th>
-              <th>Actor</th>
-              <th>Subject</th>
-              <th>Client</th>
-              <th>Resource</th>
-              <th>Details</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${
-              rows.length
-                ? rows
-                : html`<tr>
-                    <td colspan="8">No matching record.</td>
-                  </tr>`
-            }
-          </tbody>
-        </table>
-      </div>
+      ${dataTable(['Seq', 'Time', 'Kind', 'Actor', 'Subject', 'Client', 'Resource', 'Details'], rows, 'No matching record.')}
       ${pageLinks({ view: 'audit', ...view.filter }, view.page, view.hasOlder)}`,
   );
 }

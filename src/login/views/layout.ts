@@ -46,6 +46,40 @@ code{background:#f0f2f5;padding:.05rem .3rem;border-radius:4px}
 footer{color:#6b7385;font-size:.8rem;margin-top:1.5rem}
 `;
 
+/**
+ * A table of the admin and account pages: headings, rows, and one full-width row saying so
+ * when there are none (`empty` omitted: nothing). In a box of its own that scrolls sideways on
+ * a narrow screen instead of widening the page.
+ */
+export function dataTable(
+  headings: (string | { text: string; title: string })[],
+  rows: SafeHtml[],
+  empty?: string,
+): SafeHtml {
+  const body =
+    rows.length > 0 || empty === undefined
+      ? rows
+      : html`<tr>
+          <td colspan="${headings.length}">${empty}</td>
+        </tr>`;
+  return html`<div class="scroll">
+    <table>
+      <thead>
+        <tr>
+          ${headings.map((heading) =>
+            typeof heading === 'string'
+              ? html`<th>${heading}</th>`
+              : html`<th title="${heading.title}">${heading.text}</th>`,
+          )}
+        </tr>
+      </thead>
+      <tbody>
+        ${body}
+      </tbody>
+    </table>
+  </div>`;
+}
+
 export function page(title: string, body: SafeHtml): string {
   return html`<!doctype html>
     <html lang="en">
