@@ -23,9 +23,9 @@
 import { createServer, type Server } from 'node:https';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { describeWithBinary } from '../helpers/binaries.js';
-import { authorizeInBrowser, launchChromium, revokeOnAccountPage } from '../helpers/chromium.js';
+import { authorizeInBrowser, revokeOnAccountPage } from '../helpers/chromium.js';
 import {
   CODEX_AUTHORIZE_PROMPT,
   CODEX_BIN,
@@ -39,9 +39,9 @@ import { eventually } from '../helpers/poll.js';
 import { getFreePort, listenOn } from '../helpers/ports.js';
 import type { StreamableServer } from '../helpers/streamable-server.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
-import { grantTypesOf, recordTokenGrants, type TokenGrant } from '../helpers/token-grants.js';
+import { grantTypesOf, type TokenGrant } from '../helpers/token-grants.js';
 import { startTraefik } from '../helpers/traefik.js';
-import { startTraefikStack, type TraefikStack } from '../helpers/traefik-stack.js';
+import { startClientStack, type ClientStack } from '../helpers/client-stack.js';
 
 /** Codex's own Client ID Metadata Document: where 0.171.0 points by default. */
 const VENDOR_DOCUMENT = 'https://chatgpt.com/oauth/codex/client.json';
@@ -102,12 +102,11 @@ describeWithBinary(CODEX_BIN, 'Codex CLI 0.171.0 against the gateway', () =>
       let ca: TestCa;
       let documentHost: Awaited<ReturnType<typeof startDocumentHost>>;
       let mcp: StreamableServer;
-      let stack: TraefikStack;
+      let stack: ClientStack;
       let gw: RunningGateway;
       let mcpUrl: string;
       let grants: TokenGrant[];
       let trap: EgressTrap;
-      let browser: Browser;
       let context: BrowserContext;
       const homes: CodexHome[] = [];
       const appServers: CodexAppServer[] = [];
@@ -134,7 +133,7 @@ describeWithBinary(CODEX_BIN, 'Codex CLI 0.171.0 against the gateway', () =>
         ca = await createTestCa();
         documentHost = await startDocumentHost(ca);
         trap = await startEgressTrap();
-        stack = await startTraefikStack(() => ({
+        stack = await startClientStack(() => ({
           login: { dev: { users: [USER] } },
           // Codex refreshes within 30 s of expiry: a 45 s token is refreshed 15 s after it
           // was issued, and a fresh one is used as it is for 15 s.
@@ -142,16 +141,11 @@ describeWithBinary(CODEX_BIN, 'Codex CLI 0.171.0 against the gateway', () =>
           tls: { caFiles: [ca.caFile] },
           registration: { cimd: { allowHosts: [documentHost.host] } },
         }));
-        ({ gw, mcp, mcpUrl } = stack);
-        grants = recordTokenGrants(gw.gateway);
-        browser = await launchChromium();
-        context = await browser.newContext();
+        ({ gw, mcp, mcpUrl, grants, context } = stack);
       }, 60_000);
 
       afterAll(async () => {
         await Promise.all(appServers.map((server) => server.stop()));
-        await context?.close();
-        await browser?.close();
         await stack?.stop();
         await documentHost?.stop();
         await trap?.stop();

@@ -24,11 +24,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { describeWithBinary } from '../helpers/binaries.js';
 import {
   authorizeInBrowser,
-  launchChromium,
   revokeOnAccountPage,
   type BrowserAuthorization,
 } from '../helpers/chromium.js';
@@ -38,9 +37,9 @@ import { OutputWatch } from '../helpers/output-watch.js';
 import { eventually } from '../helpers/poll.js';
 import { getFreePort } from '../helpers/ports.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
-import { grantCount, recordTokenGrants, type TokenGrant } from '../helpers/token-grants.js';
+import { grantCount, type TokenGrant } from '../helpers/token-grants.js';
 import type { RunningTraefik } from '../helpers/traefik.js';
-import { startTraefikStack, type TraefikStack } from '../helpers/traefik-stack.js';
+import { startClientStack, type ClientStack } from '../helpers/client-stack.js';
 
 const INSPECTOR = 'node_modules/.bin/mcp-inspector';
 /** What the CLI prints on stderr when the person has to sign in. */
@@ -64,12 +63,11 @@ interface Run {
 describeWithBinary(INSPECTOR, 'MCP Inspector 2.12.0 CLI', () =>
   describeWithBinary('traefik', 'against the gateway behind the real Traefik', () =>
     describeWithBinary('chromium', 'with the person in Chromium', () => {
-      let stack: TraefikStack;
+      let stack: ClientStack;
       let gw: RunningGateway;
       let traefik: RunningTraefik;
       let mcpUrl: string;
       let issuer: string;
-      let browser: Browser;
       let context: BrowserContext;
       let grants: TokenGrant[];
       let ca: TestCa;
@@ -81,7 +79,7 @@ describeWithBinary(INSPECTOR, 'MCP Inspector 2.12.0 CLI', () =>
         ca = await createTestCa();
         cimdCallback = `http://127.0.0.1:${await getFreePort()}/oauth/callback`;
         cimd = await startCimdServer(ca, 'Inspector (published)', [cimdCallback]);
-        stack = await startTraefikStack(() => ({
+        stack = await startClientStack(() => ({
           login: { dev: { users: [USER] } },
           // Expired between two runs of the CLI without a long wait.
           tokens: { accessTokenTtl: 5 },
@@ -89,16 +87,11 @@ describeWithBinary(INSPECTOR, 'MCP Inspector 2.12.0 CLI', () =>
           tls: { caFiles: [ca.caFile] },
           registration: { cimd: { allowHosts: [cimd.host] } },
         }));
-        ({ gw, traefik, mcpUrl } = stack);
+        ({ gw, traefik, mcpUrl, grants, context } = stack);
         issuer = gw.config.issuer;
-        grants = recordTokenGrants(gw.gateway);
-        browser = await launchChromium();
-        context = await browser.newContext();
       });
 
       afterAll(async () => {
-        await context?.close();
-        await browser?.close();
         await stack?.stop();
         await cimd?.stop();
         await ca?.cleanup();

@@ -24,11 +24,10 @@ import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { describeWithBinary } from '../helpers/binaries.js';
 import {
   authorizeInBrowser,
-  launchChromium,
   revokeInAdminConsole,
   revokeOnAccountPage,
 } from '../helpers/chromium.js';
@@ -39,8 +38,8 @@ import { eventually } from '../helpers/poll.js';
 import { getFreePort } from '../helpers/ports.js';
 import { whoamiOf } from '../helpers/sdk-client.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
-import { grantCount, recordTokenGrants, type TokenGrant } from '../helpers/token-grants.js';
-import { startTraefikStack, type TraefikStack } from '../helpers/traefik-stack.js';
+import { grantCount, type TokenGrant } from '../helpers/token-grants.js';
+import { startClientStack, type ClientStack } from '../helpers/client-stack.js';
 
 const MCP_REMOTE = 'node_modules/.bin/mcp-remote';
 /** What mcp-remote prints on stderr when the person has to sign in. */
@@ -123,11 +122,10 @@ describeWithBinary(MCP_REMOTE, 'mcp-remote 0.15.1', () =>
       let ca: TestCa;
       let cimd: CimdServer;
       let cimdCallbackPort: number;
-      let stack: TraefikStack;
+      let stack: ClientStack;
       let gw: RunningGateway;
       let mcpUrl: string;
       let issuer: string;
-      let browser: Browser;
       let context: BrowserContext;
       let grants: TokenGrant[];
       let bridge: Bridge;
@@ -140,7 +138,7 @@ describeWithBinary(MCP_REMOTE, 'mcp-remote 0.15.1', () =>
         cimd = await startCimdServer(ca, 'Desktop app (published)', [
           `http://localhost:${cimdCallbackPort}/oauth/callback`,
         ]);
-        stack = await startTraefikStack(() => ({
+        stack = await startClientStack(() => ({
           login: { dev: { users: [USER] } },
           // mcp-remote renews 60 s before expiry: 5 s after it signed in.
           tokens: { accessTokenTtl: 65 },
@@ -148,17 +146,12 @@ describeWithBinary(MCP_REMOTE, 'mcp-remote 0.15.1', () =>
           tls: { caFiles: [ca.caFile] },
           registration: { cimd: { allowHosts: [cimd.host] } },
         }));
-        ({ gw, mcpUrl } = stack);
+        ({ gw, mcpUrl, grants, context } = stack);
         issuer = gw.config.issuer;
-        grants = recordTokenGrants(gw.gateway);
-        browser = await launchChromium();
-        context = await browser.newContext();
       });
 
       afterAll(async () => {
         await stopBridge(bridge);
-        await context?.close();
-        await browser?.close();
         await stack?.stop();
         await cimd?.stop();
         await ca?.cleanup();

@@ -19,9 +19,9 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { describeWithBinary } from '../helpers/binaries.js';
-import { authorizeInBrowser, launchChromium, revokeOnAccountPage } from '../helpers/chromium.js';
+import { authorizeInBrowser, revokeOnAccountPage } from '../helpers/chromium.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 import { eventually } from '../helpers/poll.js';
 import {
@@ -30,8 +30,8 @@ import {
   TestOAuthProvider,
   whoamiOf,
 } from '../helpers/sdk-client.js';
-import { grantCount, recordTokenGrants, type TokenGrant } from '../helpers/token-grants.js';
-import { startTraefikStack, type TraefikStack } from '../helpers/traefik-stack.js';
+import { grantCount, type TokenGrant } from '../helpers/token-grants.js';
+import { startClientStack, type ClientStack } from '../helpers/client-stack.js';
 
 const USER = 'alice@example.com';
 const CLIENT_NAME = 'SDK end-to-end client';
@@ -45,30 +45,24 @@ class ForgettingProvider extends TestOAuthProvider {
 
 describeWithBinary('traefik', 'the MCP SDK client behind the real Traefik', () =>
   describeWithBinary('chromium', 'with the person in Chromium', () => {
-    let stack: TraefikStack;
+    let stack: ClientStack;
     let gw: RunningGateway;
     let mcpUrl: string;
     let issuer: string;
-    let browser: Browser;
     let context: BrowserContext;
     let grants: TokenGrant[];
 
     beforeAll(async () => {
-      stack = await startTraefikStack(() => ({
+      stack = await startClientStack(() => ({
         login: { dev: { users: [USER] } },
         tokens: { accessTokenTtl: 5 },
         verify: { clockSkew: 0 },
       }));
-      ({ gw, mcpUrl } = stack);
+      ({ gw, mcpUrl, grants, context } = stack);
       issuer = gw.config.issuer;
-      grants = recordTokenGrants(gw.gateway);
-      browser = await launchChromium();
-      context = await browser.newContext();
     });
 
     afterAll(async () => {
-      await context?.close();
-      await browser?.close();
       await stack?.stop();
     });
 
