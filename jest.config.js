@@ -24,4 +24,6 @@ export default {
   // A test that fails half-way may leave a server it started listening; exit anyway once
   // every suite has finished rather than hang CI until its time limit.
   forceExit: true,
+  // Jest's summary, then one plain `Tests: N passed, N failed, N skipped` line.
+  reporters: ['default', '<rootDir>/tests/reporters/closing-line.js'],
 };
