@@ -22,7 +22,12 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
-    files: ['**/*.js'],
+    files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
+    // Command-line scripts report on the console.
+    files: ['scripts/**/*.mjs'],
+    rules: { 'no-console': 'off' },
   },
 );
