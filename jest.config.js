@@ -27,7 +27,6 @@ const base = {
       },
     ],
   },
-  testTimeout: 60000,
 };
 
 const slow = ['<rootDir>/tests/faults/**/*.test.ts', '<rootDir>/tests/load/**/*.test.ts'];
@@ -48,6 +47,8 @@ export default {
     },
     { ...base, displayName: 'slow', testMatch: slow },
   ],
+  // A global option: Jest ignores it inside a project.
+  testTimeout: 60000,
   // Several suites start real servers (redis-server, Caddy, IdPs) on this 2-core machine.
   maxWorkers: 2,
   // A test that fails half-way may leave a server it started listening; exit anyway once
