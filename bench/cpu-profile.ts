@@ -1,7 +1,8 @@
 /**
  * Reads a V8 `.cpuprofile` (written by `node --cpu-prof`) and lists where the time went: the
- * `/verify` decision path (`decide` in src/forward-auth/decision-point.ts and everything it
- * calls), and self time per function for the whole process.
+ * `/verify` decision path (`handle` in src/forward-auth/decision-point.ts and everything it
+ * calls: the decision, src/forward-auth/decide.ts, and the answer's write), and self time per
+ * function for the whole process.
  *
  * V8 samples on a wall-clock timer: a thread that waits for a CPU inside a system call (the
  * socket write, on a machine where the benchmark client competes for the same cores) is charged
@@ -57,7 +58,7 @@ const PSEUDO = new Set(['(root)', '(program)', '(idle)', '(garbage collector)'])
 const SOCKET_WRITE = 'writeLatin1String';
 
 const isDecide = (frame: CallFrame) =>
-  frame.functionName === 'decide' && frame.url.endsWith('/src/forward-auth/decision-point.ts');
+  frame.functionName === 'handle' && frame.url.endsWith('/src/forward-auth/decision-point.ts');
 
 const keyOf = (frame: CallFrame) =>
   `${frame.functionName || '(anonymous)'}\u0000${frame.url}:${frame.lineNumber}`;
@@ -163,7 +164,7 @@ export function formatSummary(summary: ProfileSummary, requests?: number): strin
   return [
     `${(summary.totalMs / 1000).toFixed(1)} s sampled (start-up and warm-up included): idle ${share(summary.idleMs, summary.totalMs)}, GC ${share(summary.gcMs, summary.totalMs)}`,
     '',
-    `decide (the /verify decision, src/forward-auth/decision-point.ts): ${share(summary.decideMs, summary.totalMs)} of all samples ${perRequest(summary.decideMs)}`,
+    `decide (the /verify handler: \`handle\` in src/forward-auth/decision-point.ts): ${share(summary.decideMs, summary.totalMs)} of all samples ${perRequest(summary.decideMs)}`,
     `  the socket write of the answer (${SOCKET_WRITE}: system call, and waiting for a CPU): ${share(summary.decideWriteMs, summary.decideMs)} of decide ${perRequest(summary.decideWriteMs)}`,
     `  everything else: ${share(rest, summary.decideMs)} of decide ${perRequest(rest)}; by function, time including callees, share of that rest:`,
     ...summary.decisionPath.map(

@@ -2,38 +2,35 @@
  * The composition root: builds every part of the auth service from one validated config and
  * wires them together. Tests use it to run the real service in-process; `main.ts` uses it to
  * run it as a process.
+ *
+ * In order: the shared parts (built in src/app/services.ts, as the CLI builds them), the
+ * authorization server, the limits, the `/verify` decision point, the Express application
+ * (each OAuth endpoint's chain declared in src/oauth/endpoints.ts, the pages, the one error
+ * handler of src/app/error-handler.ts, oidc-provider last), and the HTTP servers
+ * (src/app/server.ts).
  */
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import express, { type Express } from 'express';
 import type Provider from 'oidc-provider';
-import { errors as oidcErrors } from 'oidc-provider';
 import type { GatewayConfig } from './config/schema.js';
 import { BackendTokenSigner } from './forward-auth/backend-token.js';
-import { DecisionPoint, VERIFY_PATH } from './forward-auth/decision-point.js';
+import { DecisionPoint } from './forward-auth/decision-point.js';
 import { SessionBindings } from './forward-auth/session-binding.js';
 import { protectedResourceMetadataRouter } from './forward-auth/protected-resource-metadata.js';
-import { REVOCATION_LIST_KEY, RevocationList } from './forward-auth/revocations.js';
-import { DISABLED_CLIENTS_KEY, DisabledClients } from './forward-auth/disabled-clients.js';
 import { TokenVerifier } from './forward-auth/token-verifier.js';
 import { healthRouter } from './http/health.js';
 import { requestContext } from './http/request-context.js';
 import { compileTrustedProxies, stripUntrustedForwardedHeaders } from './http/trusted-proxies.js';
 import { AccountStore } from './login/accounts.js';
-import { CsrfTokens } from './login/csrf.js';
-import {
-  createInteractionRouter,
-  InteractionMismatch,
-  sendPage,
-  sendSignInExpired,
-} from './login/interactions.js';
+import { CsrfTokens } from './web/csrf.js';
+import { createInteractionRouter } from './login/interactions.js';
 import { createLoginProviders } from './login/providers/index.js';
+import type { LoginProvider } from './login/providers/provider.js';
 import { Reauthorization } from './login/reauthorization.js';
 import { SessionSealer } from './login/session-sealer.js';
-import { renderErrorPage } from './login/views/error-page.js';
 import type { Logger } from './logging/logger.js';
-import { logOAuthEvents } from './logging/oauth-events.js';
-import { securityEvent } from './logging/security-events.js';
+import { logOAuthEvents } from './events/oauth-events.js';
+import { loggedSecurityEvents, type SecurityEventEmitter } from './events/security-events.js';
 import { isLoopbackHostname } from './net/loopback.js';
 import { createGuardedFetch, createTrustedFetch } from './net/outbound-fetch.js';
 import { ConsentMemory } from './oauth/consent-memory.js';
@@ -41,40 +38,54 @@ import {
   defaultAuthorizeScope,
   registrationBodyLimit,
   registrationCap,
-  registrationCors,
 } from './oauth/endpoint-guards.js';
+import { mountPipelines, oauthPipelines } from './oauth/endpoints.js';
 import { MAX_REGISTRATION_BYTES } from './oauth/client-metadata-limits.js';
-import { loadKeyMaterial, publicJwk, readKeyMaterial, type KeyLocation } from './oauth/keys.js';
-import { ACCOUNT_CLIENT_ID, createProvider, ROUTES, SESSION_TTL } from './oauth/provider.js';
-import { ResourceRegistry } from './oauth/resources.js';
+import {
+  publicJwk,
+  readKeyMaterial,
+  type KeyLocation,
+  type KeyMaterial,
+} from './keys/key-material.js';
+import { createProvider } from './oauth/provider.js';
+import { ClientHostApprovals } from './clients/host-approvals.js';
+import { ACCOUNT_CLIENT_ID, SESSION_TTL } from './oauth/constants.js';
+import { ResourceRegistry } from './resources/registry.js';
 import { hasAccessRules } from './policy/access.js';
-import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import { evictingRedisRefusal } from './store/redis-eviction.js';
 import { reportStoreFull } from './store/store-full-report.js';
 import type { Store } from './store/store.js';
 import { instrumentStore } from './observability/instrumented-store.js';
-import { AuditLog } from './audit/audit-log.js';
-import { gatewayCheckpointKeys } from './audit/checkpoint.js';
+import type { AuditLog } from './audit/audit-log.js';
+import {
+  createAuditLog,
+  createDisabledClients,
+  createOAuthAdapter,
+  createRevocationList,
+  createStore,
+  keyLocation,
+  loadKeys,
+} from './app/services.js';
+import type { DisabledClients } from './clients/disabled-clients.js';
+import type { RevocationList } from './forward-auth/revocations.js';
+import { errorHandler } from './app/error-handler.js';
+import { serve } from './app/server.js';
 import { ActivityFeed } from './activity/activity-feed.js';
 import { auditDecisions } from './audit/decision-audit.js';
 import { auditOAuthEvents } from './audit/oauth-audit.js';
 import { ClientQuota, reserveFrom } from './limits/client-quota.js';
-import { createRateLimits, installLimits } from './limits/rate-limits.js';
-import {
-  METRICS_PATH,
-  metricsHandler,
-  startMetricsListener,
-} from './observability/metrics-endpoint.js';
+import { createRateLimits, type RateLimits } from './limits/rate-limits.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { countOAuthEvents } from './observability/oauth-metrics.js';
-import { startTracing } from './observability/tracing.js';
-import { CimdClientLog, ClientDirectory } from './account/clients.js';
+import { startTracing, type Tracing } from './observability/tracing.js';
+import { CimdClientLog, ClientDirectory } from './clients/directory.js';
 import { GrantDirectory } from './account/grants.js';
 import { createAccountRouter } from './account/router.js';
 import { createAdminRouter } from './admin/router.js';
 import { createDiagnosticsRouter } from './admin/diagnostics-routes.js';
 import { trackGrantUse } from './account/usage.js';
+import type { ServerCatalog } from './servers/catalog.js';
 import { createServerCatalog } from './servers/setup.js';
 
 export interface Gateway {
@@ -101,13 +112,72 @@ export interface GatewayOptions {
 /** A configuration that must not run, found before anything listens. */
 export class StartupRefused extends Error {}
 
+/** Builds the service from `config`, in the order above; nothing listens until `listen()`. */
 export async function createGateway(
   config: GatewayConfig,
   options: GatewayOptions,
 ): Promise<Gateway> {
   const { logger } = options;
   checkStartupPolicy(config, logger);
+  // Every module that raises security events is given this emitter; the log is its first sink.
+  const events = loggedSecurityEvents(logger);
 
+  const parts = await buildSharedParts(config, options, events);
+  const oauth = buildAuthorizationServer(parts);
+  const limits = createRateLimits({ config, store: parts.rawStore, logger, events });
+  const clientQuota = new ClientQuota({ config, store: parts.store, logger, events });
+  const trust = compileTrustedProxies(config.trustedProxies);
+  const decisionPoint = buildDecisionPoint(parts, trust, limits);
+  const app = buildApp(parts, oauth, trust, limits, clientQuota);
+  const { store, metrics, audit } = parts;
+  return {
+    app,
+    provider: oauth.provider,
+    store,
+    metrics,
+    audit,
+    ...serve({
+      config,
+      logger,
+      metrics,
+      app,
+      verify: decisionPoint,
+      stops: shutdownOrder(parts, !options.store),
+    }),
+  };
+}
+
+/** The parts every surface shares, built once from the configuration. */
+interface SharedParts {
+  config: GatewayConfig;
+  logger: Logger;
+  events: SecurityEventEmitter;
+  metrics: GatewayMetrics | undefined;
+  tracing: Tracing | undefined;
+  /** The store as built: the limits' counters use its own Redis connection. */
+  rawStore: Store;
+  /** The store every other part uses: full-store reports, metrics. */
+  store: Store;
+  activity: ActivityFeed | undefined;
+  keysAt: KeyLocation;
+  keys: KeyMaterial;
+  audit: AuditLog | undefined;
+  revocations: RevocationList;
+  disabledClients: DisabledClients;
+  resources: ResourceRegistry;
+  catalog: ServerCatalog | undefined;
+}
+
+/**
+ * Observability, the store (refused if Redis would evict), the keys, the audit log, the lists
+ * `/verify` reads (revoked grants, disabled clients) and the protected resources.
+ */
+async function buildSharedParts(
+  config: GatewayConfig,
+  options: GatewayOptions,
+  events: SecurityEventEmitter,
+): Promise<SharedParts> {
+  const { logger } = options;
   const metrics = config.metrics.enabled ? new GatewayMetrics() : undefined;
   const tracing = await startTracing(config.tracing, logger);
   const rawStore = options.store ?? createStore(config, logger);
@@ -120,47 +190,19 @@ export async function createGateway(
   // A full store refuses writes; said once in the log, not once per refused request.
   const reported = reportStoreFull(rawStore, logger);
   const store = metrics ? instrumentStore(reported, metrics) : reported;
-  // Created before anything can raise a security event: it listens on this logger.
+  // Created before anything can raise a security event: it is a sink of `events`.
   const activity = config.activity.enabled
-    ? new ActivityFeed({ store, maxEntries: config.activity.maxEntries, logger })
+    ? new ActivityFeed({ store, maxEntries: config.activity.maxEntries, events, logger })
     : undefined;
-  const keyLocation: KeyLocation = config.keys.file
-    ? { kind: 'file', file: config.keys.file }
-    : config.store.redis
-      ? { kind: 'store', store }
-      : { kind: 'dataDir', dir: config.dataDir };
-  const keyPolicy = {
-    rotateAfter: config.keys.rotateAfter,
-    maxTokenLifetime:
-      Math.max(config.tokens.accessTokenTtl, config.tokens.authorizationCodeTtl) + 300,
-  };
-  const keys = await loadKeyMaterial(keyLocation, keyPolicy);
-  const audit = config.audit.enabled
-    ? new AuditLog({
-        store,
-        maxRecords: config.audit.maxRecords,
-        file: config.audit.file,
-        // The mirror file's checkpoints are signed with the token key (`<issuer>/jwks`).
-        checkpointKeys: gatewayCheckpointKeys({
-          issuer: config.issuer,
-          signingKey: keys.keys[0]!.jwk,
-          publicKeys: keys.keys.map((key) => publicJwk(key.jwk)),
-        }),
-        logger,
-      })
-    : undefined;
+  const keysAt = keyLocation(config, store);
+  const keys = await loadKeys(config, keysAt);
+  const audit = createAuditLog(config, store, logger, keys);
   if (audit && metrics) metrics.readAuditDropped(() => audit.dropped);
 
-  const revocations = new RevocationList(
-    store,
-    config.tokens.accessTokenTtl + config.verify.clockSkew,
-    config.verify.revocationPollInterval,
-    logger,
-    config.verify.storeOutage === 'serve-cached' ? config.verify.storeOutageGrace : 0,
-  );
+  const revocations = createRevocationList(config, store, logger);
   metrics?.readRevocationsAge(() => revocations.ageSeconds());
   await revocations.start();
-  const disabledClients = new DisabledClients(store, config.verify.revocationPollInterval, logger);
+  const disabledClients = createDisabledClients(config.verify, store, logger);
   await disabledClients.start();
 
   const resources = new ResourceRegistry(config.resources);
@@ -170,6 +212,42 @@ export async function createGateway(
     ? await createServerCatalog({ config, store, registry: resources, audit, logger })
     : undefined;
   await catalog?.start();
+  return {
+    config,
+    logger,
+    events,
+    metrics,
+    tracing,
+    rawStore,
+    store,
+    activity,
+    keysAt,
+    keys,
+    audit,
+    revocations,
+    disabledClients,
+    resources,
+    catalog,
+  };
+}
+
+/** The authorization server and what its login and account pages share with it. */
+interface AuthorizationServer {
+  provider: Provider;
+  accounts: AccountStore;
+  upstreams: LoginProvider[];
+  reauthorization: Reauthorization;
+  consents: ConsentMemory;
+  grants: GrantDirectory;
+}
+
+/**
+ * oidc-provider configured for MCP (src/oauth/provider.ts), with what listens to its events:
+ * the log, the metrics, the audit and the grants' last use.
+ */
+function buildAuthorizationServer(parts: SharedParts): AuthorizationServer {
+  const { config, store, keys, resources, logger, metrics, audit, events } = parts;
+  const { revocations, disabledClients } = parts;
   const accounts = new AccountStore(store, config.tokens.refreshTokenTtl);
   const upstreams = createLoginProviders(config, createTrustedFetch(config.tls.caFiles));
   const reauthorization = new Reauthorization({
@@ -181,7 +259,6 @@ export async function createGateway(
   const consents = new ConsentMemory(store, config.tokens.consentTtl);
   const provider = createProvider({
     config,
-    store,
     keys,
     resources,
     accounts,
@@ -192,11 +269,15 @@ export async function createGateway(
       allowHosts: config.registration.cimd.allowHosts,
     }),
     logger,
-    onGrantRevoked: (grantId) => revocations.revoke(grantId),
+    events,
+    adapter: createOAuthAdapter(config.registration.dcr, store, (grantId) =>
+      revocations.revoke(grantId),
+    ),
     metrics,
     disabledClients,
+    hostApprovals: new ClientHostApprovals(store, config.registration.cimd.onlyHosts),
   });
-  logOAuthEvents(provider, logger);
+  logOAuthEvents(provider, { events, logger });
   if (metrics) countOAuthEvents(provider, metrics);
   if (audit) auditOAuthEvents(provider, audit);
   const grants = new GrantDirectory(store);
@@ -206,12 +287,18 @@ export async function createGateway(
     grantTtl: config.tokens.refreshTokenTtl,
     logger,
   });
+  return { provider, accounts, upstreams, reauthorization, consents, grants };
+}
 
-  const limits = createRateLimits({ config, store: rawStore, logger });
-  const clientQuota = new ClientQuota({ config, store, logger });
-
-  const trust = compileTrustedProxies(config.trustedProxies);
-  const decisionPoint = new DecisionPoint({
+/** The `/verify` decision point and what it is told of each decision. */
+function buildDecisionPoint(
+  parts: SharedParts,
+  trust: ReturnType<typeof compileTrustedProxies>,
+  limits: RateLimits,
+): DecisionPoint {
+  const { config, resources, keys, keysAt, revocations, disabledClients, store } = parts;
+  const { metrics, tracing, audit, activity, events, logger } = parts;
+  return new DecisionPoint({
     config,
     resources,
     trust,
@@ -223,10 +310,10 @@ export async function createGateway(
       revocations,
       disabledClients,
       // Another replica may have rotated the keys since this one started.
-      ...(keyLocation.kind === 'store'
+      ...(keysAt.kind === 'store'
         ? {
             reloadKeys: async () =>
-              ((await readKeyMaterial(keyLocation)) ?? keys).keys.map((key) => publicJwk(key.jwk)),
+              ((await readKeyMaterial(keysAt)) ?? keys).keys.map((key) => publicJwk(key.jwk)),
           }
         : {}),
     }),
@@ -235,6 +322,7 @@ export async function createGateway(
       keys.keys[0]!.jwk,
       config.verify.backendTokenTtl,
     ),
+    events,
     logger,
     observers: [
       ...(metrics ? [metrics] : []),
@@ -253,31 +341,59 @@ export async function createGateway(
       : undefined,
     failureLimiter: limits.verifyFailures,
   });
+}
 
+/**
+ * The Express application, in the order a request meets it: forwarded headers from trusted
+ * proxies only, the request context, health, protected resource metadata, each OAuth
+ * endpoint's chain (src/oauth/endpoints.ts), the pages (login, account, diagnostics, admin),
+ * the one error handler, and oidc-provider last.
+ */
+function buildApp(
+  parts: SharedParts,
+  oauth: AuthorizationServer,
+  trust: ReturnType<typeof compileTrustedProxies>,
+  limits: RateLimits,
+  clientQuota: ClientQuota,
+): Express {
+  const { config, store, resources, tracing, events, logger } = parts;
+  const { provider } = oauth;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trust);
   app.use(stripUntrustedForwardedHeaders(trust));
   app.use(requestContext(logger));
   app.use(healthRouter(store));
-  if (tracing) {
-    app.use(ROUTES.authorization, tracing.routeSpans('oauth.authorize'));
-    app.use(ROUTES.token, tracing.routeSpans('oauth.token'));
-    app.use(ROUTES.registration, tracing.routeSpans('oauth.register'));
-  }
   app.use(protectedResourceMetadataRouter(config, resources));
-  installLimits(app, provider, limits, clientQuota);
-  app.get(ROUTES.authorization, defaultAuthorizeScope(resources));
-  app.options(ROUTES.registration, registrationCors);
-  app.post(
-    ROUTES.registration,
-    registrationCors,
-    registrationBodyLimit(MAX_REGISTRATION_BYTES),
-    registrationCap(store, config.registration.dcr.maxClients, logger, {
-      pruneFrom: reserveFrom(config.registration.dcr.maxClients),
+  // Each OAuth endpoint's chain (tracing, limits, guards), declared in oauth/endpoints.ts.
+  mountPipelines(
+    app,
+    oauthPipelines({
+      span: tracing?.routeSpans,
+      limits,
+      clientQuota,
+      guards: {
+        defaultScope: defaultAuthorizeScope(resources),
+        registrationBodyLimit: registrationBodyLimit(MAX_REGISTRATION_BYTES),
+        registrationCap: registrationCap(store, config.registration.dcr.maxClients, events, {
+          pruneFrom: reserveFrom(config.registration.dcr.maxClients),
+        }),
+      },
     }),
   );
-  app.get(`${ROUTES.registration}/:clientId`, registrationCors);
+  limits.attach(provider);
+  clientQuota.attach(provider);
+  mountPages(app, parts, oauth);
+  app.use(errorHandler(logger, events));
+  app.use(provider.callback());
+  return app;
+}
+
+/** The browser pages: the login steps, connected apps, diagnostics and the admin console. */
+function mountPages(app: Express, parts: SharedParts, oauth: AuthorizationServer): void {
+  const { config, store, resources, metrics, audit, activity, events, logger } = parts;
+  const { disabledClients, catalog } = parts;
+  const { provider, accounts, consents, upstreams, reauthorization, grants } = oauth;
   app.use(
     createInteractionRouter({
       config,
@@ -291,6 +407,7 @@ export async function createGateway(
       upstreams,
       reauthorization,
       metrics,
+      events,
       logger,
     }),
   );
@@ -306,6 +423,7 @@ export async function createGateway(
       grants,
       clients: new ClientDirectory(store, config),
       audit,
+      events,
       logger,
     }),
   );
@@ -316,6 +434,7 @@ export async function createGateway(
       accounts,
       csrf: new CsrfTokens(store, SESSION_TTL),
       resources,
+      events,
       logger,
     }),
   );
@@ -329,96 +448,29 @@ export async function createGateway(
       csrf: new CsrfTokens(store, SESSION_TTL),
       audit,
       activity,
+      events,
       logger,
       disabledClients,
       resources,
       catalog,
     }),
   );
-  app.use(interactionErrorHandler(logger));
-  app.use(provider.callback());
-
-  const metricsOnMain =
-    metrics && !config.metrics.listen
-      ? metricsHandler(metrics, compileTrustedProxies(config.metrics.allowFrom), logger)
-      : undefined;
-  let server: Server | undefined;
-  let metricsServer: { server: Server; address: AddressInfo } | undefined;
-  return {
-    app,
-    provider,
-    store,
-    metrics,
-    audit,
-    metricsAddress: () => metricsServer?.address,
-    listen: async () => {
-      if (metrics && config.metrics.listen) {
-        metricsServer = await startMetricsListener(metrics, config.metrics.listen, logger);
-      }
-      return new Promise((resolve, reject) => {
-        // `/verify` is answered before Express sees the request (see decision-point.ts).
-        server = createServer((req, res) => {
-          if (isVerifyRequest(req.url)) decisionPoint.handle(req, res);
-          else if (metricsOnMain && isPath(req.url, METRICS_PATH)) metricsOnMain(req, res);
-          else app(req, res);
-        });
-        // Slow or idle clients must not hold sockets forever.
-        server.headersTimeout = 20_000;
-        server.requestTimeout = 30_000;
-        server.keepAliveTimeout = 5_000;
-        server.once('error', reject);
-        server.listen(config.listen.port, config.listen.host, () =>
-          resolve(server!.address() as AddressInfo),
-        );
-      });
-    },
-    close: async () => {
-      if (metricsServer) {
-        await new Promise<void>((resolve) => {
-          metricsServer!.server.close(() => resolve());
-          metricsServer!.server.closeAllConnections();
-        });
-      }
-      if (server) {
-        await new Promise<void>((resolve) => {
-          server!.close(() => resolve());
-          server!.closeAllConnections();
-        });
-      }
-      await revocations.stop();
-      await disabledClients.stop();
-      await catalog?.stop();
-      await tracing?.shutdown();
-      await audit?.close();
-      await activity?.close();
-      if (!options.store) await store.close();
-    },
-  };
 }
 
-/** `path` itself, with or without a query (Caddy keeps the original request's query on it). */
-function isPath(url: string | undefined, path: string): boolean {
-  return url === path || (url?.startsWith(`${path}?`) ?? false);
-}
-
-function isVerifyRequest(url: string | undefined): boolean {
-  return isPath(url, VERIFY_PATH);
-}
-
-/** The store the configuration names (also used by the CLI to reach a running service's). */
-export function createStore(config: GatewayConfig, logger: Logger): Store {
-  if (config.store.redis) {
-    return new RedisStore({
-      url: config.store.redis.url,
-      keyPrefix: config.store.redis.keyPrefix,
-      onError: (error: Error) => logger.error('redis error', { error: error.message }),
-    });
-  }
-  return new MemoryStore({
-    maxEntries: config.store.memory?.maxEntries ?? 100_000,
-    // What denies access can always be written, however full other traffic keeps the store.
-    reservedKeys: [DISABLED_CLIENTS_KEY, REVOCATION_LIST_KEY],
-  });
+/** What the service stops once no request can arrive any more, in this order. */
+function shutdownOrder(
+  parts: SharedParts,
+  ownsStore: boolean,
+): (() => Promise<void> | undefined)[] {
+  return [
+    () => parts.revocations.stop(),
+    () => parts.disabledClients.stop(),
+    () => parts.catalog?.stop(),
+    () => parts.tracing?.shutdown(),
+    () => parts.audit?.close(),
+    () => parts.activity?.close(),
+    () => (ownsStore ? parts.store.close() : undefined),
+  ];
 }
 
 /**
@@ -462,50 +514,4 @@ function checkStartupPolicy(config: GatewayConfig, logger: Logger): void {
       },
     );
   }
-}
-
-/** Maps failures inside the login/consent pages to a page the user can act on. */
-/** The routes a person's browser visits (pages), as opposed to the JSON API. */
-function isBrowserRoute(path: string): boolean {
-  return /^\/(interaction|login|authorize|account|admin)(\/|$)/.test(path);
-}
-
-function interactionErrorHandler(logger: Logger): ErrorRequestHandler {
-  return (error, req, res, next) => {
-    if (res.headersSent) return next(error);
-    if (error instanceof oidcErrors.SessionNotFound || error instanceof InteractionMismatch) {
-      securityEvent(logger, 'oauth_error', { ip: req.ip, reason: (error as Error).message });
-      return sendSignInExpired(
-        res,
-        'This sign-in session has expired or belongs to another browser. Start again from your application.',
-      );
-    }
-    // Client errors raised by Express itself (body-parser's 413, malformed bodies, a path
-    // whose percent-encoding cannot be decoded): a page for the browser routes, JSON for the
-    // API ones (registration, metadata, token…).
-    const status = (error as { status?: unknown }).status;
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      if (!isBrowserRoute(req.path)) {
-        return res
-          .status(status)
-          .set('Cache-Control', 'no-store')
-          .json({ error: 'invalid_request', error_description: 'malformed request' });
-      }
-      return sendPage(
-        res,
-        status,
-        renderErrorPage({
-          title: 'Request refused',
-          error: 'invalid_request',
-          description: (error as Error).message,
-        }),
-      );
-    }
-    logger.error('request failed', { error });
-    return sendPage(
-      res,
-      500,
-      renderErrorPage({ title: 'Something went wrong', error: 'server_error' }),
-    );
-  };
 }

@@ -5,8 +5,9 @@
  * service and stops it cleanly on SIGINT/SIGTERM. With a subcommand (`config`, `clients`,
  * …) it runs that instead (src/cli/).
  *
- * Exit codes: 0 stopped by a signal, 1 failed at run time, 2 invalid configuration or
- * refused start-up. This is the only module that reads `process.env`.
+ * Exit codes (src/cli/io.ts `EXIT`, shared with every subcommand): 0 stopped by a signal,
+ * 1 failed at run time, 2 invalid configuration or refused start-up. This is the only module
+ * that reads `process.env`.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
@@ -17,7 +18,7 @@ import { text } from 'node:stream/consumers';
 import { runClientsCommand } from './cli/clients-command.js';
 import { runConfigCommand } from './cli/config-command.js';
 import { runServersCommand } from './cli/servers-command.js';
-import { processIo } from './cli/io.js';
+import { EXIT, processIo } from './cli/io.js';
 import { DEFAULT_TUNNEL_DIR, runTunnelCommand } from './tunnel/command.js';
 
 const USAGE = `Usage: mcp-gateway [--config FILE]
@@ -66,7 +67,7 @@ async function subcommand(argv: string[]): Promise<number | undefined> {
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       for (const line of error.problems) process.stderr.write(`config: ${line}\n`);
-      return 2;
+      return EXIT.usage;
     }
   }
   return undefined;
@@ -80,11 +81,11 @@ async function main(): Promise<number> {
     args = parseArgs({ options: { config: { type: 'string' }, help: { type: 'boolean' } } });
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
-    return 2;
+    return EXIT.usage;
   }
   if (args.values.help) {
     process.stdout.write(`${USAGE}\n`);
-    return 0;
+    return EXIT.ok;
   }
   const file = args.values.config ?? (process.env.MCP_GATEWAY_CONFIG || undefined);
 
@@ -94,7 +95,7 @@ async function main(): Promise<number> {
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const line of error.problems) process.stderr.write(`config: ${line}\n`);
-      return 2;
+      return EXIT.usage;
     }
     throw error;
   }
@@ -110,7 +111,7 @@ async function main(): Promise<number> {
   } catch (error) {
     if (error instanceof StartupRefused) {
       process.stderr.write(`config: ${error.message}\n`);
-      return 2;
+      return EXIT.usage;
     }
     throw error;
   }
@@ -139,8 +140,8 @@ async function main(): Promise<number> {
     const stop = (signal: string) => {
       logger.info('stopping', { event: 'stopping', signal });
       Promise.all([gateway.close(), demo?.close()]).then(
-        () => resolve(0),
-        () => resolve(1),
+        () => resolve(EXIT.ok),
+        () => resolve(EXIT.failed),
       );
     };
     process.once('SIGINT', stop);
@@ -176,6 +177,6 @@ main().then(
   (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`fatal: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(1);
+    process.exit(EXIT.failed);
   },
 );

@@ -5,13 +5,8 @@
  * own Grant records, read straight from the store, so that the command line (which has no
  * oidc-provider) reads them the same way the service does.
  */
+import { accountGrantsKey, clientGrantsKey, grantUseKey, recordKey } from '../store/keys.js';
 import type { JsonObject, Store } from '../store/store.js';
-import {
-  accountGrantsKey,
-  clientGrantsKey,
-  grantUseKey,
-  recordKey,
-} from '../oauth/store-adapter.js';
 
 export interface GrantSummary {
   grantId: string;

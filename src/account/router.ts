@@ -22,8 +22,8 @@
  *
  * Revoking (`POST /account/apps/revoke` with the form's `client_id`) needs the session, the
  * page's CSRF token (one per session, in the store, valid as long as the session) and a
- * same-origin request by the browser's own headers (`Origin`, `Sec-Fetch-Site`: see
- * `formAllowed`). It ends every grant the session's account gave that client, and only
+ * same-origin request by the browser's own headers (`Origin`, `Sec-Fetch-Site`), both checked
+ * by the shared form check (src/web/form-check.ts). It ends every grant the session's account gave that client, and only
  * those: a client the account holds no grant of is answered 404, whether or not other users
  * hold some. Each grant is revoked through the store adapter's `revokeByGrantId`, the one path
  * every revocation takes: its refresh tokens are deleted (the next refresh gets
@@ -36,16 +36,18 @@ import { timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import type Provider from 'oidc-provider';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { ClientDirectory } from '../clients/directory.js';
 import type { GatewayConfig } from '../config/schema.js';
+import type { SecurityEvents } from '../events/security-events.js';
 import type { AccountStore } from '../login/accounts.js';
-import type { CsrfTokens } from '../login/csrf.js';
-import { sendPage } from '../login/interactions.js';
 import type { Logger } from '../logging/logger.js';
-import { securityEvent } from '../logging/security-events.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
-import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../oauth/provider.js';
-import type { ResourceRegistry } from '../oauth/resources.js';
-import type { ClientDirectory } from './clients.js';
+import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../oauth/constants.js';
+import type { ResourceRegistry } from '../resources/registry.js';
+import { accountCsrfName } from '../store/keys.js';
+import type { CsrfTokens } from '../web/csrf.js';
+import { createFormCheck } from '../web/form-check.js';
+import { sendPage } from '../web/send-page.js';
 import { groupByClient, type ConnectedApp } from './connected-apps.js';
 import type { GrantDirectory } from './grants.js';
 import {
@@ -53,8 +55,8 @@ import {
   createPageSessions,
   RETURN_PATHS,
   s256,
-  sameOriginForm,
   type PageSession,
+  type PageSessions,
   type ReturnTarget,
 } from './session.js';
 import {
@@ -79,10 +81,10 @@ export interface AccountDependencies {
   clients: ClientDirectory;
   /** Absent with `audit.enabled: false`. */
   audit: AuditLog | undefined;
+  events: SecurityEvents;
   logger: Logger;
 }
 
-const csrfKey = (sessionUid: string) => `account:${sessionUid}`;
 const IDENTITY_SCOPES = new Set(['email', 'profile']);
 
 function safeEqual(a: string, b: string): boolean {
@@ -100,109 +102,133 @@ function readCookie(req: Request, name: string): string | undefined {
   return undefined;
 }
 
+function refuse(res: Response, status: number, title: string, description: string): void {
+  sendPage(res, status, renderAccountProblem(title, description));
+}
+
 export function createAccountRouter(deps: AccountDependencies): Router {
-  const { config, provider, csrf, logger } = deps;
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
-  const secure = config.issuer.startsWith('https://');
-  const issuerOrigin = new URL(config.issuer).origin;
-  const callbackUrl = accountCallbackUrl(config.issuer);
-  const sessions = createPageSessions(config, provider);
-  const { stateCookie, stateCookieOptions } = sessions;
-  const currentSession = (req: Request, res: Response) => sessions.current(req, res);
-  type Session = PageSession;
-  const startSignIn = (res: Response) => sessions.startSignIn(res);
+  const sessions = createPageSessions(deps.config, deps.provider);
+  const apps = connectedAppsOf(deps);
+  const checkForm = accountFormCheck(deps);
+  router.get(ACCOUNT_PATH, accountPage(deps, sessions, apps));
+  router.get(`${ACCOUNT_PATH}/callback`, signInCallback(deps, sessions));
+  router.post(ACCOUNT_REVOKE_PATH, form, revokeApp(deps, sessions, apps, checkForm));
+  router.post(`${ACCOUNT_PATH}/signout`, form, signOut(deps, sessions, checkForm));
+  return router;
+}
 
-  function refuse(res: Response, status: number, title: string, description: string) {
-    return sendPage(res, status, renderAccountProblem(title, description));
-  }
-
-  /**
-   * A form post must come from the page itself: the session's CSRF token and, before it, the
-   * browser's word on where the form was (see `sameOriginForm`).
-   */
-  async function formAllowed(req: Request, res: Response, session: Session): Promise<boolean> {
-    if (!sameOriginForm(req, issuerOrigin)) {
-      const origin = req.get('origin');
-      const fetchSite = req.get('sec-fetch-site');
-      securityEvent(logger, 'csrf_failed', {
-        ip: req.ip,
-        subject: session.accountId,
-        reason: 'account form posted from another origin',
-        origin,
-        fetchSite,
-      });
-      refuse(res, 403, 'Request refused', 'The form was not sent from this site.');
-      return false;
-    }
-    const body = req.body as Record<string, unknown> | undefined;
-    if (!(await csrf.verify(csrfKey(session.uid), body?.csrf))) {
-      securityEvent(logger, 'csrf_failed', {
-        ip: req.ip,
-        subject: session.accountId,
-        reason: 'account form without a valid CSRF token',
-      });
+/**
+ * A form post must come from the page itself: the browser's word on where the form was, then
+ * the session's CSRF token (src/web/form-check.ts).
+ */
+function accountFormCheck(deps: Pick<AccountDependencies, 'config' | 'csrf' | 'events'>) {
+  const check = createFormCheck({
+    issuerOrigin: new URL(deps.config.issuer).origin,
+    csrf: deps.csrf,
+    events: deps.events,
+    reasons: {
+      cross_origin: 'account form posted from another origin',
+      csrf: 'account form without a valid CSRF token',
+    },
+    refuse: (res, refusal) =>
       refuse(
         res,
         403,
         'Request refused',
-        'The form was not sent from your connected apps page. Open the page again and retry.',
-      );
-      return false;
-    }
-    return true;
-  }
+        refusal === 'cross_origin'
+          ? 'The form was not sent from this site.'
+          : 'The form was not sent from your connected apps page. Open the page again and retry.',
+      ),
+  });
+  return (req: Request, res: Response, session: PageSession) =>
+    check(req, res, {
+      tokenKey: accountCsrfName(session.uid),
+      details: { subject: session.accountId },
+    });
+}
 
-  async function describeApp(app: ConnectedApp) {
-    const client = await deps.clients.describe(app.clientId);
-    const view: ConnectedAppView = {
-      clientId: app.clientId,
-      clientName: client.name ?? client.host ?? app.clientId,
-      kind: client.kind,
-      host: client.host,
-      clientKnown: client.known,
-      resources: app.resources.map(({ url, scopes }) => ({
-        name: deps.resources.find(url)?.name ?? url,
-        url,
-        scopes,
-      })),
-      identityScopes: app.oidcScopes.filter((scope) => IDENTITY_SCOPES.has(scope)),
-      firstUse: app.firstUse,
-      lastUse: app.lastUse,
-      authorizations: app.grantIds.length,
-    };
-    return view;
-  }
+type SessionFormCheck = ReturnType<typeof accountFormCheck>;
 
+/** An account's connected apps: its grants by client, and what the page shows of each. */
+interface ConnectedApps {
   /** The account's grants, by client; the gateway's own account client is not an app. */
-  async function connectedApps(accountId: string): Promise<ConnectedApp[]> {
-    const grants = await deps.grants.forAccount(accountId);
-    return groupByClient(grants.filter((grant) => grant.clientId !== ACCOUNT_CLIENT_ID));
-  }
+  of(accountId: string): Promise<ConnectedApp[]>;
+  describe(app: ConnectedApp): Promise<ConnectedAppView>;
+}
 
-  router.get(ACCOUNT_PATH, async (req, res) => {
-    const session = await currentSession(req, res);
-    if (!session) return startSignIn(res);
+function connectedAppsOf(
+  deps: Pick<AccountDependencies, 'grants' | 'clients' | 'resources'>,
+): ConnectedApps {
+  return {
+    async of(accountId) {
+      const grants = await deps.grants.forAccount(accountId);
+      return groupByClient(grants.filter((grant) => grant.clientId !== ACCOUNT_CLIENT_ID));
+    },
+    async describe(app) {
+      const client = await deps.clients.describe(app.clientId);
+      return {
+        clientId: app.clientId,
+        clientName: client.name ?? client.host ?? app.clientId,
+        kind: client.kind,
+        host: client.host,
+        clientKnown: client.known,
+        resources: app.resources.map(({ url, scopes }) => ({
+          name: deps.resources.find(url)?.name ?? url,
+          url,
+          scopes,
+        })),
+        identityScopes: app.oidcScopes.filter((scope) => IDENTITY_SCOPES.has(scope)),
+        firstUse: app.firstUse,
+        lastUse: app.lastUse,
+        authorizations: app.grantIds.length,
+      };
+    },
+  };
+}
+
+/** `GET /account`: the page, or the sign-in without a session. */
+function accountPage(
+  deps: Pick<AccountDependencies, 'accounts' | 'csrf'>,
+  sessions: PageSessions,
+  apps: ConnectedApps,
+) {
+  return async (req: Request, res: Response) => {
+    const session = await sessions.current(req, res);
+    if (!session) return sessions.startSignIn(res);
     const accountId = session.accountId;
     const identity = await deps.accounts.find(accountId);
-    const apps: ConnectedAppView[] = [];
-    for (const app of await connectedApps(accountId)) apps.push(await describeApp(app));
+    const views: ConnectedAppView[] = [];
+    for (const app of await apps.of(accountId)) views.push(await apps.describe(app));
     return sendPage(
       res,
       200,
       renderAccountPage({
         user: identity?.email ?? identity?.name ?? accountId,
-        csrfToken: await csrf.issue(csrfKey(session.uid)),
-        apps,
+        csrfToken: await deps.csrf.issue(accountCsrfName(session.uid)),
+        apps: views,
         notice:
           req.query.done === 'revoked'
             ? 'Access revoked. The application must ask you again before it can use your MCP servers.'
             : undefined,
       }),
     );
-  });
+  };
+}
 
-  router.get(`${ACCOUNT_PATH}/callback`, async (req, res) => {
+/**
+ * `GET /account/callback`: the account client's authorization response. The state cookie,
+ * `iss`, then the code redeemed here (single use) for this browser's session.
+ */
+function signInCallback(
+  deps: Pick<AccountDependencies, 'config' | 'provider' | 'events' | 'logger'>,
+  sessions: PageSessions,
+) {
+  const { config, provider, events, logger } = deps;
+  const callbackUrl = accountCallbackUrl(config.issuer);
+  const { stateCookie, stateCookieOptions } = sessions;
+  return async (req: Request, res: Response) => {
     const query = req.query as Record<string, unknown>;
     const state = typeof query.state === 'string' ? query.state : '';
     const [expected, verifier, target] = (readCookie(req, stateCookie) ?? '').split('.');
@@ -212,7 +238,7 @@ export function createAccountRouter(deps: AccountDependencies): Router {
         : ACCOUNT_PATH;
     res.clearCookie(stateCookie, stateCookieOptions);
     if (!state || !expected || !verifier || !safeEqual(state, expected)) {
-      securityEvent(logger, 'csrf_failed', {
+      events.emit('csrf_failed', {
         ip: req.ip,
         reason: 'account sign-in callback without its state',
       });
@@ -258,9 +284,9 @@ export function createAccountRouter(deps: AccountDependencies): Router {
     } catch {
       return refuse(res, 400, 'Sign-in failed', 'The sign-in code was already used.');
     }
-    const session = await currentSession(req, res);
+    const session = await sessions.current(req, res);
     if (!session || session.accountId !== code.accountId) {
-      securityEvent(logger, 'oauth_error', {
+      events.emit('oauth_error', {
         ip: req.ip,
         subject: code.accountId,
         reason: 'account sign-in code does not match the browser session',
@@ -269,24 +295,34 @@ export function createAccountRouter(deps: AccountDependencies): Router {
     }
     logger.info('account page sign-in', { event: 'account_login', subject: session.accountId });
     return res.redirect(303, returnTo);
-  });
+  };
+}
 
-  router.post(ACCOUNT_REVOKE_PATH, form, async (req, res) => {
-    const session = await currentSession(req, res);
+/** `POST /account/apps/revoke`: ends every grant this account gave the client, and only those. */
+function revokeApp(
+  deps: Pick<AccountDependencies, 'provider' | 'consents' | 'audit' | 'logger'>,
+  sessions: PageSessions,
+  apps: ConnectedApps,
+  checkForm: SessionFormCheck,
+) {
+  return async (req: Request, res: Response) => {
+    const session = await sessions.current(req, res);
     if (!session) {
       return refuse(res, 403, 'Signed out', 'Your sign-in has ended. Open the page again.');
     }
-    if (!(await formAllowed(req, res, session))) return undefined;
-    const accountId = session.accountId!;
+    if (!(await checkForm(req, res, session))) return undefined;
+    const accountId = session.accountId;
     const clientId = (req.body as Record<string, unknown> | undefined)?.client_id;
     // Only this account's grants are looked at: another user's use of the client is not
     // revealed (the answer is the same 404 as for a client nobody uses).
     const app =
       typeof clientId === 'string'
-        ? (await connectedApps(accountId)).find((candidate) => candidate.clientId === clientId)
+        ? (await apps.of(accountId)).find((candidate) => candidate.clientId === clientId)
         : undefined;
     if (!app) return refuse(res, 404, 'Not found', 'There is no such connected app.');
-    for (const grantId of app.grantIds) await provider.Grant.adapter.revokeByGrantId(grantId);
+    for (const grantId of app.grantIds) {
+      await deps.provider.Grant.adapter.revokeByGrantId(grantId);
+    }
     await deps.consents.forget(accountId, app.clientId);
     for (const grantId of app.grantIds) {
       void deps.audit?.append('grant_revoked', {
@@ -298,7 +334,7 @@ export function createAccountRouter(deps: AccountDependencies): Router {
         ip: req.ip,
       });
     }
-    logger.info('connected app revoked by its user', {
+    deps.logger.info('connected app revoked by its user', {
       event: 'grant_revoked',
       reason: 'user',
       subject: accountId,
@@ -306,21 +342,27 @@ export function createAccountRouter(deps: AccountDependencies): Router {
       grants: app.grantIds.length,
     });
     return res.redirect(303, `${ACCOUNT_PATH}?done=revoked`);
-  });
+  };
+}
 
-  router.post(`${ACCOUNT_PATH}/signout`, form, async (req, res) => {
-    const session = await currentSession(req, res);
+/** `POST /account/signout`: ends the oidc-provider session and clears its cookies. */
+function signOut(
+  deps: Pick<AccountDependencies, 'config' | 'provider' | 'csrf' | 'logger'>,
+  sessions: PageSessions,
+  checkForm: SessionFormCheck,
+) {
+  const secure = deps.config.issuer.startsWith('https://');
+  return async (req: Request, res: Response) => {
+    const session = await sessions.current(req, res);
     if (!session) return sendPage(res, 200, renderSignedOut());
-    if (!(await formAllowed(req, res, session))) return undefined;
-    await csrf.discard(csrfKey(session.uid));
+    if (!(await checkForm(req, res, session))) return undefined;
+    await deps.csrf.discard(accountCsrfName(session.uid));
     await session.destroy();
-    const name = provider.cookieName('session');
+    const name = deps.provider.cookieName('session');
     const options = { path: '/', httpOnly: true, sameSite: 'lax', secure } as const;
     res.clearCookie(name, options);
     res.clearCookie(`${name}.sig`, options);
-    logger.info('signed out', { event: 'logout', subject: session.accountId });
+    deps.logger.info('signed out', { event: 'logout', subject: session.accountId });
     return sendPage(res, 200, renderSignedOut());
-  });
-
-  return router;
+  };
 }

@@ -1,14 +1,14 @@
 /**
  * The browser session of the gateway's own pages (`/account`, `/admin`): the oidc-provider
- * session, the sign-in through the built-in account client, and the same-origin rule for
- * their forms. One implementation, shared by both routers (see src/account/router.ts for how
- * the sign-in works and why).
+ * session and the sign-in through the built-in account client (their forms are checked by
+ * src/web/form-check.ts). One implementation, shared by both routers (see src/account/router.ts
+ * for how the sign-in works and why).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
 import type { GatewayConfig } from '../config/schema.js';
-import { ACCOUNT_CLIENT_ID, accountCallbackUrl, ROUTES } from '../oauth/provider.js';
+import { ACCOUNT_CLIENT_ID, accountCallbackUrl, ROUTES } from '../oauth/constants.js';
 
 export const ACCOUNT_PATH = '/account';
 
@@ -78,21 +78,4 @@ export function createPageSessions(config: GatewayConfig, provider: Provider): P
       res.redirect(303, `${ROUTES.authorization}?${params.toString()}`);
     },
   };
-}
-
-/**
- * Whether a form post came from the gateway's own page, by the browser's own headers.
- * `Sec-Fetch-Site` (set by the browser, never by a page) must be `same-origin` when sent; an
- * `Origin` must be the issuer's. The one exception is `Origin: null` together with
- * `Sec-Fetch-Site: same-origin`: the pages are sent with `Referrer-Policy: no-referrer`, under
- * which browsers send `Origin: null` even for a same-origin form (Fetch standard, "serializing
- * a request origin"). The CSRF token is checked besides this, by the caller.
- */
-export function sameOriginForm(req: Request, issuerOrigin: string): boolean {
-  const origin = req.get('origin');
-  const fetchSite = req.get('sec-fetch-site');
-  return fetchSite === undefined
-    ? origin === undefined || origin === issuerOrigin
-    : fetchSite === 'same-origin' &&
-        (origin === undefined || origin === issuerOrigin || origin === 'null');
 }

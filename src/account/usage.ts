@@ -7,21 +7,14 @@
  *
  * CIMD clients that obtain tokens are recorded here too ({@link CimdClientLog}).
  */
-import type Provider from 'oidc-provider';
+import { onProviderEvent, type ProviderEventSource } from '../events/provider-events.js';
 import type { Logger } from '../logging/logger.js';
 import { StoreFullError } from '../store/store.js';
-import type { CimdClientLog } from './clients.js';
+import type { CimdClientLog } from '../clients/directory.js';
 import type { GrantDirectory } from './grants.js';
 
-interface TokenContext {
-  oidc?: {
-    client?: { clientId: string; clientName?: string; redirectUris?: string[] };
-    entities?: Record<string, { grantId?: string; jti?: string; exp?: number } | undefined>;
-  };
-}
-
 export function trackGrantUse(
-  provider: Provider,
+  provider: ProviderEventSource,
   deps: {
     grants: GrantDirectory;
     cimdClients: CimdClientLog;
@@ -30,11 +23,7 @@ export function trackGrantUse(
     logger: Logger;
   },
 ): void {
-  const on = provider.on.bind(provider) as (
-    event: string,
-    listener: (...args: never[]) => void,
-  ) => void;
-  on('grant.success', (ctx: TokenContext) => {
+  onProviderEvent(provider, 'grant.success', (ctx) => {
     const entities = ctx.oidc?.entities ?? {};
     const grant = entities.Grant;
     const grantId =

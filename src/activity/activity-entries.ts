@@ -13,7 +13,7 @@
  */
 import type { DecisionOutcome } from '../forward-auth/decision-observer.js';
 import { scrubString } from '../logging/logger.js';
-import type { SecurityEventDetails, SecurityEventKind } from '../logging/security-events.js';
+import type { SecurityEventDetails, SecurityEventKind } from '../events/security-events.js';
 import type { JsonObject } from '../store/store.js';
 
 /** A decision's result, or `security` for a security event. */

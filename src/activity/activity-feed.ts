@@ -6,8 +6,8 @@
  * of MCP traffic, and in one list they would push the rarer security events out within
  * seconds. The page merges both, newest first.
  *
- * Both are fed synchronously by their sources (the decision point's observers, the security
- * event sink of the gateway's logger) and written to the store in batches (recent-list.ts).
+ * Both are fed synchronously by their sources (the decision point's observers, a sink on the
+ * gateway's security event emitter) and written to the store in batches (recent-list.ts).
  * Identical decisions (same status, reason, resource, subject, client, tool and client
  * address) within one batch are one entry with a count: an MCP session makes the same
  * decision many times a second, and one entry per request would cost the store a record per
@@ -16,25 +16,24 @@
  * decision; a new entry only for what differs.
  */
 import type { DecisionObserver, DecisionOutcome } from '../forward-auth/decision-observer.js';
+import type {
+  SecurityEventDetails,
+  SecurityEventKind,
+  SecurityEventSinks,
+} from '../events/security-events.js';
 import type { Logger } from '../logging/logger.js';
-import {
-  addSecurityEventSink,
-  type SecurityEventDetails,
-  type SecurityEventKind,
-} from '../logging/security-events.js';
+import { DECISIONS_KEY, SECURITY_EVENTS_KEY } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import { decisionEntry, readEntry, securityEntry, type ActivityEntry } from './activity-entries.js';
 import { RecentList } from './recent-list.js';
-
-/** The store keys of the two lists. */
-export const DECISIONS_KEY = 'activity:decisions';
-export const SECURITY_EVENTS_KEY = 'activity:security';
 
 export interface ActivityFeedOptions {
   store: Store;
   /** Entries kept per list (`activity.maxEntries`). */
   maxEntries: number;
-  /** The gateway's logger: its security events are fed in, and write failures logged. */
+  /** The gateway's security events: the feed adds itself as a sink, until closed. */
+  events: SecurityEventSinks;
+  /** Where failing writes are logged. */
   logger: Logger;
 }
 
@@ -49,13 +48,11 @@ export class ActivityFeed implements DecisionObserver {
   #unwrittenBatch = 0;
 
   constructor(options: ActivityFeedOptions) {
-    const { store, maxEntries, logger } = options;
+    const { store, maxEntries, events, logger } = options;
     this.maxEntries = maxEntries;
     this.#decisions = new RecentList({ store, key: DECISIONS_KEY, maxEntries, logger });
     this.#security = new RecentList({ store, key: SECURITY_EVENTS_KEY, maxEntries, logger });
-    this.#removeSink = addSecurityEventSink(logger, (kind, details, ip) =>
-      this.securityEvent(kind, details, ip),
-    );
+    this.#removeSink = events.addSink((kind, details, ip) => this.securityEvent(kind, details, ip));
   }
 
   /** The decision point's observer: called after every answer; O(1), never throws. */

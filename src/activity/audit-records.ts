@@ -1,10 +1,12 @@
 /**
- * The newest audit records, optionally filtered, for `/admin/activity`.
+ * The newest audit records, optionally filtered: the data of `/admin/activity?view=audit`
+ * (the admin console's pages render it; the feed beside it is activity-feed.ts).
  *
  * The store reads a chain oldest first only (`readChained`), so the chain is read in pages and
  * only the newest `limit` matching records are kept (memory stays bounded; the time grows with
  * the chain's length, which `audit.maxRecords` bounds).
  */
+import { AUDIT_KEY } from '../store/keys.js';
 import type { ChainEntry, JsonObject, Store } from '../store/store.js';
 
 export const ACTIVITY_FILTERS = ['resource', 'subject', 'client', 'kind'] as const;
@@ -39,7 +41,7 @@ export async function recentActivity(
   filter: ActivityFilter,
   options: { key?: string; limit?: number } = {},
 ): Promise<JsonObject[]> {
-  const key = options.key ?? 'audit';
+  const key = options.key ?? AUDIT_KEY;
   const limit = options.limit ?? 200;
   const kept: JsonObject[] = [];
   let after: string | undefined;

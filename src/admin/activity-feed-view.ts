@@ -5,8 +5,9 @@
  * someone sent.
  */
 import type { ActivityEntry, ActivityResult } from '../activity/activity-entries.js';
-import { breakable, wholeDates } from '../login/views/breakable.js';
-import { dataTable, html } from '../login/views/layout.js';
+import { breakable, wholeDates } from '../web/breakable.js';
+import { html } from '../web/html.js';
+import { dataTable } from '../web/layout.js';
 import type { FeedFilter } from './activity-feed.js';
 import { activityTabs } from './activity-tabs.js';
 import { pageLinks } from './paging.js';

@@ -2,7 +2,7 @@
  * `/admin/activity` (the default view): the recent `/verify` decisions and security events of
  * every replica (src/activity/activity-feed.ts), newest first, filterable by resource, user
  * (subject or email), client id and result. The audit records are the other view
- * (`?view=audit`, activity.ts).
+ * (`?view=audit`, src/activity/audit-records.ts).
  *
  * Filters are query parameters, each an exact match (the user's email case-insensitively);
  * a value longer than {@link MAX_FILTER}, given twice, or an unknown result is refused (400)
@@ -20,7 +20,7 @@ import {
   type ActivityResult,
 } from '../activity/activity-entries.js';
 import type { AccountStore } from '../login/accounts.js';
-import { sendPage } from '../login/interactions.js';
+import { sendPage } from '../web/send-page.js';
 import { renderActivityFeed, type ShownEntry } from './activity-feed-view.js';
 import type { AdminGuard, SignedInAdmin } from './guard.js';
 import { pageOf, parsePage } from './paging.js';

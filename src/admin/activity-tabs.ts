@@ -2,7 +2,7 @@
  * The switch between the two views of `/admin/activity`: the recent decisions and security
  * events (activity-feed-view.ts) and the audit records (views.ts `renderActivity`).
  */
-import { html, type SafeHtml } from '../login/views/layout.js';
+import { html, type SafeHtml } from '../web/html.js';
 
 export type ActivityTab = 'feed' | 'audit';
 

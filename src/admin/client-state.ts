@@ -5,14 +5,14 @@
  *
  * The same guard as every admin form (src/admin/guard.ts: administrator's session, same-origin
  * request, the page's CSRF token), the same shared code as `mcp-gateway clients
- * disable|enable` (`setClientDisabled`, src/account/client-admin.ts), audited as
+ * disable|enable` (`setClientDisabled`, src/clients/governance.ts), audited as
  * `admin_change` (`disable-client` / `enable-client`) with `actor: admin:<accountId>`.
  */
 import type { RequestHandler } from 'express';
-import { setClientDisabled } from '../account/client-admin.js';
+import { setClientDisabled } from '../clients/governance.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/schema.js';
-import type { DisabledClients } from '../forward-auth/disabled-clients.js';
+import type { DisabledClients } from '../clients/disabled-clients.js';
 import type { Logger } from '../logging/logger.js';
 import type { Store } from '../store/store.js';
 import type { AdminGuard } from './guard.js';

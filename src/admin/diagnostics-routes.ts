@@ -10,13 +10,14 @@
  */
 import express, { type Router } from 'express';
 import type { ResourceConfig } from '../config/schema.js';
-import { sendPage } from '../login/interactions.js';
+import { sendPage } from '../web/send-page.js';
+import type { Logger } from '../logging/logger.js';
 import { createTrustedFetch, type FetchFunction } from '../net/outbound-fetch.js';
 import { diagnoseResource } from './diagnostics.js';
 import { DIAGNOSTICS_PATH, renderDiagnostics, renderUnknownServer } from './diagnostics-view.js';
 import { createAdminGuard, type AdminGuardDependencies } from './guard.js';
 
-/** The MCP servers the gateway protects (src/oauth/resources.ts `ResourceRegistry`). */
+/** The MCP servers the gateway protects (src/resources/registry.ts `ResourceRegistry`). */
 export interface ResourceList {
   find(url: string): ResourceConfig | undefined;
   list(): ResourceConfig[];
@@ -25,6 +26,7 @@ export interface ResourceList {
 /** The console guard's dependencies (the page has no form; `csrf` is the console's). */
 export interface DiagnosticsDependencies extends AdminGuardDependencies {
   resources: ResourceList;
+  logger: Logger;
   /** Defaults to the fetch for admin-configured destinations, trusting `tls.caFiles`. */
   fetch?: FetchFunction;
 }

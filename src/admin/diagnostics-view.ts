@@ -5,8 +5,8 @@
  * are whatever the servers at those URLs sent.
  */
 import type { ResourceConfig } from '../config/schema.js';
-import { breakable } from '../login/views/breakable.js';
-import { html, SafeHtml } from '../login/views/layout.js';
+import { breakable } from '../web/breakable.js';
+import { html, SafeHtml } from '../web/html.js';
 import { PROBE_TIMEOUT_MS, type Exchange } from './diagnostics-probe.js';
 import type { DiagnosticStep, DiagnosticsReport, Finding, Verdict } from './diagnostics.js';
 import { adminPage } from './views.js';

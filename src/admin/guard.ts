@@ -5,8 +5,9 @@
  *
  * - Pages: a signed-in administrator (the `/account` sign-in, src/account/session.ts);
  *   without a session the browser is sent to sign in and back to `/admin`.
- * - Actions (POST): the same, plus a same-origin request by the browser's own headers
- *   (`sameOriginForm`) and the page's CSRF token (one per session, in the store).
+ * - Actions (POST): the same, plus the shared form check (src/web/form-check.ts): a
+ *   same-origin request by the browser's own headers and the page's CSRF token (one per
+ *   session, in the store).
  *
  * An administrator is a signed-in user whose account record (what their identity provider
  * said at their last login) has a verified email in `admins.emails` or a group in
@@ -14,13 +15,14 @@
  */
 import type { Request, Response } from 'express';
 import type Provider from 'oidc-provider';
-import { createPageSessions, sameOriginForm, type PageSession } from '../account/session.js';
+import { createPageSessions, type PageSession } from '../account/session.js';
 import type { GatewayConfig } from '../config/schema.js';
+import type { SecurityEvents } from '../events/security-events.js';
 import type { AccountRecord, AccountStore } from '../login/accounts.js';
-import type { CsrfTokens } from '../login/csrf.js';
-import { sendPage } from '../login/interactions.js';
-import type { Logger } from '../logging/logger.js';
-import { securityEvent } from '../logging/security-events.js';
+import { adminCsrfName } from '../store/keys.js';
+import type { CsrfTokens } from '../web/csrf.js';
+import { createFormCheck } from '../web/form-check.js';
+import { sendPage } from '../web/send-page.js';
 import { renderAdminProblem } from './views.js';
 
 export interface SignedInAdmin {
@@ -54,10 +56,8 @@ export interface AdminGuardDependencies {
   accounts: AccountStore;
   /** Per-session tokens for the console's forms; their TTL should be the session's. */
   csrf: CsrfTokens;
-  logger: Logger;
+  events: SecurityEvents;
 }
-
-const csrfKey = (sessionUid: string) => `admin:${sessionUid}`;
 
 /** Whether an account is an administrator by `admins` (verified email, or group). */
 export function isAdmin(
@@ -71,13 +71,30 @@ export function isAdmin(
 }
 
 export function createAdminGuard(deps: AdminGuardDependencies): AdminGuard {
-  const { config, provider, csrf, logger } = deps;
-  const issuerOrigin = new URL(config.issuer).origin;
+  const { config, provider, csrf, events } = deps;
   const sessions = createPageSessions(config, provider);
 
   const refuse = (res: Response, status: number, title: string, description: string) => {
     sendPage(res, status, renderAdminProblem(title, description));
   };
+  const checkForm = createFormCheck({
+    issuerOrigin: new URL(config.issuer).origin,
+    csrf,
+    events,
+    reasons: {
+      cross_origin: 'admin form posted from another origin',
+      csrf: 'admin form without a valid CSRF token',
+    },
+    refuse: (res, refusal) =>
+      refuse(
+        res,
+        403,
+        'Request refused',
+        refusal === 'cross_origin'
+          ? 'The form was not sent from this site.'
+          : 'The form was not sent from the admin console. Open the page again and retry.',
+      ),
+  });
 
   async function admin(
     req: Request,
@@ -92,7 +109,7 @@ export function createAdminGuard(deps: AdminGuardDependencies): AdminGuard {
     }
     const account = await deps.accounts.find(session.accountId);
     if (!isAdmin(account, config.admins)) {
-      securityEvent(logger, 'access_denied', {
+      events.emit('access_denied', {
         ip: req.ip,
         subject: session.accountId,
         reason: 'admin console refused to a non-administrator',
@@ -115,38 +132,16 @@ export function createAdminGuard(deps: AdminGuardDependencies): AdminGuard {
   return {
     admin,
     refuse,
-    csrfToken: (who) => csrf.issue(csrfKey(who.session.uid)),
+    csrfToken: (who) => csrf.issue(adminCsrfName(who.session.uid)),
     async adminForm(req, res) {
       const who = await admin(req, res, false);
       if (!who) return undefined;
       const { session } = who;
-      if (!sameOriginForm(req, issuerOrigin)) {
-        securityEvent(logger, 'csrf_failed', {
-          ip: req.ip,
-          subject: session.accountId,
-          reason: 'admin form posted from another origin',
-          origin: req.get('origin'),
-          fetchSite: req.get('sec-fetch-site'),
-        });
-        refuse(res, 403, 'Request refused', 'The form was not sent from this site.');
-        return undefined;
-      }
-      const body = req.body as Record<string, unknown> | undefined;
-      if (!(await csrf.verify(csrfKey(session.uid), body?.csrf))) {
-        securityEvent(logger, 'csrf_failed', {
-          ip: req.ip,
-          subject: session.accountId,
-          reason: 'admin form without a valid CSRF token',
-        });
-        refuse(
-          res,
-          403,
-          'Request refused',
-          'The form was not sent from the admin console. Open the page again and retry.',
-        );
-        return undefined;
-      }
-      return who;
+      const post = {
+        tokenKey: adminCsrfName(session.uid),
+        details: { subject: session.accountId },
+      };
+      return (await checkForm(req, res, post)) ? who : undefined;
     },
   };
 }

@@ -4,7 +4,7 @@
  * bounded (`activity.maxEntries`, `audit.maxRecords`), so a page past the end is simply empty.
  */
 import type { Request } from 'express';
-import { html, type SafeHtml } from '../login/views/layout.js';
+import { html, type SafeHtml } from '../web/html.js';
 
 /** Highest page number accepted; a larger one is refused rather than read. */
 export const MAX_PAGE = 10_000;

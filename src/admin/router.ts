@@ -11,25 +11,30 @@
  * The actions, revoking a client (`POST /admin/clients/revoke`) and disabling or enabling one
  * (`POST /admin/clients/disable|enable`, client-state.ts), need an administrator's session,
  * the page's CSRF token (one per session, in the store) and a same-origin request by the
- * browser's own headers (`sameOriginForm`, as on `/account`). They do what
- * `mcp-gateway clients revoke|disable|enable` do (src/account/client-admin.ts), through the
+ * browser's own headers (src/web/form-check.ts, as on `/account`). They do what
+ * `mcp-gateway clients revoke|disable|enable` do (src/clients/governance.ts), through the
  * service's own adapters, and are audited as `admin_change` with `actor: admin:<accountId>`.
  */
 import express, { type Router } from 'express';
 import type Provider from 'oidc-provider';
-import { listClientsWithUse, revokeClientAccess } from '../account/client-admin.js';
+import { listClientsWithUse, revokeClientAccess } from '../clients/governance.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { AccountStore } from '../login/accounts.js';
-import type { CsrfTokens } from '../login/csrf.js';
-import { sendPage } from '../login/interactions.js';
+import type { CsrfTokens } from '../web/csrf.js';
+import { sendPage } from '../web/send-page.js';
+import type { SecurityEvents } from '../events/security-events.js';
 import type { Logger } from '../logging/logger.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
-import type { DisabledClients } from '../forward-auth/disabled-clients.js';
-import type { ResourceRegistry } from '../oauth/resources.js';
+import type { DisabledClients } from '../clients/disabled-clients.js';
+import type { ResourceRegistry } from '../resources/registry.js';
 import type { ServerCatalog } from '../servers/catalog.js';
 import type { Store } from '../store/store.js';
-import { ACTIVITY_FILTERS, recentActivity, type ActivityFilter } from './activity.js';
+import {
+  ACTIVITY_FILTERS,
+  recentActivity,
+  type ActivityFilter,
+} from '../activity/audit-records.js';
 import type { ActivityFeed } from '../activity/activity-feed.js';
 import { sendActivityFeed } from './activity-feed.js';
 import { pageOf, parsePage } from './paging.js';
@@ -57,11 +62,12 @@ export interface AdminDependencies {
   audit: AuditLog | undefined;
   /** Recent decisions and security events; absent with `activity.enabled: false`. */
   activity: ActivityFeed | undefined;
+  events: SecurityEvents;
   logger: Logger;
   /** The protected MCP servers (live) and the run-time catalog (absent when turned off). */
   resources: ResourceRegistry;
   catalog: ServerCatalog | undefined;
-  /** Clients an administrator disabled (src/forward-auth/disabled-clients.ts). */
+  /** Clients an administrator disabled (src/clients/disabled-clients.ts). */
   disabledClients: Pick<DisabledClients, 'disable' | 'enable'>;
 }
 

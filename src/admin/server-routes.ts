@@ -9,9 +9,9 @@
  */
 import express, { type Router } from 'express';
 import type { GatewayConfig } from '../config/schema.js';
-import { sendPage } from '../login/interactions.js';
+import { sendPage } from '../web/send-page.js';
 import type { Logger } from '../logging/logger.js';
-import type { ResourceRegistry } from '../oauth/resources.js';
+import type { ResourceRegistry } from '../resources/registry.js';
 import { ServerChangeRefused, ServerEditConflict, type ServerCatalog } from '../servers/catalog.js';
 import { SERVER_ID } from '../servers/managed-server.js';
 import type { AdminGuard } from './guard.js';

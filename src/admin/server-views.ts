@@ -5,8 +5,9 @@
  * whatever an administrator typed, and a form sent back with errors repeats them).
  */
 import type { ResourceConfig } from '../config/schema.js';
-import { breakable, wholeDates } from '../login/views/breakable.js';
-import { dataTable, html, SafeHtml } from '../login/views/layout.js';
+import { breakable, wholeDates } from '../web/breakable.js';
+import { html, SafeHtml } from '../web/html.js';
+import { dataTable } from '../web/layout.js';
 import type { ManagedServer } from '../servers/managed-server.js';
 import { adminPage } from './views.js';
 

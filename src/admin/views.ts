@@ -3,13 +3,14 @@
  * goes through `html`'s escaping (client names, audit fields and query parameters are
  * whatever someone sent), no script; the one form carries the session's CSRF token.
  */
-import type { ClientListing } from '../account/client-admin.js';
+import type { ClientListing } from '../clients/governance.js';
 import { formatTime } from '../account/views/account-page.js';
-import { breakable, wholeDates } from '../login/views/breakable.js';
-import { dataTable, html, page, SafeHtml } from '../login/views/layout.js';
+import { breakable, wholeDates } from '../web/breakable.js';
+import { html, SafeHtml } from '../web/html.js';
+import { dataTable, page } from '../web/layout.js';
 import type { JsonObject } from '../store/store.js';
 import { pageLinks } from './paging.js';
-import type { ActivityFilter } from './activity.js';
+import type { ActivityFilter } from '../activity/audit-records.js';
 import { activityTabs } from './activity-tabs.js';
 
 const STYLE = new SafeHtml(

@@ -26,6 +26,7 @@
  * wiped Redis), the chain continues from the file's last record, so the file stays one chain.
  */
 import type { Logger } from '../logging/logger.js';
+import { AUDIT_KEY } from '../store/keys.js';
 import type { ChainEntry, JsonObject, Store } from '../store/store.js';
 import type { CheckpointKeys } from './checkpoint.js';
 import { FileMirror } from './file-mirror.js';
@@ -110,7 +111,7 @@ export class AuditLog {
       throw new RangeError(`maxRecords must be a positive integer, got ${options.maxRecords}`);
     }
     this.#store = options.store;
-    this.#key = options.key ?? 'audit';
+    this.#key = options.key ?? AUDIT_KEY;
     this.#maxRecords = options.maxRecords;
     this.#logger = options.logger;
     this.#maxQueue = options.maxQueue ?? 10_000;

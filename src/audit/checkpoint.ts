@@ -19,7 +19,7 @@
  * checkpoint read from the file is no credential anywhere.
  */
 import { createLocalJWKSet, importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
-import { SIGNING_ALG } from '../oauth/keys.js';
+import { SIGNING_ALG } from '../keys/key-material.js';
 
 export const CHECKPOINT_TYPE = 'mcp-gateway-audit+jwt';
 

@@ -14,7 +14,8 @@ import type { JWK } from 'jose';
 import type { CliIo } from '../cli/io.js';
 import { ConfigError, loadConfig, type Environment } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { publicJwk, readKeyMaterial, type KeyMaterial } from '../oauth/keys.js';
+import { publicJwk, readKeyMaterial, type KeyMaterial } from '../keys/key-material.js';
+import { AUDIT_KEY } from '../store/keys.js';
 import { RedisStore } from '../store/redis-store.js';
 import type { Store } from '../store/store.js';
 import { checkpointVerifier } from './checkpoint.js';
@@ -26,9 +27,6 @@ export interface AuditCliIo extends CliIo {
   /** For `MCP_GATEWAY_CONFIG` and the configuration's `${VAR}` references. */
   env: Environment;
 }
-
-/** The store key the gateway's audit trail uses (AuditLog's default). */
-export const AUDIT_KEY = 'audit';
 
 export const AUDIT_USAGE = `Usage: mcp-gateway audit verify [--file FILE] [--jwks FILE|URL] [--config FILE]
 

@@ -18,56 +18,22 @@
  * Records name the subject, client, grant, resources and scopes, never a token value: not
  * even a token's `jti` (for opaque tokens the jti *is* the token).
  */
-import type Provider from 'oidc-provider';
+import {
+  onProviderEvent,
+  type EventClient,
+  type EventEntity,
+  type OAuthEventContext,
+  type ProviderEventSource,
+} from '../events/provider-events.js';
 import { currentClientIp } from '../logging/logger.js';
 import type { AuditFields, AuditKind, AuditLog } from './audit-log.js';
-
-interface TokenLike {
-  accountId?: string;
-  clientId?: string;
-  grantId?: string;
-  scope?: string;
-  resourceServer?: { identifier?: () => string };
-}
-
-interface EventContext {
-  ip?: string;
-  oidc?: {
-    route?: string;
-    client?: { clientId: string };
-    params?: Record<string, unknown>;
-    entities?: Record<string, TokenLike | undefined>;
-    session?: { accountId?: string };
-  };
-}
-
-interface GrantLike {
-  jti?: string;
-  accountId?: string;
-  clientId?: string;
-  openid?: { scope?: string };
-  resources?: Record<string, string | undefined>;
-}
-
-interface ClientLike {
-  clientId: string;
-  clientName?: string;
-  redirectUris?: string[];
-  grantTypes?: string[];
-  tokenEndpointAuthMethod?: string;
-}
-
-interface ProviderError extends Error {
-  error?: string;
-  error_detail?: string;
-}
 
 /** Entities that carry the subject and grant of a token request, in order of preference. */
 const GRANT_ENTITIES = ['AccessToken', 'RefreshToken', 'AuthorizationCode', 'Grant'];
 
-function fromEntities(ctx: EventContext): TokenLike {
+function fromEntities(ctx: OAuthEventContext): EventEntity {
   const entities = ctx.oidc?.entities ?? {};
-  const found: TokenLike = {};
+  const found: EventEntity = {};
   for (const name of GRANT_ENTITIES) {
     const entity = entities[name];
     found.accountId ??= entity?.accountId;
@@ -88,18 +54,14 @@ function revocationReason(route: string | undefined): string {
   return route ?? 'unknown';
 }
 
-export function auditOAuthEvents(provider: Provider, audit: AuditLog): void {
-  const on = provider.on.bind(provider) as (
-    event: string,
-    listener: (...args: never[]) => void,
-  ) => void;
+export function auditOAuthEvents(provider: ProviderEventSource, audit: AuditLog): void {
   const record = (kind: AuditKind, fields: AuditFields): void => {
     void audit.append(kind, fields);
   };
   /** Requests whose grant revocation was already recorded through `grant.revoked`. */
   const revokedIn = new WeakSet<object>();
 
-  on('grant.saved', (grant: GrantLike) => {
+  onProviderEvent(provider, 'grant.saved', (grant) => {
     record('grant_saved', {
       subject: grant.accountId,
       clientId: grant.clientId,
@@ -114,7 +76,7 @@ export function auditOAuthEvents(provider: Provider, audit: AuditLog): void {
     });
   });
 
-  on('grant.success', (ctx: EventContext) => {
+  onProviderEvent(provider, 'grant.success', (ctx) => {
     const grantType = String(ctx.oidc?.params?.grant_type ?? '');
     const accessToken = ctx.oidc?.entities?.AccessToken;
     const known = fromEntities(ctx);
@@ -130,7 +92,7 @@ export function auditOAuthEvents(provider: Provider, audit: AuditLog): void {
     });
   });
 
-  on('grant.revoked', (ctx: EventContext, grantId: string) => {
+  onProviderEvent(provider, 'grant.revoked', (ctx, grantId) => {
     revokedIn.add(ctx);
     const known = fromEntities(ctx);
     record('grant_revoked', {
@@ -142,7 +104,7 @@ export function auditOAuthEvents(provider: Provider, audit: AuditLog): void {
     });
   });
 
-  on('grant.error', (ctx: EventContext, error: ProviderError) => {
+  onProviderEvent(provider, 'grant.error', (ctx, error) => {
     if (revokedIn.has(ctx)) return;
     const detail = error.error_detail ?? '';
     let reason: string | undefined;
@@ -162,7 +124,7 @@ export function auditOAuthEvents(provider: Provider, audit: AuditLog): void {
 
   const clientChange =
     (kind: AuditKind) =>
-    (ctx: EventContext, client: ClientLike): void => {
+    (ctx: OAuthEventContext, client: EventClient): void => {
       record(kind, {
         clientId: client.clientId,
         clientName: client.clientName,
@@ -172,7 +134,7 @@ export function auditOAuthEvents(provider: Provider, audit: AuditLog): void {
         ip: ctx.ip,
       });
     };
-  on('registration_create.success', clientChange('client_registered'));
-  on('registration_update.success', clientChange('client_updated'));
-  on('registration_delete.success', clientChange('client_deleted'));
+  onProviderEvent(provider, 'registration_create.success', clientChange('client_registered'));
+  onProviderEvent(provider, 'registration_update.success', clientChange('client_updated'));
+  onProviderEvent(provider, 'registration_delete.success', clientChange('client_deleted'));
 }

@@ -16,6 +16,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { decodeProtectedHeader } from 'jose';
+import { AUDIT_KEY } from '../store/keys.js';
 import {
   checkpointOfLine,
   CheckpointRefused,
@@ -53,7 +54,7 @@ type Problem = [reason: ChainFailureReason, detail: string];
 export async function verifyFile(
   file: string,
   verifyCheckpoint: CheckpointKeys['verify'],
-  chain = 'audit',
+  chain = AUDIT_KEY,
 ): Promise<FileVerification> {
   const verifier = new ChainVerifier();
   const input = createReadStream(file, { encoding: 'utf8' });

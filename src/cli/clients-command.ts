@@ -17,20 +17,23 @@
  *   clients unapprove-host HOST    withdraw an approval: the host's clients are refused at
  *                                  their next authorization or refresh (grants kept)
  */
+import {
+  createAuditLog,
+  createDisabledClients,
+  createOAuthAdapter,
+  createRevocationList,
+  createStore,
+} from '../app/services.js';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { createStore } from '../gateway.js';
 import { createLogger, type Logger } from '../logging/logger.js';
-import { AuditLog } from '../audit/audit-log.js';
 import {
   listClientsWithUse,
   revokeClientAccess,
   setClientDisabled,
-} from '../account/client-admin.js';
-import { DisabledClients } from '../forward-auth/disabled-clients.js';
-import { RevocationList } from '../forward-auth/revocations.js';
-import { ClientHostApprovals } from '../oauth/client-hosts.js';
+} from '../clients/governance.js';
+import { ClientHostApprovals } from '../clients/host-approvals.js';
 import { ConsentMemory } from '../oauth/consent-memory.js';
-import { createAdapterFactory } from '../oauth/store-adapter.js';
 import type { Store } from '../store/store.js';
 import { userInfo } from 'node:os';
 import { EXIT, type CliIo } from './io.js';
@@ -79,14 +82,17 @@ export async function runClientsCommand(
   }
   const logger = createLogger({ level: 'error' });
   const store = createStore(config, logger);
+  // Admin changes go into the audit trail, with the operating-system user who made them.
+  const audit = listing ? undefined : createAuditLog(config, store, logger);
+  const changed = { store, config, audit, actor: `cli:${userInfo().username}` };
   try {
     if (action === 'list') {
       io.stdout(await listClients(store, config));
       return EXIT.ok;
     }
-    if (action === 'revoke') return await revokeClient(host!, store, config, logger, io);
+    if (action === 'revoke') return await revokeClient(host!, changed, logger, io);
     if (action === 'disable' || action === 'enable') {
-      return await setClientState(action === 'disable', host!, store, config, logger, io);
+      return await setClientState(action === 'disable', host!, changed, logger, io);
     }
     const approvals = new ClientHostApprovals(store, config.registration.cimd.onlyHosts);
     if (action === 'pending-hosts') io.stdout(lines(await approvals.pending()));
@@ -94,16 +100,11 @@ export async function runClientsCommand(
     if (needsHost) {
       if (action === 'approve-host') await approvals.approve(host!);
       else await approvals.revoke(host!);
-      // Admin changes go into the audit trail, with the operating-system user who made them.
-      if (config.audit.enabled) {
-        const audit = new AuditLog({ store, maxRecords: config.audit.maxRecords, logger });
-        void audit.append('admin_change', {
-          actor: `cli:${userInfo().username}`,
-          change: action,
-          host: host!.toLowerCase(),
-        });
-        await audit.close();
-      }
+      void audit?.append('admin_change', {
+        actor: changed.actor,
+        change: action,
+        host: host!.toLowerCase(),
+      });
       io.stdout(
         action === 'approve-host'
           ? `approved ${host!.toLowerCase()}\n`
@@ -115,8 +116,17 @@ export async function runClientsCommand(
     io.stderr(`clients: ${(error as Error).message}\n`);
     return EXIT.failed;
   } finally {
+    await audit?.close();
     await store.close();
   }
+}
+
+/** What a change made from the command line needs: where, under which rules, audited as whom. */
+interface ChangeContext {
+  store: Store;
+  config: GatewayConfig;
+  audit: AuditLog | undefined;
+  actor: string;
 }
 
 function lines(items: string[]): string {
@@ -176,46 +186,30 @@ async function listClients(store: Store, config: GatewayConfig): Promise<string>
  * Revokes every grant of a client, as the service itself would (the store adapter's
  * `revokeByGrantId`: refresh tokens deleted, the revocation list told, which every replica's
  * `/verify` hears at once or at its next poll), forgets the users' remembered consent for it,
- * and deletes a DCR client's registration (src/account/client-admin.ts). A pre-registered
+ * and deletes a DCR client's registration (src/clients/governance.ts). A pre-registered
  * client stays configured, a CIMD client can ask users again: both are said in the output.
  */
 async function revokeClient(
   clientId: string,
-  store: Store,
-  config: GatewayConfig,
+  { store, config, audit, actor }: ChangeContext,
   logger: Logger,
   io: CliIo,
 ): Promise<number> {
-  const revocations = new RevocationList(
-    store,
-    config.tokens.accessTokenTtl + config.verify.clockSkew,
-    config.verify.revocationPollInterval,
-    logger,
+  const revocations = createRevocationList(config, store, logger);
+  const Adapter = createOAuthAdapter(config.registration.dcr, store, (grantId) =>
+    revocations.revoke(grantId),
   );
-  const Adapter = createAdapterFactory(store, {
-    dcrClientTtl: config.registration.dcr.clientTtl,
-    onGrantRevoked: (grantId) => revocations.revoke(grantId),
-  });
   const grantAdapter = new Adapter('Grant');
-  // Admin changes go into the audit trail, with the operating-system user who made them.
-  const audit = config.audit.enabled
-    ? new AuditLog({ store, maxRecords: config.audit.maxRecords, logger })
-    : undefined;
-  let result;
-  try {
-    result = await revokeClientAccess({
-      clientId,
-      store,
-      config,
-      consents: new ConsentMemory(store, config.tokens.consentTtl),
-      revokeGrant: (grantId) => grantAdapter.revokeByGrantId(grantId),
-      deleteRegistration: (id) => new Adapter('Client').destroy(id),
-      audit,
-      actor: `cli:${userInfo().username}`,
-    });
-  } finally {
-    await audit?.close();
-  }
+  const result = await revokeClientAccess({
+    clientId,
+    store,
+    config,
+    consents: new ConsentMemory(store, config.tokens.consentTtl),
+    revokeGrant: (grantId) => grantAdapter.revokeByGrantId(grantId),
+    deleteRegistration: (id) => new Adapter('Client').destroy(id),
+    audit,
+    actor,
+  });
   if (result.outcome === 'built-in') {
     io.stderr(`${clientId} is the gateway's own account page client; it cannot be revoked\n`);
     return EXIT.failed;
@@ -242,35 +236,26 @@ async function revokeClient(
 
 /**
  * Disables a client (its grants kept) or enables it again, as the admin console does
- * (src/account/client-admin.ts): the store's disabled-clients list is written and the change
+ * (src/clients/governance.ts): the store's disabled-clients list is written and the change
  * announced, which every replica's `/verify` hears at once (or at its next poll), and the
  * authorization server reads at its next request.
  */
 async function setClientState(
   disable: boolean,
   clientId: string,
-  store: Store,
-  config: GatewayConfig,
+  { store, config, audit, actor }: ChangeContext,
   logger: Logger,
   io: CliIo,
 ): Promise<number> {
-  const audit = config.audit.enabled
-    ? new AuditLog({ store, maxRecords: config.audit.maxRecords, logger })
-    : undefined;
-  let result;
-  try {
-    result = await setClientDisabled({
-      clientId,
-      disable,
-      store,
-      config,
-      disabledClients: new DisabledClients(store, config.verify.revocationPollInterval, logger),
-      audit,
-      actor: `cli:${userInfo().username}`,
-    });
-  } finally {
-    await audit?.close();
-  }
+  const result = await setClientDisabled({
+    clientId,
+    disable,
+    store,
+    config,
+    disabledClients: createDisabledClients(config.verify, store, logger),
+    audit,
+    actor,
+  });
   const name = printable(clientId);
   if (result.outcome === 'built-in') {
     io.stderr(`${clientId} is the gateway's own account page client; it cannot be disabled\n`);

@@ -20,11 +20,10 @@
 import { access, constants, readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parse } from 'yaml';
-import { AuditLog } from '../audit/audit-log.js';
+import { createAuditLog, createStore } from '../app/services.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { createStore } from '../gateway.js';
 import { createLogger } from '../logging/logger.js';
-import { tryCanonicalResourceUrl } from '../oauth/resource-url.js';
+import { tryCanonicalResourceUrl } from '../resources/resource-url.js';
 import { ServerChangeRefused } from '../servers/catalog.js';
 import type { ManagedServer, ManagedServerInput } from '../servers/managed-server.js';
 import { createServerCatalog } from '../servers/setup.js';
@@ -79,9 +78,7 @@ export async function runServersCommand(
 
   const logger = createLogger({ level: 'error' });
   const store = createStore(config, logger);
-  const audit = config.audit.enabled
-    ? new AuditLog({ store, maxRecords: config.audit.maxRecords, logger })
-    : undefined;
+  const audit = createAuditLog(config, store, logger);
   const directory = config.managedServers.traefik.directory;
   const writable =
     directory !== undefined &&

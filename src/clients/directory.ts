@@ -16,13 +16,9 @@
  * it exactly as the service does.
  */
 import type { GatewayConfig } from '../config/schema.js';
-import { ACCOUNT_CLIENT_ID } from '../oauth/provider.js';
-import {
-  CLIENT_EXPIRES,
-  CLIENT_LAST_USED,
-  DCR_CLIENT_INDEX,
-  recordKey,
-} from '../oauth/store-adapter.js';
+import { ACCOUNT_CLIENT_ID } from '../oauth/constants.js';
+import { CLIENT_EXPIRES, CLIENT_LAST_USED } from '../oauth/store-adapter.js';
+import { CIMD_CLIENT_INDEX, cimdClientKey, DCR_CLIENT_INDEX, recordKey } from '../store/keys.js';
 import type { JsonObject, Store } from '../store/store.js';
 
 export type ClientKind = 'dcr' | 'cimd' | 'pre-registered' | 'built-in';
@@ -55,9 +51,6 @@ export interface ClientInfo {
   /** False when the gateway no longer has the client (an expired or deleted DCR client). */
   known: boolean;
 }
-
-export const CIMD_CLIENT_INDEX = 'oidc:index:cimd-clients';
-export const cimdClientKey = (clientId: string) => `oidc:cimd-client:${clientId}`;
 
 interface CimdRecord extends JsonObject {
   name?: string;

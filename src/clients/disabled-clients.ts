@@ -8,10 +8,12 @@
  *   each replica keeps the list in memory (the hot-path check is a Set lookup on the verified
  *   token's `client_id`), applies announcements on a store channel at once, and re-reads the
  *   whole list every `pollInterval` seconds in case it missed one (Redis pub/sub is best
- *   effort), as the revocation list (revocations.ts) does for revoked grants;
- * - the authorization server refuses the client at every endpoint (src/oauth/disabled-client-guard.ts),
- *   reading the list from the store ({@link isDisabledInStore}): token issuance is where a
- *   missed announcement would matter most, and those requests read the store anyway.
+ *   effort), as the revocation list (src/forward-auth/revocations.ts) does for revoked
+ *   grants;
+ * - the authorization server refuses the client at every endpoint
+ *   (src/oauth/disabled-client-guard.ts), reading the list from the store
+ *   ({@link isDisabledInStore}): token issuance is where a missed announcement would matter
+ *   most, and those requests read the store anyway.
  *
  * The list is one store set of client ids, without expiry (a disabled client stays disabled
  * until enabled). While the store cannot be read this copy may be stale; `/verify` then
@@ -19,11 +21,8 @@
  * interval, is no longer usable (`verify.storeOutage`).
  */
 import type { Logger } from '../logging/logger.js';
+import { DISABLED_CLIENTS_CHANNEL, DISABLED_CLIENTS_KEY } from '../store/keys.js';
 import type { Store } from '../store/store.js';
-
-/** The store set of disabled client ids. */
-export const DISABLED_CLIENTS_KEY = 'clients:disabled';
-const CHANNEL = 'clients:disabled';
 
 /** Announcements: `+<clientId>` disabled, `-<clientId>` enabled. */
 type Announcement = `${'+' | '-'}${string}`;
@@ -64,7 +63,9 @@ export class DisabledClients {
 
   /** Subscribes to announcements, reads the list, and re-reads it every `pollInterval`. */
   async start(): Promise<void> {
-    this.unsubscribe = await this.store.subscribe(CHANNEL, (message) => this.heard(message));
+    this.unsubscribe = await this.store.subscribe(DISABLED_CLIENTS_CHANNEL, (message) =>
+      this.heard(message),
+    );
     await this.refresh();
     this.timer = setInterval(() => {
       this.refresh().catch((error: unknown) =>
@@ -120,7 +121,7 @@ export class DisabledClients {
   }
 
   private announce(message: Announcement): Promise<void> {
-    return this.store.publish(CHANNEL, message);
+    return this.store.publish(DISABLED_CLIENTS_CHANNEL, message);
   }
 
   private heard(message: string): void {

@@ -5,14 +5,14 @@
  * and a registration deleted (the running service through its provider's adapters, the command
  * line through adapters of its own on the same store) and who is acting, for the audit trail.
  */
+import { GrantDirectory } from '../account/grants.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { readDisabledClients } from '../forward-auth/disabled-clients.js';
 import type { ConsentMemory } from '../oauth/consent-memory.js';
-import { ACCOUNT_CLIENT_ID } from '../oauth/provider.js';
+import { ACCOUNT_CLIENT_ID } from '../oauth/constants.js';
 import type { Store } from '../store/store.js';
-import { ClientDirectory, type ClientInfo } from './clients.js';
-import { GrantDirectory } from './grants.js';
+import { ClientDirectory, type ClientInfo } from './directory.js';
+import { readDisabledClients } from './disabled-clients.js';
 
 export interface ClientListing {
   client: ClientInfo;
@@ -130,7 +130,7 @@ export interface ClientStateOptions {
   disable: boolean;
   store: Store;
   config: Pick<GatewayConfig, 'clients'>;
-  /** The disabled-clients list (src/forward-auth/disabled-clients.ts): writes and announces. */
+  /** The disabled-clients list (src/clients/disabled-clients.ts): writes and announces. */
   disabledClients: {
     disable(clientId: string): Promise<boolean>;
     enable(clientId: string): Promise<boolean>;

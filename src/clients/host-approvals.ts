@@ -8,10 +8,8 @@
  * admin approves it (CLI `mcp-gateway clients approve-host`), its client ids work. The lists
  * live in the store, so every replica (and the CLI, with Redis) sees the same ones.
  */
+import { APPROVED_CIMD_HOSTS_KEY, PENDING_CIMD_HOSTS_KEY } from '../store/keys.js';
 import type { Store } from '../store/store.js';
-
-const APPROVED = 'cimd:hosts:approved';
-const PENDING = 'cimd:hosts:pending';
 
 export class ClientHostApprovals {
   private readonly preApproved: Set<string>;
@@ -28,26 +26,26 @@ export class ClientHostApprovals {
   async check(host: string): Promise<boolean> {
     const name = host.toLowerCase();
     if (this.preApproved.has(name)) return true;
-    if ((await this.store.setMembers(APPROVED)).includes(name)) return true;
-    await this.store.addToSet(PENDING, [name]);
+    if ((await this.store.setMembers(APPROVED_CIMD_HOSTS_KEY)).includes(name)) return true;
+    await this.store.addToSet(PENDING_CIMD_HOSTS_KEY, [name]);
     return false;
   }
 
   async approve(host: string): Promise<void> {
     const name = host.toLowerCase();
-    await this.store.addToSet(APPROVED, [name]);
-    await this.store.removeFromSet(PENDING, [name]);
+    await this.store.addToSet(APPROVED_CIMD_HOSTS_KEY, [name]);
+    await this.store.removeFromSet(PENDING_CIMD_HOSTS_KEY, [name]);
   }
 
   async revoke(host: string): Promise<void> {
-    await this.store.removeFromSet(APPROVED, [host.toLowerCase()]);
+    await this.store.removeFromSet(APPROVED_CIMD_HOSTS_KEY, [host.toLowerCase()]);
   }
 
   pending(): Promise<string[]> {
-    return this.store.setMembers(PENDING).then((hosts) => hosts.sort());
+    return this.store.setMembers(PENDING_CIMD_HOSTS_KEY).then((hosts) => hosts.sort());
   }
 
   approved(): Promise<string[]> {
-    return this.store.setMembers(APPROVED).then((hosts) => hosts.sort());
+    return this.store.setMembers(APPROVED_CIMD_HOSTS_KEY).then((hosts) => hosts.sort());
   }
 }

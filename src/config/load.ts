@@ -87,9 +87,17 @@ export function loadConfig(file: string | undefined, env: Environment): LoadedCo
     throw new ConfigError([`${file}: must be a YAML mapping of keys to values`]);
   }
   const withOverrides = applyListenOverrides(raw as Record<string, unknown>, env, portOverride);
-  const parsed = configSchema.safeParse(withOverrides);
+  return { config: parseConfig(withOverrides), source: file };
+}
+
+/**
+ * Validates a configuration as read (after interpolation and the listen overrides).
+ * @throws ConfigError with one line per problem, naming the key
+ */
+export function parseConfig(raw: unknown): GatewayConfig {
+  const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues));
-  return { config: parsed.data, source: file };
+  return parsed.data;
 }
 
 function readYaml(file: string): unknown {

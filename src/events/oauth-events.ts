@@ -4,23 +4,17 @@
  * codes and reused refresh tokens, and any other OAuth error. The classification reads the
  * error's detail, which oidc-provider sets to the precise reason (never a token).
  */
-import type Provider from 'oidc-provider';
-import type { Logger } from './logger.js';
-import { securityEvent, type SecurityEventKind } from './security-events.js';
-
-interface EventContext {
-  ip?: string;
-  oidc?: { client?: { clientId: string }; params?: Record<string, unknown> };
-}
-
-interface ProviderError extends Error {
-  error?: string;
-  error_description?: string;
-  error_detail?: string;
-}
+import {
+  onProviderEvent,
+  type OAuthEventError,
+  type ProviderErrorEvent,
+  type ProviderEventSource,
+} from './provider-events.js';
+import type { SecurityEventKind, SecurityEvents } from './security-events.js';
+import type { Logger } from '../logging/logger.js';
 
 /** Which security event an OAuth error at `endpoint` is. Exported for tests. */
-export function classifyOAuthError(endpoint: string, error: ProviderError): SecurityEventKind {
+export function classifyOAuthError(endpoint: string, error: OAuthEventError): SecurityEventKind {
   const detail = `${error.error_detail ?? ''} ${error.error_description ?? ''}`;
   if (endpoint === 'registration_create.error') return 'registration_refused';
   if (/client_id metadata document|client is not allowed/.test(detail)) return 'cimd_refused';
@@ -33,32 +27,32 @@ export function classifyOAuthError(endpoint: string, error: ProviderError): Secu
   return 'oauth_error';
 }
 
-export function logOAuthEvents(provider: Provider, logger: Logger): void {
-  const on = provider.on.bind(provider) as (
-    event: string,
-    listener: (...args: never[]) => void,
-  ) => void;
+/** The endpoints whose errors are security events. */
+const ERROR_EVENTS: ProviderErrorEvent[] = [
+  'authorization.error',
+  'grant.error',
+  'registration_create.error',
+  'registration_read.error',
+  'revocation.error',
+  'introspection.error',
+];
 
-  on(
-    'registration_create.success',
-    (_ctx: EventContext, client: { clientId: string; clientName?: string }) => {
-      securityEvent(logger, 'client_registered', {
-        clientId: client.clientId,
-        clientName: client.clientName,
-      });
-    },
-  );
+/** Raises oidc-provider's registrations and errors as security events; logs its 500s. */
+export function logOAuthEvents(
+  provider: ProviderEventSource,
+  deps: { events: SecurityEvents; logger: Logger },
+): void {
+  const { events, logger } = deps;
+  onProviderEvent(provider, 'registration_create.success', (_ctx, client) => {
+    events.emit('client_registered', {
+      clientId: client.clientId,
+      clientName: client.clientName,
+    });
+  });
 
-  for (const endpoint of [
-    'authorization.error',
-    'grant.error',
-    'registration_create.error',
-    'registration_read.error',
-    'revocation.error',
-    'introspection.error',
-  ]) {
-    on(endpoint, (ctx: EventContext, error: ProviderError) => {
-      securityEvent(logger, classifyOAuthError(endpoint, error), {
+  for (const endpoint of ERROR_EVENTS) {
+    onProviderEvent(provider, endpoint, (ctx, error) => {
+      events.emit(classifyOAuthError(endpoint, error), {
         clientId: ctx?.oidc?.client?.clientId,
         grantType:
           typeof ctx?.oidc?.params?.grant_type === 'string'
@@ -71,7 +65,7 @@ export function logOAuthEvents(provider: Provider, logger: Logger): void {
     });
   }
 
-  on('server_error', (_ctx: EventContext, error: Error) => {
+  onProviderEvent(provider, 'server_error', (_ctx, error) => {
     logger.error('oauth server error', { error });
   });
 }

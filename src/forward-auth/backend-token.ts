@@ -4,16 +4,22 @@
  * gateway's keys (verifiable at `<issuer>/jwks`), addressed to that server only (`aud`), and
  * short-lived. It replaces the client's token, which never reaches the MCP server (RS-10).
  *
- * Signing costs far more than a cache lookup, so one JWT per (token, resource) is kept with the
- * verified token and reused until a quarter of its lifetime is left.
+ * Signing costs far more than a cache lookup, so one JWT per (token, resource) is kept, keyed
+ * weakly by the verified token (it goes when the verified-token cache lets the token go), and
+ * reused until a quarter of its lifetime is left.
  */
 import { importJWK, SignJWT, type CryptoKey, type JWK, type KeyObject } from 'jose';
-import { SIGNING_ALG } from '../oauth/keys.js';
+import { SIGNING_ALG } from '../keys/key-material.js';
 import type { VerifiedToken } from './token-verifier.js';
 
 export const BACKEND_TOKEN_TYPE = 'mcp-gateway+jwt';
 
 export class BackendTokenSigner {
+  /**
+   * The JWTs already signed per verified token and resource. Created on first use: most tokens
+   * never need one, and the verified-token cache holds up to 100 000 tokens.
+   */
+  private readonly signed = new WeakMap<VerifiedToken, Map<string, { jwt: string; exp: number }>>();
   private key: Promise<CryptoKey | KeyObject | Uint8Array> | undefined;
 
   constructor(
@@ -24,7 +30,7 @@ export class BackendTokenSigner {
 
   async tokenFor(token: VerifiedToken, resourceUrl: string): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
-    const cached = token.backendTokens?.get(resourceUrl);
+    const cached = this.signed.get(token)?.get(resourceUrl);
     if (cached && cached.exp - now > this.ttl / 4) return cached.jwt;
     const exp = Math.min(now + this.ttl, token.exp);
     this.key ??= importJWK(this.signingKey, SIGNING_ALG);
@@ -42,7 +48,9 @@ export class BackendTokenSigner {
       .setIssuedAt(now)
       .setExpirationTime(exp)
       .sign(await this.key);
-    (token.backendTokens ??= new Map()).set(resourceUrl, { jwt, exp });
+    const kept = this.signed.get(token);
+    if (kept) kept.set(resourceUrl, { jwt, exp });
+    else this.signed.set(token, new Map([[resourceUrl, { jwt, exp }]]));
     return jwt;
   }
 }

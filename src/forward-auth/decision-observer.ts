@@ -6,12 +6,13 @@
  * anything they throw, once).
  */
 export interface DecisionOutcome {
-  /** The HTTP status answered to the proxy (200, 400, 401, 403, 413, 429, 500, 503). */
+  /** The HTTP status answered to the proxy (200, 400, 401, 403, 404, 413, 429, 500, 503). */
   status: number;
   /**
    * `allowed`, or why not: the token rejection code (`expired`, `audience`, …), `no_token`,
-   * `insufficient_scope`, `no_resource`, `origin`, `untrusted_proxy`, `tool_denied`,
-   * `bad_request`, `body_too_large`, `rate_limited`, `store_unavailable`, `error`.
+   * `insufficient_scope`, `no_resource`, `origin`, `untrusted_proxy`, `ambiguous_path`,
+   * `ambiguous_header`, `tool_denied`, `operation_unknown`, `bad_request`, `body_too_large`,
+   * `session_mismatch`, `session_quota`, `rate_limited`, `store_unavailable`, `error`.
    */
   reason: string;
   /** The resource URL the request was matched to, when one was. */

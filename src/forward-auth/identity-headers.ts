@@ -7,6 +7,7 @@
  * never the client's own token (MCP "Token Passthrough", RS-10).
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { VerifiedToken } from './token-verifier.js';
 
 export const IDENTITY_RESPONSE_HEADERS = [
   'X-Auth-User-Id',
@@ -40,9 +41,9 @@ export interface Identity {
   sub: string;
   email: string;
   name: string;
-  groups: string[];
+  groups: readonly string[];
   clientId: string;
-  scopes: string[];
+  scopes: readonly string[];
 }
 
 /**
@@ -65,4 +66,40 @@ export function identityHeaders(identity: Identity, authorization: string): Reco
     'X-Auth-Scopes': headerValue(identity.scopes.join(' ')),
     Authorization: authorization,
   };
+}
+
+/** The headers of one allowed answer, and what they were built for. */
+interface BuiltAnswer {
+  resourceUrl: string;
+  headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * The allowed answers' headers already built, per verified token. A memo of this module, not
+ * part of the verified-token cache (which holds claims only): keyed weakly, an entry goes when
+ * the cache lets its token go. A token is for one resource (its audience), so one entry each.
+ */
+const built = new WeakMap<VerifiedToken, BuiltAnswer>();
+
+/**
+ * The headers of the 2xx answer for `token` at `resourceUrl`: the identity headers, with
+ * `authorization` (empty, or `Bearer <backend JWT>`). Built once per token and resource on the
+ * hot path, and again when the backend JWT changes. The result is shared: never modify it.
+ */
+export function allowedAnswerHeaders(
+  token: VerifiedToken,
+  resourceUrl: string,
+  authorization: string,
+): Readonly<Record<string, string>> {
+  const kept = built.get(token);
+  if (kept?.resourceUrl === resourceUrl && kept.headers.Authorization === authorization) {
+    return kept.headers;
+  }
+  const headers = {
+    ...identityHeaders(token, authorization),
+    'Cache-Control': 'no-store',
+    'Content-Length': '0',
+  };
+  built.set(token, { resourceUrl, headers });
+  return headers;
 }

@@ -19,6 +19,7 @@ import {
   JSONRPC_PARSE_ERROR,
   jsonRpcError,
   type Denial,
+  type JsonRpcStatus,
 } from './challenges.js';
 import { parseStrictJson, type StrictJsonRefusal } from './strict-json.js';
 
@@ -122,7 +123,7 @@ const UNREADABLE: Record<StrictJsonRefusal, string> = {
 
 function refuse(
   refusal: OperationRefusal,
-  status: Denial['status'],
+  status: JsonRpcStatus,
   code: number,
   message: string,
   id: JsonRpcId = null,

@@ -15,12 +15,13 @@
  */
 import { Router } from 'express';
 import type { GatewayConfig } from '../config/schema.js';
-import type { ResourceMatcher } from './resource-matcher.js';
+import { NotFound, sendOAuthError } from '../http/errors.js';
+import type { ResourceMatcher } from '../resources/resource-matcher.js';
 
 export const PRM_PREFIX = '/.well-known/oauth-protected-resource';
 
 /**
- * `resources` is the live registry (src/oauth/resources.ts): an MCP server added at run time
+ * `resources` is the live registry (src/resources/registry.ts): an MCP server added at run time
  * has its metadata at once.
  */
 export function protectedResourceMetadataRouter(
@@ -50,11 +51,7 @@ export function protectedResourceMetadataRouter(
     const match = origin ? resources.matcher.exact(origin, path) : undefined;
     if (!match) {
       // Not cached: a server added at run time must have its document at once.
-      res
-        .status(404)
-        .set('Cache-Control', 'no-store')
-        .json({ error: 'not_found', error_description: 'no protected resource at this URL' });
-      return;
+      return sendOAuthError(res, new NotFound('no protected resource at this URL'));
     }
     const { resource } = match;
     res.set('Cache-Control', 'public, max-age=300').json({

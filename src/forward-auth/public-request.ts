@@ -6,16 +6,16 @@
  * headers are believed only when the subrequest comes from a trusted proxy: from anywhere
  * else they would let a caller ask about any URL with any identity it likes.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import proxyAddr from 'proxy-addr';
 import type { TrustFunction } from '../http/trusted-proxies.js';
-import { routedPath, type PathAmbiguity } from './routed-path.js';
+import { routedPath, type PathAmbiguity } from '../resources/routed-path.js';
 
 export interface PublicRequest {
   method: string;
   /** `https://host[:port]`, lowercase, default port omitted. */
   origin: string;
-  /** The path the proxy routes on: decoded, and unambiguous (routed-path.ts). */
+  /** The path the proxy routes on: decoded, and unambiguous (src/resources/routed-path.ts). */
   path: string;
   /** The query as sent, with its `?`, or '' (a legacy SSE server's `/messages?sessionId=`). */
   search: string;
@@ -44,18 +44,26 @@ export type PublicRequestResult =
 /** A host[:port] with nothing that would end or redirect the URL's authority. */
 const AUTHORITY = /^[^\s/?#@\\]+$/;
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
   if (Array.isArray(value)) return value[0];
   return value === undefined || value === '' ? undefined : value;
 }
 
-export function readPublicRequest(req: IncomingMessage, trust: TrustFunction): PublicRequestResult {
-  if (!trust(req.socket.remoteAddress ?? '', 0)) return { ok: false, reason: 'untrusted_proxy' };
-  const proto = header(req, 'x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
-  const host = header(req, 'x-forwarded-host')?.split(',')[0]?.trim();
-  const uri = header(req, 'x-forwarded-uri');
-  const method = header(req, 'x-forwarded-method');
+/**
+ * Reads the original request from the subrequest's headers, sent from `peerAddress` (the
+ * proxy's address, as the socket says).
+ */
+export function readPublicRequest(
+  headers: IncomingHttpHeaders,
+  peerAddress: string | undefined,
+  trust: TrustFunction,
+): PublicRequestResult {
+  if (!trust(peerAddress ?? '', 0)) return { ok: false, reason: 'untrusted_proxy' };
+  const proto = header(headers, 'x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
+  const host = header(headers, 'x-forwarded-host')?.split(',')[0]?.trim();
+  const uri = header(headers, 'x-forwarded-uri');
+  const method = header(headers, 'x-forwarded-method');
   if (!proto || !host || !uri || !method) return { ok: false, reason: 'missing_forwarded_headers' };
   if (
     (proto !== 'https' && proto !== 'http') ||
@@ -74,7 +82,9 @@ export function readPublicRequest(req: IncomingMessage, trust: TrustFunction): P
   if (!url || url.host === '') return { ok: false, reason: 'malformed_forwarded_headers' };
   const queryAt = uri.indexOf('?');
   const rawPath = queryAt === -1 ? uri : uri.slice(0, queryAt);
-  const clientIp = () => proxyAddr(req as never, trust);
+  // proxy-addr reads only the X-Forwarded-For header and the socket's address.
+  const clientIp = () =>
+    proxyAddr({ headers, socket: { remoteAddress: peerAddress } } as never, trust);
   const routed = routedPath(rawPath);
   if (!routed.ok) {
     return {

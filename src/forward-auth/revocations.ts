@@ -18,11 +18,8 @@
  * the last list read for `verify.storeOutageGrace` more; after that `/verify` answers 503.
  */
 import type { Logger } from '../logging/logger.js';
+import { REVOCATION_LIST_KEY, REVOCATIONS_CHANNEL } from '../store/keys.js';
 import type { Store } from '../store/store.js';
-
-/** The store set of revoked grants (`<grantId> <until>` members). */
-export const REVOCATION_LIST_KEY = 'revocations:grants';
-const CHANNEL = 'revocations';
 
 export class RevocationList {
   /** Grant id → epoch seconds after which the entry no longer matters. */
@@ -58,7 +55,9 @@ export class RevocationList {
   }
 
   async start(): Promise<void> {
-    this.unsubscribe = await this.store.subscribe(CHANNEL, (message) => this.remember(message));
+    this.unsubscribe = await this.store.subscribe(REVOCATIONS_CHANNEL, (message) =>
+      this.remember(message),
+    );
     await this.refresh();
     this.timer = setInterval(() => {
       // Said once per outage, from the timer and the reads (never from the decision path).
@@ -108,10 +107,10 @@ export class RevocationList {
       // Not recorded (a full store): still announced, so that every replica that hears it
       // refuses the grant's tokens (its own copy keeps the entry until `until`). The caller
       // gets the error all the same.
-      await this.store.publish(CHANNEL, member).catch(() => undefined);
+      await this.store.publish(REVOCATIONS_CHANNEL, member).catch(() => undefined);
       throw error;
     }
-    await this.store.publish(CHANNEL, member);
+    await this.store.publish(REVOCATIONS_CHANNEL, member);
   }
 
   /** Re-reads the list from the store and drops what no longer matters. */

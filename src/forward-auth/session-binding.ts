@@ -19,6 +19,7 @@
  */
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { sessionBindingKey, sessionQuotaKey } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 
 export interface SessionBindingOptions {
@@ -92,12 +93,12 @@ export class SessionBindings {
     owner: SessionOwner,
     wanted: string,
   ): Promise<ClaimOutcome> {
-    const key = `session:${hash('sha256', session, 'base64url')}`;
+    const key = sessionBindingKey(hash('sha256', session, 'base64url'));
     const stored = await this.#store.get(key);
     if (stored !== undefined) return this.#remember(session, stored, wanted);
     // A new session: counted against its owner before it is bound, so that one token cannot
     // fill the store with bindings (they are never evicted: they deny access to others).
-    const quotaKey = `session-quota:${hash('sha256', `${resource}\n${wanted}`, 'base64url')}`;
+    const quotaKey = sessionQuotaKey(hash('sha256', `${resource}\n${wanted}`, 'base64url'));
     if ((await this.#store.increment(quotaKey, this.#ttlSeconds)) > this.#maxPerOwner) {
       return 'quota';
     }

@@ -5,13 +5,14 @@
  * allow-list (RS256), `typ` `at+jwt` (RFC 9068 §2.1: an ID token or any other JWT signed by
  * the same keys is refused), `iss` = our issuer, `exp`/`nbf` with a small clock skew, and `aud`
  * = the matched resource (RFC 8707, checklist RS-09). A token whose grant was revoked is
- * refused (see {@link RevocationList}), and so is a token of a client an administrator
- * disabled (disabled-clients.ts), for as long as it is disabled.
+ * refused (revocations.ts), and so is a token of a client an administrator disabled
+ * (src/clients/disabled-clients.ts), for as long as it is disabled.
  *
  * Verified tokens are cached, keyed by a SHA-256 of the token (the token itself is never kept
- * as a key), bounded in number, each entry never kept past the token's `exp`. A cache hit costs
- * a hash and a map read; the audience, revocation and disabled-client checks still run on every
- * request.
+ * as a key), bounded in number, each entry never kept past the token's `exp`. The cache holds
+ * verification results only ({@link VerifiedToken}), never anything of an answer. A cache hit
+ * costs a hash and a map read; the audience, revocation and disabled-client checks still run on
+ * every request.
  */
 import { hash } from 'node:crypto';
 import {
@@ -23,31 +24,25 @@ import {
   type JWTPayload,
 } from 'jose';
 import { LRUCache } from 'lru-cache';
-import type { RevocationList } from './revocations.js';
 
 export const ACCEPTED_ALGORITHMS = ['RS256'];
 
+/**
+ * What verifying a token established, and all the cache keeps of it: claims only. What an
+ * answer is built from them (identity headers, a backend JWT) is kept elsewhere, keyed by this
+ * object (identity-headers.ts, backend-token.ts), so the cache never holds response state.
+ */
 export interface VerifiedToken {
-  sub: string;
-  clientId: string;
-  scopes: string[];
-  email: string;
-  name: string;
-  groups: string[];
-  audiences: string[];
-  grantId: string | undefined;
+  readonly sub: string;
+  readonly clientId: string;
+  readonly scopes: string[];
+  readonly email: string;
+  readonly name: string;
+  readonly groups: string[];
+  readonly audiences: string[];
+  readonly grantId: string | undefined;
   /** Epoch seconds. */
-  exp: number;
-  /**
-   * Per-backend JWTs already signed for this token (`upstreamAuthorization: jwt`). Created on
-   * first use: most tokens never need one, and the cache holds up to 100 000 tokens.
-   */
-  backendTokens?: Map<string, { jwt: string; exp: number }>;
-  /**
-   * The 2xx answer headers already built for this token (decision-point.ts): for the resource
-   * they were built for (a token is for one resource, its audience).
-   */
-  answerHeaders?: { resourceUrl: string; headers: Record<string, string> };
+  readonly exp: number;
 }
 
 /** Why a token was refused, machine-readable (security events, CrowdSec). */
@@ -80,7 +75,8 @@ export interface TokenVerifierOptions {
   publicKeys: JWK[];
   clockSkew: number;
   cacheSize: number;
-  revocations: RevocationList;
+  /** Revoked grants (revocations.ts: this replica's copy, a Map lookup, no round trip). */
+  revocations: { isRevoked(grantId: string | undefined): boolean };
   /** Clients an administrator disabled (this replica's copy: a Set lookup, no round trip). */
   disabledClients?: { isDisabled(clientId: string): boolean };
   /** Re-reads the signing keys (another replica may have rotated); throttled here. */

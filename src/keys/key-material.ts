@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { KEY_MATERIAL_KEY } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 
 /** Access tokens and ID tokens are signed with RS256 (verification is cheap for `/verify`). */
@@ -47,8 +48,6 @@ export interface KeyPolicy {
   /** The longest lifetime of anything signed: older keys stay published this long. */
   maxTokenLifetime: number;
 }
-
-const STORE_KEY = 'keys:material';
 
 export async function generateSigningKey(now: number): Promise<StoredKey> {
   const { privateKey } = await generateKeyPair(SIGNING_ALG, {
@@ -127,7 +126,8 @@ async function readMaterial(
 ): Promise<KeyMaterial | undefined> {
   if (location.kind === 'store') {
     return (
-      (await location.store.get<KeyMaterial & Record<string, unknown>>(STORE_KEY)) ?? undefined
+      (await location.store.get<KeyMaterial & Record<string, unknown>>(KEY_MATERIAL_KEY)) ??
+      undefined
     );
   }
   try {
@@ -147,11 +147,11 @@ async function writeMaterial(
 ): Promise<KeyMaterial> {
   if (location.kind === 'store') {
     if (!previous) {
-      const won = await location.store.setIfAbsent(STORE_KEY, { ...material });
+      const won = await location.store.setIfAbsent(KEY_MATERIAL_KEY, { ...material });
       if (!won) return (await readMaterial(location))!;
       return material;
     }
-    await location.store.set(STORE_KEY, { ...material });
+    await location.store.set(KEY_MATERIAL_KEY, { ...material });
     return material;
   }
   await mkdir(location.dir, { recursive: true, mode: 0o700 });

@@ -52,19 +52,18 @@ import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
 import ipaddr from 'ipaddr.js';
 import type { GatewayConfig } from '../config/schema.js';
+import { onProviderEvent, type ProviderEventSource } from '../events/provider-events.js';
+import type { SecurityEvents } from '../events/security-events.js';
 import type { Logger } from '../logging/logger.js';
-import { securityEvent } from '../logging/security-events.js';
-import { DCR_CLIENT_INDEX } from '../oauth/store-adapter.js';
-import type { Store } from '../store/store.js';
 import {
-  limitKeyForIp,
-  sendTooManyRequests,
-  StoreWarnings,
-  type ProviderEvents,
-} from './rate-limits.js';
+  CLIENTS_BY_IP_PREFIX,
+  CLIENTS_BY_NETWORK_PREFIX,
+  DCR_CLIENT_INDEX,
+  recordKey,
+} from '../store/keys.js';
+import type { Store } from '../store/store.js';
+import { limitKeyForIp, sendTooManyRequests, StoreWarnings } from './rate-limits.js';
 
-export const CLIENTS_BY_IP_PREFIX = 'limits:dcr-by-ip:';
-export const CLIENTS_BY_NETWORK_PREFIX = 'limits:dcr-by-net:';
 /** The share of `registration.dcr.maxClients` after which the reserve applies. */
 export const RESERVE_FROM = 0.8;
 /** Live clients a network may have while the registry is in its reserve. */
@@ -72,8 +71,6 @@ export const RESERVED_PER_NETWORK = 3;
 const PLACEHOLDER = 'pending:';
 /** A placeholder this old belongs to a registration that will never finish. */
 const PLACEHOLDER_MAX_AGE_MS = 5 * 60_000;
-/** The store key of a client record (as `src/oauth/store-adapter.ts` writes it). */
-const clientRecordKey = (clientId: string) => `oidc:Client:${clientId}`;
 const RETRY_AFTER_MS = 3600_000;
 
 /** The registry size from which the reserve applies. */
@@ -100,6 +97,8 @@ export interface ClientQuotaDeps {
   config: Pick<GatewayConfig, 'limits' | 'registration'>;
   store: Store;
   logger: Logger;
+  /** Where a refused registration is raised (`registration_refused`). */
+  events: SecurityEvents;
 }
 
 /** One quota a registration is counted against. */
@@ -119,7 +118,7 @@ interface Slot {
 
 export class ClientQuota {
   readonly #store: Store;
-  readonly #logger: Logger;
+  readonly #events: SecurityEvents;
   readonly #warnings: StoreWarnings;
   readonly #maxPerIp: number;
   readonly #maxPerNetwork: number;
@@ -131,7 +130,7 @@ export class ClientQuota {
 
   constructor(deps: ClientQuotaDeps) {
     this.#store = deps.store;
-    this.#logger = deps.logger;
+    this.#events = deps.events;
     this.#warnings = new StoreWarnings(deps.logger);
     this.#maxPerIp = deps.config.limits.maxClientsPerIp;
     this.#maxPerNetwork = deps.config.limits.maxClientsPerNetwork;
@@ -164,7 +163,7 @@ export class ClientQuota {
       await this.#release(slot).catch((error: unknown) =>
         this.#warnings.warn('clientQuota', error),
       );
-      securityEvent(this.#logger, 'registration_refused', {
+      this.#events.emit('registration_refused', {
         ip,
         reason: `${refused.limit === 'reserve' ? 'registry reserve' : 'client limit'} reached`,
         limit: refused.limit,
@@ -179,19 +178,16 @@ export class ClientQuota {
   };
 
   /** Records each registration the middleware let through once oidc-provider has made it. */
-  attach(provider: ProviderEvents): void {
+  attach(provider: ProviderEventSource): void {
     if (!this.#enabled) return;
-    provider.on(
-      'registration_create.success',
-      (ctx: { req?: IncomingMessage }, client: { clientId?: string }) => {
-        const slot = ctx.req ? this.#pending.get(ctx.req) : undefined;
-        const clientId = client?.clientId;
-        if (slot === undefined || !clientId) return;
-        slot.recorded = (async () => {
-          for (const set of slot.sets) await this.#store.addToSet(set, [clientId], this.#ttl);
-        })().catch((error: unknown) => this.#warnings.warn('clientQuota', error));
-      },
-    );
+    onProviderEvent(provider, 'registration_create.success', (ctx, client) => {
+      const slot = ctx.req ? this.#pending.get(ctx.req) : undefined;
+      const clientId = client?.clientId;
+      if (slot === undefined || !clientId) return;
+      slot.recorded = (async () => {
+        for (const set of slot.sets) await this.#store.addToSet(set, [clientId], this.#ttl);
+      })().catch((error: unknown) => this.#warnings.warn('clientQuota', error));
+    });
   }
 
   /** The number of clients the address has (expired and deleted ones included). */
@@ -249,7 +245,7 @@ export class ClientQuota {
       if (id.startsWith(PLACEHOLDER)) {
         const since = Number(id.slice(PLACEHOLDER.length).split(':')[0]);
         if (!(now - since < PLACEHOLDER_MAX_AGE_MS)) gone.push(id);
-      } else if (!(await this.#store.get(clientRecordKey(id)))) {
+      } else if (!(await this.#store.get(recordKey('Client', id)))) {
         gone.push(id);
       }
     }

@@ -34,8 +34,7 @@
  *
  * `limits.enabled: false` turns every limit here into a no-op.
  */
-import type { EventEmitter } from 'node:events';
-import { Router, type Express, type Request, type RequestHandler, type Response } from 'express';
+import type { Express, Request, RequestHandler, Response } from 'express';
 import {
   RateLimiterMemory,
   RateLimiterRedis,
@@ -43,10 +42,13 @@ import {
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
 import type { GatewayConfig } from '../config/schema.js';
+import { onProviderEvent, type ProviderEventSource } from '../events/provider-events.js';
+import type { SecurityEvents } from '../events/security-events.js';
 import type { Logger } from '../logging/logger.js';
-import { securityEvent } from '../logging/security-events.js';
-import { registrationCors } from '../oauth/endpoint-guards.js';
-import { ROUTES } from '../oauth/provider.js';
+import { sendOAuthError, TooManyRequests } from '../http/errors.js';
+import { mountPipelines, oauthPipelines } from '../oauth/endpoints.js';
+import { ROUTES } from '../oauth/constants.js';
+import { rateLimitPrefix } from '../store/keys.js';
 import { RedisStore } from '../store/redis-store.js';
 import type { Store } from '../store/store.js';
 import type { ClientQuota } from './client-quota.js';
@@ -62,13 +64,15 @@ export type LimitName =
   'register' | 'authorize' | 'tokenPerIp' | 'tokenPerClient' | 'login' | 'verifyFailures';
 
 /** What the limits need from oidc-provider: its events (Provider is an EventEmitter). */
-export type ProviderEvents = Pick<EventEmitter, 'on'>;
+export type ProviderEvents = ProviderEventSource;
 
 export interface RateLimitsDeps {
   /** `limits`; `cors.allowedOrigins`: the origins that may read a 429 from /token. */
   config: Pick<GatewayConfig, 'limits' | 'cors'>;
   store: Store;
   logger: Logger;
+  /** Where `rate_limited` is raised. */
+  events: SecurityEvents;
 }
 
 export interface RateLimits {
@@ -109,7 +113,7 @@ export interface RateLimits {
    * Per IP, for the login steps: POST /interaction/:uid/login/dev, GET
    * /login/callback/:providerId and GET /interaction/:uid/callback/:providerId.
    */
-  loginRoutes: Router;
+  login: RequestHandler;
   /** For the `/verify` decision point. */
   verifyFailures: VerifyFailureLimiter;
   /** Counts token requests per authenticated client from oidc-provider's events. */
@@ -124,13 +128,13 @@ const PEEK_LIMIT = 56 * 1024;
  * their own (the Redis connection is the store's), so there is nothing to close.
  */
 export function createRateLimits(deps: RateLimitsDeps): RateLimits {
-  const { config, logger } = deps;
+  const { config, logger, events } = deps;
   const settings = config.limits;
   if (!settings.enabled) return disabledLimits();
 
   const build = (name: LimitName) => buildLimiter(name, settings[name], deps.store);
   const warnings = new StoreWarnings(logger);
-  const context = { logger, warnings, allowedOrigins: config.cors.allowedOrigins };
+  const context = { events, warnings, allowedOrigins: config.cors.allowedOrigins };
 
   const register = perIpLimit(build('register'), settings.register, 'register', context);
   const authorize = perIpLimit(build('authorize'), settings.authorize, 'authorize', context);
@@ -167,7 +171,7 @@ export function createRateLimits(deps: RateLimitsDeps): RateLimits {
       (result) => {
         if (result.consumedPoints !== clientRule.points) return;
         // Reached (not exceeded): the next request of this client is refused.
-        securityEvent(logger, 'rate_limited', {
+        events.emit('rate_limited', {
           route: ROUTES.token,
           keyType: 'client',
           limit: 'tokenPerClient',
@@ -188,22 +192,17 @@ export function createRateLimits(deps: RateLimitsDeps): RateLimits {
     );
   };
 
-  const loginRoutes = Router();
-  loginRoutes.post('/interaction/:uid/login/dev', login);
-  loginRoutes.get('/login/callback/:providerId', login);
-  loginRoutes.get('/interaction/:uid/callback/:providerId', login);
-
   return {
     register,
     authorize,
     token: chain(tokenPerIp, tokenPerClient),
-    loginRoutes,
-    verifyFailures: new VerifyFailureLimiter(build('verifyFailures'), { logger, warnings }),
+    login,
+    verifyFailures: new VerifyFailureLimiter(build('verifyFailures'), { events, warnings }),
     attach(provider) {
-      provider.on('grant.success', (ctx: GrantContext) =>
+      onProviderEvent(provider, 'grant.success', (ctx) =>
         countTokenRequest(ctx.oidc?.client?.clientId),
       );
-      provider.on('grant.error', (ctx: GrantContext, error: { error?: string }) => {
+      onProviderEvent(provider, 'grant.error', (ctx, error) => {
         if (error?.error === 'invalid_client' || error?.error === 'invalid_request') return;
         countTokenRequest(ctx.oidc?.client?.clientId);
       });
@@ -212,10 +211,9 @@ export function createRateLimits(deps: RateLimitsDeps): RateLimits {
 }
 
 /**
- * Mounts the limits in front of the routes they guard, and attaches what counts from
- * oidc-provider's events. Call it after the health and metadata routers and before every other
- * route (the default-scope rewrite of /authorize, the registration guards, the interaction
- * router and oidc-provider itself): a refused request must cost as little as possible.
+ * Mounts the limits alone, in the places the endpoint chains give them (src/oauth/endpoints.ts,
+ * without the guards), and attaches what counts from oidc-provider's events: for an
+ * application that is not the gateway (the limits' tests). The gateway mounts the whole chains.
  */
 export function installLimits(
   app: Express,
@@ -223,13 +221,7 @@ export function installLimits(
   limits: RateLimits,
   clientQuota: ClientQuota,
 ): void {
-  app.get(ROUTES.authorization, limits.authorize);
-  app.post(ROUTES.authorization, limits.authorize);
-  // The registration CORS headers first, so that a browser-based client can read the 429
-  // (running it again in the registration guards afterwards sets the same headers).
-  app.post(ROUTES.registration, registrationCors, limits.register, clientQuota.middleware);
-  app.post(ROUTES.token, limits.token);
-  app.use(limits.loginRoutes);
+  mountPipelines(app, oauthPipelines({ limits, clientQuota }));
   limits.attach(provider);
   clientQuota.attach(provider);
 }
@@ -244,12 +236,10 @@ export function sendTooManyRequests(
   msBeforeNext: number,
   description: string,
 ): void {
-  const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
-  res.status(429).set({ 'Retry-After': String(retryAfter), 'Cache-Control': 'no-store' });
   if (res.getHeader('Access-Control-Allow-Origin') !== undefined) {
     res.set('Access-Control-Expose-Headers', 'Retry-After');
   }
-  res.json({ error: 'too_many_requests', error_description: description });
+  sendOAuthError(res, new TooManyRequests(description, msBeforeNext));
 }
 
 /**
@@ -263,10 +253,6 @@ function allowReading(req: Request, res: Response, allowedOrigins: string[]): vo
   if (origin !== undefined && allowedOrigins.includes(origin)) {
     res.set('Access-Control-Allow-Origin', origin);
   }
-}
-
-interface GrantContext {
-  oidc?: { client?: { clientId: string } };
 }
 
 const ROUTE_OF: Record<Exclude<LimitName, 'tokenPerClient' | 'verifyFailures'>, string> = {
@@ -284,7 +270,7 @@ const DESCRIPTION_OF: Record<keyof typeof ROUTE_OF, string> = {
 };
 
 interface LimitContext {
-  logger: Logger;
+  events: SecurityEvents;
   warnings: StoreWarnings;
   allowedOrigins: string[];
 }
@@ -293,7 +279,7 @@ function perIpLimit(
   limiter: RateLimiterAbstract,
   rule: LimitRule,
   name: keyof typeof ROUTE_OF,
-  { logger, warnings, allowedOrigins }: LimitContext,
+  { events, warnings, allowedOrigins }: LimitContext,
 ): RequestHandler {
   return async (req, res, next) => {
     const ip = req.ip;
@@ -306,7 +292,7 @@ function perIpLimit(
         return next();
       }
       if (rejection.consumedPoints === rule.points + 1) {
-        securityEvent(logger, 'rate_limited', {
+        events.emit('rate_limited', {
           ip,
           route: name === 'login' ? req.path : ROUTE_OF[name],
           keyType: 'ip',
@@ -335,12 +321,12 @@ function buildLimiter(name: LimitName, rule: LimitRule, store: Store): RateLimit
     duration: rule.duration,
     blockDuration: rule.blockDuration ?? 0,
   };
-  const local = new RateLimiterMemory({ ...options, keyPrefix: `limits:${name}` });
+  const local = new RateLimiterMemory({ ...options, keyPrefix: rateLimitPrefix(name) });
   if (!(store instanceof RedisStore)) return local;
   return new RateLimiterRedis({
     ...options,
     storeClient: store.client,
-    keyPrefix: `${store.keyPrefix}limits:${name}`,
+    keyPrefix: `${store.keyPrefix}${rateLimitPrefix(name)}`,
     // While Redis is unreachable, limit in this process rather than queue every request
     // behind the reconnection.
     rejectIfRedisNotReady: true,
@@ -437,7 +423,7 @@ function disabledLimits(): RateLimits {
     register: pass,
     authorize: pass,
     token: pass,
-    loginRoutes: Router(),
+    login: pass,
     verifyFailures: new VerifyFailureLimiter(undefined),
     attach: () => undefined,
   };

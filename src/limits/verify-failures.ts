@@ -1,8 +1,7 @@
 /** `/verify` refusals per client IP (`limits.verifyFailures`). */
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Logger } from '../logging/logger.js';
-import { securityEvent } from '../logging/security-events.js';
-import { limitKeyForIp, StoreWarnings } from './shared.js';
+import type { SecurityEvents } from '../events/security-events.js';
+import { limitKeyForIp, type StoreWarnings } from './shared.js';
 
 /**
  * Remembers the IPs that keep failing at `/verify` and refuses them at once, without waiting
@@ -32,7 +31,7 @@ import { limitKeyForIp, StoreWarnings } from './shared.js';
  */
 export class VerifyFailureLimiter {
   readonly #limiter: RateLimiterAbstract | undefined;
-  readonly #logger: Logger | undefined;
+  readonly #events: SecurityEvents | undefined;
   readonly #warnings: StoreWarnings | undefined;
   /** IP key → epoch ms until which it is refused. */
   readonly #blocked = new Map<string, number>();
@@ -47,12 +46,11 @@ export class VerifyFailureLimiter {
    */
   constructor(
     limiter: RateLimiterAbstract | undefined,
-    options: { logger?: Logger; warnings?: StoreWarnings } = {},
+    options: { events?: SecurityEvents; warnings?: StoreWarnings } = {},
   ) {
     this.#limiter = limiter;
-    this.#logger = options.logger;
-    this.#warnings =
-      options.warnings ?? (options.logger ? new StoreWarnings(options.logger) : undefined);
+    this.#events = options.events;
+    this.#warnings = options.warnings;
   }
 
   /** Whether any IP may be blocked: when false, {@link isBlocked} is 0 for every IP. */
@@ -114,16 +112,14 @@ export class VerifyFailureLimiter {
     }
     this.#blocked.delete(key);
     this.#blocked.set(key, until);
-    if (this.#logger) {
-      securityEvent(this.#logger, 'rate_limited', {
-        ip,
-        route: '/verify',
-        keyType: 'ip',
-        limit: 'verifyFailures',
-        failures: result.consumedPoints,
-        retryAfter: Math.ceil((until - now) / 1000),
-      });
-    }
+    this.#events?.emit('rate_limited', {
+      ip,
+      route: '/verify',
+      keyType: 'ip',
+      limit: 'verifyFailures',
+      failures: result.consumedPoints,
+      retryAfter: Math.ceil((until - now) / 1000),
+    });
   }
 
   /** Drops expired entries, at most once a second. */

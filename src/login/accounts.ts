@@ -8,6 +8,7 @@
  * provider that vouched for it (`oidc:<provider>:<sub>`, `dev:<email>`) so that two
  * providers can never mint the same subject.
  */
+import { accountKey } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 
 export interface Identity {
@@ -37,8 +38,6 @@ export interface AccountRecord extends Identity {
   /** When the identity was last read from the provider (seconds since the epoch). */
   checkedAt?: number | undefined;
 }
-
-const accountKey = (sub: string) => `account:${sub}`;
 
 export class AccountStore {
   constructor(

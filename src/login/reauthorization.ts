@@ -18,7 +18,12 @@
 import type { GatewayConfig, ResourceConfig } from '../config/schema.js';
 import { evaluateLogin, evaluateResourceAccess } from '../policy/access.js';
 import type { AccountRecord, AccountStore, Identity } from './accounts.js';
-import { UpstreamRefused, type LoginProvider, type UpstreamLogin } from './providers/provider.js';
+import {
+  UpstreamRefused,
+  UpstreamUnavailable,
+  type LoginProvider,
+  type UpstreamLogin,
+} from './providers/provider.js';
 import type { SessionSealer } from './session-sealer.js';
 
 export class AccessWithdrawn extends Error {
@@ -43,6 +48,20 @@ export class Reauthorization {
 
   constructor(private readonly deps: ReauthorizationDependencies) {
     this.providers = new Map(deps.providers.map((provider) => [provider.id, provider]));
+  }
+
+  /**
+   * Whether a failure of {@link atRefresh} withdrew the user's access (the grant is revoked).
+   * Asked of the injected instance so that the authorization server needs no value import of
+   * the login folder.
+   */
+  isAccessWithdrawn(error: unknown): error is AccessWithdrawn {
+    return error instanceof AccessWithdrawn;
+  }
+
+  /** Whether a failure of {@link atRefresh} only means the provider could not be asked. */
+  isUpstreamUnavailable(error: unknown): error is UpstreamUnavailable {
+    return error instanceof UpstreamUnavailable;
   }
 
   /** Records who logged in, and seals what the provider keeps for {@link atRefresh}. */

@@ -4,7 +4,7 @@
  * replica's store) then holds no usable upstream credential.
  *
  * JWE compact serialization with `dir` + `A256GCM` (jose). The 256-bit key is derived with
- * HKDF-SHA-256 from each of the service's cookie secrets (src/oauth/keys.ts), which are
+ * HKDF-SHA-256 from each of the service's cookie secrets (src/keys/key-material.ts), which are
  * generated, kept and rotated with the signing keys: sealing uses the newest, opening tries
  * each, so a rotation does not lose the sessions sealed before it. A session that can no
  * longer be opened counts as none (the user signs in again).

@@ -13,7 +13,7 @@
  * default).
  */
 import { isIP } from 'node:net';
-import { html, type SafeHtml } from './layout.js';
+import { html, type SafeHtml } from '../web/html.js';
 
 /** oidc-provider's descriptions of a refused metadata document (invalid_client). */
 const FETCH_FAILED = 'client_id metadata document fetch failed';

@@ -9,6 +9,7 @@
  * another client (MCP Security Best Practices, "Confused Deputy Problem": consent is bound to
  * the specific `client_id`; a newly registered client always sees the consent page).
  */
+import { consentKey } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 
 export interface ConsentRecord {
@@ -17,8 +18,6 @@ export interface ConsentRecord {
   /** Approved OpenID scopes (`openid`, `email`, ...). */
   oidcScopes: string[];
 }
-
-const consentKey = (accountId: string, clientId: string) => `consent:${accountId}:${clientId}`;
 
 export class ConsentMemory {
   constructor(

@@ -1,5 +1,5 @@
 /**
- * A client an administrator disabled (src/forward-auth/disabled-clients.ts) is refused at
+ * A client an administrator disabled (src/clients/disabled-clients.ts) is refused at
  * every endpoint of the authorization server: no authorization, no code exchange, no refresh,
  * no registration management, no revocation or introspection request of its own.
  *
@@ -39,7 +39,8 @@ export interface ClientLookup {
 export class ClientDisabled extends errors.InvalidClient {
   constructor() {
     super('the client is disabled', 'disabled by an administrator');
-    Object.assign(this, { status: 401, statusCode: 401 });
+    this.status = 401;
+    this.statusCode = 401;
   }
 }
 

@@ -1,14 +1,15 @@
 /**
  * Express middleware in front of oidc-provider's endpoints, for the few rules it has no
- * option for.
+ * option for (each endpoint's whole chain is declared in endpoints.ts). A refusal is passed on
+ * as a typed error (src/http/errors.ts) to the surface's one error handler.
  */
 import cors from 'cors';
 import type { NextFunction, Request, Response } from 'express';
-import type { Logger } from '../logging/logger.js';
-import { securityEvent } from '../logging/security-events.js';
+import type { SecurityEvents } from '../events/security-events.js';
+import { InvalidClientMetadata, LengthRequired, TemporarilyUnavailable } from '../http/errors.js';
+import { DCR_CLIENT_INDEX, recordKey } from '../store/keys.js';
 import type { Store } from '../store/store.js';
-import type { ResourceRegistry } from './resources.js';
-import { DCR_CLIENT_INDEX } from './store-adapter.js';
+import type { ResourceRegistry } from '../resources/registry.js';
 
 /**
  * An authorization request without `scope` asks for the scopes of its resource(s). The MCP
@@ -51,25 +52,18 @@ export const registrationCors = cors({
  * `invalid_client_metadata`.
  */
 export function registrationBodyLimit(maxBytes: number) {
-  return (req: Request, res: Response, next: NextFunction) => {
+  return (req: Request, _res: Response, next: NextFunction) => {
     const header = req.headers['content-length'];
     const length = Number(header);
     if (header === undefined || !/^\d+$/.test(header)) {
-      res.status(411).set('Cache-Control', 'no-store').json({
-        error: 'invalid_request',
-        error_description: 'a registration request must carry its Content-Length',
-      });
-      return;
+      return next(new LengthRequired('a registration request must carry its Content-Length'));
     }
     if (length > maxBytes) {
-      res
-        .status(400)
-        .set('Cache-Control', 'no-store')
-        .json({
-          error: 'invalid_client_metadata',
-          error_description: `the client metadata document is ${length} bytes; at most ${maxBytes} are accepted`,
-        });
-      return;
+      return next(
+        new InvalidClientMetadata(
+          `the client metadata document is ${length} bytes; at most ${maxBytes} are accepted`,
+        ),
+      );
     }
     next();
   };
@@ -87,29 +81,30 @@ const PRUNE_INTERVAL_MS = 60_000;
 export function registrationCap(
   store: Store,
   maxClients: number,
-  logger: Logger,
+  events: SecurityEvents,
   { pruneFrom = maxClients }: { pruneFrom?: number } = {},
 ) {
   let lastPrune = 0;
-  return async (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, _res: Response, next: NextFunction) => {
     let count = await store.setSize(DCR_CLIENT_INDEX);
     if (count >= pruneFrom && Date.now() - lastPrune > PRUNE_INTERVAL_MS) {
       lastPrune = Date.now();
       const members = await store.setMembers(DCR_CLIENT_INDEX);
       const gone: string[] = [];
       for (const id of members) {
-        if (!(await store.get(`oidc:Client:${id}`))) gone.push(id);
+        if (!(await store.get(recordKey('Client', id)))) gone.push(id);
       }
       if (gone.length) await store.removeFromSet(DCR_CLIENT_INDEX, gone);
       count -= gone.length;
     }
     if (count >= maxClients) {
-      securityEvent(logger, 'registration_refused', { ip: req.ip, reason: 'client limit reached' });
-      res.status(503).set({ 'Retry-After': '60', 'Cache-Control': 'no-store' }).json({
-        error: 'temporarily_unavailable',
-        error_description: 'client registration is closed: the client limit is reached',
-      });
-      return;
+      events.emit('registration_refused', { ip: req.ip, reason: 'client limit reached' });
+      return next(
+        new TemporarilyUnavailable(
+          'client registration is closed: the client limit is reached',
+          60,
+        ),
+      );
     }
     next();
   };

@@ -1,7 +1,7 @@
 /**
  * oidc-provider's persistence adapter, on top of the gateway {@link Store}.
  *
- * Key layout (the store adds its own prefix): `oidc:<Model>:<id>` for records,
+ * Key layout (src/store/keys.ts; the store adds its own prefix): `oidc:<Model>:<id>` for records,
  * `oidc:grant:<grantId>` for the set of records issued under a grant (so a grant can be
  * revoked in one go), `oidc:uid:<uid>` for the interaction-session index.
  *
@@ -30,7 +30,16 @@
  */
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { JsonObject, Store } from '../store/store.js';
-import { DISABLED_CLIENTS_KEY } from '../forward-auth/disabled-clients.js';
+import {
+  accountGrantsKey,
+  clientGrantsKey,
+  DCR_CLIENT_INDEX,
+  DISABLED_CLIENTS_KEY,
+  grantRecordsKey,
+  grantUseKey,
+  recordKey,
+  sessionUidKey,
+} from '../store/keys.js';
 
 /** Models whose records belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -41,18 +50,10 @@ const GRANTABLE = new Set([
   'BackchannelAuthenticationRequest',
 ]);
 
-export const DCR_CLIENT_INDEX = 'oidc:index:dcr-clients';
 /** Field of a DCR client record: its last use, epoch seconds (precision: the touch interval). */
 export const CLIENT_LAST_USED = 'x-last-used-at';
 /** Field of a DCR client record: when the store expires it unless it is used, epoch seconds. */
 export const CLIENT_EXPIRES = 'x-expires-at';
-
-/** The set of ids of an account's grants. */
-export const accountGrantsKey = (accountId: string) => `oidc:account-grants:${accountId}`;
-/** The set of ids of a client's grants. */
-export const clientGrantsKey = (clientId: string) => `oidc:client-grants:${clientId}`;
-/** When a grant last got tokens: `{ at: <epoch seconds> }`. */
-export const grantUseKey = (grantId: string) => `oidc:grant-use:${grantId}`;
 
 export interface AdapterOptions {
   /** TTL for dynamically registered clients, renewed when they are used. */
@@ -75,10 +76,6 @@ interface GrantOwners {
   accountId?: unknown;
   clientId?: unknown;
 }
-
-export const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
-const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
-const uidKey = (uid: string) => `oidc:uid:${uid}`;
 
 /**
  * How often (seconds) at most a DCR client's expiry is pushed back when it is used: a day, or
@@ -126,10 +123,10 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
       }
       await store.set(key, record, ttl);
       if (GRANTABLE.has(this.model) && payload.grantId) {
-        await store.addToSet(grantKey(payload.grantId), [key], ttl);
+        await store.addToSet(grantRecordsKey(payload.grantId), [key], ttl);
       }
       if (this.model === 'Session' && payload.uid) {
-        await store.set(uidKey(payload.uid), { id }, ttl);
+        await store.set(sessionUidKey(payload.uid), { id }, ttl);
       }
       if (this.model === 'Grant') {
         for (const index of grantIndexes(payload)) await store.addToSet(index, [id], ttl);
@@ -145,7 +142,7 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      const index = await store.get<{ id: string }>(uidKey(uid));
+      const index = await store.get<{ id: string }>(sessionUidKey(uid));
       return index ? this.find(index.id) : undefined;
     }
 
@@ -192,8 +189,8 @@ export function createAdapterFactory(store: Store, options: AdapterOptions) {
         unrecorded = { error };
       }
       const grant = await store.get<GrantOwners & JsonObject>(recordKey('Grant', grantId));
-      const members = await store.setMembers(grantKey(grantId));
-      await store.delete(...members, grantKey(grantId), recordKey('Grant', grantId));
+      const members = await store.setMembers(grantRecordsKey(grantId));
+      await store.delete(...members, grantRecordsKey(grantId), recordKey('Grant', grantId));
       // oidc-provider calls this once per model (codes, access and refresh tokens): only the
       // first call still finds the record, and that one is enough.
       if (grant) await unindexGrant(grantId, grant);

@@ -1,16 +1,18 @@
 /** Counts what oidc-provider reports through its events (tokens, registrations, refusals). */
-import type Provider from 'oidc-provider';
+import { onProviderEvent, type ProviderEventSource } from '../events/provider-events.js';
 import type { GatewayMetrics } from './metrics.js';
 
-export function countOAuthEvents(provider: Provider, metrics: GatewayMetrics): void {
-  const on = provider.on.bind(provider) as (
-    event: string,
-    listener: (ctx: { oidc?: { params?: Record<string, unknown> } }, error?: unknown) => void,
-  ) => void;
-  on('grant.success', (ctx) => metrics.tokenIssued(String(ctx.oidc?.params?.grant_type ?? '')));
-  on('grant.error', (_ctx, error) =>
-    metrics.tokenError(String((error as { error?: unknown } | undefined)?.error ?? 'other')),
+export function countOAuthEvents(provider: ProviderEventSource, metrics: GatewayMetrics): void {
+  onProviderEvent(provider, 'grant.success', (ctx) =>
+    metrics.tokenIssued(String(ctx.oidc?.params?.grant_type ?? '')),
   );
-  on('registration_create.success', () => metrics.registration('dcr', 'accepted'));
-  on('registration_create.error', () => metrics.registration('dcr', 'refused'));
+  onProviderEvent(provider, 'grant.error', (_ctx, error) =>
+    metrics.tokenError(String(error?.error ?? 'other')),
+  );
+  onProviderEvent(provider, 'registration_create.success', () =>
+    metrics.registration('dcr', 'accepted'),
+  );
+  onProviderEvent(provider, 'registration_create.error', () =>
+    metrics.registration('dcr', 'refused'),
+  );
 }

@@ -11,7 +11,7 @@
  * changed at run time: the file is the source of truth for them.
  */
 import type { ResourceConfig } from '../config/schema.js';
-import { ResourceMatcher } from '../forward-auth/resource-matcher.js';
+import { ResourceMatcher } from './resource-matcher.js';
 import { tryCanonicalResourceUrl } from './resource-url.js';
 
 export type ResourceOrigin = 'config' | 'managed';

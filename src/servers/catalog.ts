@@ -10,7 +10,7 @@
  *
  * A change is written, then announced on the `servers` channel. Every replica (the one that
  * made the change included) then re-reads the catalog and applies it: the live resource
- * registry (src/oauth/resources.ts) is replaced, which `/verify`, protected resource metadata
+ * registry (src/resources/registry.ts) is replaced, which `/verify`, protected resource metadata
  * and the authorization server read at their next lookup, and the Traefik files are
  * reconciled. Announcements are best effort (Redis pub/sub), so each replica also re-reads
  * every `pollInterval` seconds.
@@ -26,8 +26,9 @@
 import { randomBytes } from 'node:crypto';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../logging/logger.js';
-import type { ResourceRegistry } from '../oauth/resources.js';
+import type { ResourceRegistry } from '../resources/registry.js';
 import { groupRuleProblem, type GroupSources } from '../policy/groups.js';
+import { serverKey, SERVER_IDS_KEY, SERVERS_CHANNEL, serverUrlKey } from '../store/keys.js';
 import type { JsonObject, Store } from '../store/store.js';
 import {
   asResource,
@@ -39,11 +40,6 @@ import {
 } from './managed-server.js';
 import type { TraefikFiles } from './traefik-files.js';
 import { TraefikConfigRefused } from './traefik-files.js';
-
-const IDS = 'servers:ids';
-const CHANNEL = 'servers';
-const serverKey = (id: string) => `servers:server:${id}`;
-const urlKey = (url: string) => `servers:url:${url}`;
 
 /** A change the catalog refused; `problems` are `field: problem` lines for the form. */
 export class ServerChangeRefused extends Error {
@@ -102,7 +98,10 @@ export class ServerCatalog {
 
   /** Reads the catalog, applies it and follows changes (announcements and polling). */
   async start(): Promise<void> {
-    this.unsubscribe = await this.options.store.subscribe(CHANNEL, () => void this.reload());
+    this.unsubscribe = await this.options.store.subscribe(
+      SERVERS_CHANNEL,
+      () => void this.reload(),
+    );
     await this.reload();
     this.timer = setInterval(() => void this.reload(), this.options.pollInterval * 1000);
     this.timer.unref();
@@ -153,7 +152,7 @@ export class ServerCatalog {
   /** Every server in the store, oldest first. */
   async read(): Promise<ManagedServer[]> {
     const { store } = this.options;
-    const ids = (await store.setMembers(IDS)).filter((id) => SERVER_ID.test(id));
+    const ids = (await store.setMembers(SERVER_IDS_KEY)).filter((id) => SERVER_ID.test(id));
     const servers: ManagedServer[] = [];
     for (const id of ids) {
       const stored = await store.get(serverKey(id));
@@ -211,7 +210,7 @@ export class ServerCatalog {
   async add(input: ManagedServerInput, actor: string): Promise<ManagedServer> {
     const settings = this.validate(input);
     const { store, maxServers } = this.options;
-    if ((await store.setSize(IDS)) >= maxServers) {
+    if ((await store.setSize(SERVER_IDS_KEY)) >= maxServers) {
       throw new ServerChangeRefused([`at most ${maxServers} servers can be added here`], 409);
     }
     const id = `s${randomBytes(5).toString('hex')}`;
@@ -228,10 +227,10 @@ export class ServerCatalog {
     try {
       if (text !== undefined) await this.options.traefik!.write(id, text);
       await store.set(serverKey(id), { ...server });
-      await store.addToSet(IDS, [id]);
+      await store.addToSet(SERVER_IDS_KEY, [id]);
     } catch (error) {
       await this.options.traefik?.remove(id).catch(() => undefined);
-      await store.delete(serverKey(id), urlKey(settings.url));
+      await store.delete(serverKey(id), serverUrlKey(settings.url));
       throw error;
     }
     await this.changed('add-server', server, actor);
@@ -270,7 +269,7 @@ export class ServerCatalog {
       const version = expectedVersion ?? before.updatedAt;
       written = await store.replaceIf(serverKey(id), 'updatedAt', version, { ...server });
     } finally {
-      if (!written && urlChanged) await store.delete(urlKey(settings.url));
+      if (!written && urlChanged) await store.delete(serverUrlKey(settings.url));
     }
     if (!written) throw new ServerEditConflict(await this.find(id));
     try {
@@ -278,10 +277,10 @@ export class ServerCatalog {
     } catch (error) {
       // Back to the server as it was, so that store and file agree.
       await store.set(serverKey(id), { ...before });
-      if (urlChanged) await store.delete(urlKey(settings.url));
+      if (urlChanged) await store.delete(serverUrlKey(settings.url));
       throw error;
     }
-    if (urlChanged) await store.delete(urlKey(before.url));
+    if (urlChanged) await store.delete(serverUrlKey(before.url));
     await this.changed('edit-server', server, actor);
     return server;
   }
@@ -289,8 +288,8 @@ export class ServerCatalog {
   async remove(id: string, actor: string): Promise<ManagedServer> {
     const server = await this.find(id);
     const { store } = this.options;
-    await store.removeFromSet(IDS, [id]);
-    await store.delete(serverKey(id), urlKey(server.url));
+    await store.removeFromSet(SERVER_IDS_KEY, [id]);
+    await store.delete(serverKey(id), serverUrlKey(server.url));
     await this.options.traefik?.remove(id);
     await this.changed('remove-server', server, actor);
     return server;
@@ -341,7 +340,7 @@ export class ServerCatalog {
   }
 
   private async claimUrl(url: string, id: string): Promise<void> {
-    if (!(await this.options.store.setIfAbsent(urlKey(url), { id }))) {
+    if (!(await this.options.store.setIfAbsent(serverUrlKey(url), { id }))) {
       throw new ServerChangeRefused([`url: another server already has ${url}`], 409);
     }
   }
@@ -362,7 +361,7 @@ export class ServerCatalog {
       resource: server.url,
       actor,
     });
-    await this.options.store.publish(CHANNEL, server.id);
+    await this.options.store.publish(SERVERS_CHANNEL, server.id);
     await this.reload();
   }
 }

@@ -8,14 +8,18 @@ import { access, constants } from 'node:fs/promises';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
-import type { ResourceRegistry } from '../oauth/resources.js';
+import type { ResourceRegistry } from '../resources/registry.js';
 import type { Store } from '../store/store.js';
 import { ServerCatalog } from './catalog.js';
 import { TraefikFiles } from './traefik-files.js';
 import { loadTraefikSchema } from './traefik-schema.js';
 
 export interface CatalogSetup {
-  config: GatewayConfig;
+  /**
+   * `managedServers`; `resources`: the URLs run-time servers may not take; `login`: which
+   * logins give the groups a tool rule may name.
+   */
+  config: Pick<GatewayConfig, 'managedServers' | 'resources' | 'login'>;
   store: Store;
   registry?: ResourceRegistry;
   audit?: AuditLog | undefined;

@@ -42,11 +42,7 @@ import {
   type Site,
 } from './state.js';
 import { applyChange, type ApplyResult, type PeerChange } from './wg.js';
-
-export interface TunnelIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
+import { EXIT, type CliIo } from '../cli/io.js';
 
 export interface TunnelOptions {
   /** The state directory (`--dir` overrides it). */
@@ -56,8 +52,6 @@ export interface TunnelOptions {
   /** The clock, for `addedAt`. */
   now?: () => Date;
 }
-
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 /** Where the gateway keeps its tunnel state unless told otherwise (mounted by compose.yaml). */
 export const DEFAULT_TUNNEL_DIR = 'deploy/tunnel/hub';
@@ -97,7 +91,7 @@ type Values = {
 
 export async function runTunnelCommand(
   argv: string[],
-  io: TunnelIo,
+  io: CliIo,
   options: TunnelOptions,
 ): Promise<number> {
   let values: Values;
@@ -175,7 +169,7 @@ export async function runTunnelCommand(
 }
 
 interface Context {
-  io: TunnelIo;
+  io: CliIo;
   dir: string;
   wg: string[];
   now: () => Date;

@@ -9,7 +9,7 @@
  * ({@link wholeDates}).
  */
 import escapeHtml from 'escape-html';
-import { SafeHtml } from './layout.js';
+import { SafeHtml } from './html.js';
 
 /** Words (between spaces) of at most this many characters are never broken. */
 export const KEEP_WHOLE = 16;

@@ -1,15 +1,16 @@
 /**
- * CSRF protection for the login and consent forms: a synchronizer token per interaction,
- * kept in the store (so any replica can check it), compared in constant time, and valid only
- * for the interaction it was issued for. A cross-site page can neither read the token nor
- * ride the interaction cookie (SameSite=Lax cookies are not sent on cross-site POSTs), so
- * both layers would have to fail for a forged approval to pass (checklist AS-10).
+ * CSRF protection for the gateway's forms: a synchronizer token per interaction (login and
+ * consent) or per browser session (`/account`, `/admin`), kept in the store (so any replica
+ * can check it), compared in constant time, and valid only for the key it was issued for. A
+ * cross-site page can neither read the token nor ride the interaction cookie (SameSite=Lax
+ * cookies are not sent on cross-site POSTs), so both layers would have to fail for a forged
+ * approval to pass (checklist AS-10 in docs/security.md). form-check.ts checks it.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { csrfKey } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 
-const csrfKey = (uid: string) => `csrf:${uid}`;
-
+/** The tokens of one kind of form, each valid for `ttlSeconds` after it is first issued. */
 export class CsrfTokens {
   constructor(
     private readonly store: Store,
@@ -25,6 +26,7 @@ export class CsrfTokens {
     return (await this.store.get<{ token: string }>(csrfKey(uid)))?.token ?? token;
   }
 
+  /** Whether `presented` is the token issued for `uid`; it stays valid until discarded. */
   async verify(uid: string, presented: unknown): Promise<boolean> {
     if (typeof presented !== 'string' || presented.length === 0) return false;
     const stored = await this.store.get<{ token: string }>(csrfKey(uid));
@@ -34,6 +36,7 @@ export class CsrfTokens {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
+  /** Ends the token of `uid`: once the form did its work, a replayed post fails. */
   async discard(uid: string): Promise<void> {
     await this.store.delete(csrfKey(uid));
   }

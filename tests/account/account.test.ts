@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { pollUntil } from '../helpers/poll.js';
 import {
   devLogin,
   LOOPBACK_REDIRECT,
@@ -20,8 +21,8 @@ import {
 } from '../helpers/oauth-flow.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { TestUserAgent, type FlowResult } from '../helpers/user-agent.js';
-import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
-import { accountGrantsKey, clientGrantsKey, grantUseKey } from '../../src/oauth/store-adapter.js';
+import { ACCOUNT_CLIENT_ID } from '../../src/oauth/constants.js';
+import { accountGrantsKey, clientGrantsKey, grantUseKey } from '../../src/store/keys.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
 const ALICE = 'alice@example.com';
@@ -143,15 +144,15 @@ describe('connected apps (/account)', () => {
 
   /** Waits until `/account` shows `clientId` with a last use (recorded off the request path). */
   async function openAccountOnceUsed(agent: TestUserAgent, clientId: string) {
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const page = await openAccount(agent);
-      const app = listedApps(page.body).find((candidate) => candidate.clientId === clientId);
-      if ((app && definition(app.html, 'Last use') !== 'never') || Date.now() > deadline) {
-        return page;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const { value: page } = await pollUntil(
+      () => openAccount(agent),
+      (shown) => {
+        const app = listedApps(shown.body).find((candidate) => candidate.clientId === clientId);
+        return app !== undefined && definition(app.html, 'Last use') !== 'never';
+      },
+      { what: `/account to show a last use of ${clientId}`, timeoutMs: 5000 },
+    );
+    return page;
   }
 
   function post(
@@ -659,12 +660,14 @@ describeWithBinary('redis-server', 'connected apps on two replicas sharing Redis
     expect(revoked.status).toBe(200);
     expect(listedApps(revoked.body)).toEqual([]);
 
-    const started = Date.now();
     const limit = b.config.verify.revocationPollInterval * 1000;
-    let status = await verifyAtB();
-    while (status === 200 && Date.now() - started < limit) status = await verifyAtB();
+    const { value: status, elapsedMs } = await pollUntil(verifyAtB, (seen) => seen !== 200, {
+      what: 'the other replica to refuse the revoked token',
+      timeoutMs: limit,
+      intervalMs: 10,
+    });
     expect(status).toBe(401);
-    expect(Date.now() - started).toBeLessThan(limit);
+    expect(elapsedMs).toBeLessThan(limit);
     const refused = await tokenRequest(bUrl, {
       grant_type: 'refresh_token',
       refresh_token: String(token.body.refresh_token),

@@ -7,12 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runClientsCommand } from '../../src/cli/clients-command.js';
 import { configSchema } from '../../src/config/schema.js';
-import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
-import { DCR_CLIENT_INDEX } from '../../src/oauth/store-adapter.js';
+import { ACCOUNT_CLIENT_ID } from '../../src/oauth/constants.js';
+import { DCR_CLIENT_INDEX } from '../../src/store/keys.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
 import { captureIo, listingRows } from '../helpers/cli-io.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { pollUntil } from '../helpers/poll.js';
 import {
   devLogin,
   LOOPBACK_REDIRECT,
@@ -95,10 +96,15 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
 
   /** Polls `/verify` until it refuses, at most one revocation poll interval. */
   async function refusedWithinPoll(accessToken: string) {
-    const started = Date.now();
-    const limit = gw.config.verify.revocationPollInterval * 1000;
-    let status = await verify(accessToken);
-    while (status === 200 && Date.now() - started < limit) status = await verify(accessToken);
+    const { value: status } = await pollUntil(
+      () => verify(accessToken),
+      (seen) => seen !== 200,
+      {
+        what: '/verify to refuse the token',
+        timeoutMs: gw.config.verify.revocationPollInterval * 1000,
+        intervalMs: 10,
+      },
+    );
     return status;
   }
 
@@ -125,18 +131,17 @@ describeWithBinary('redis-server', 'mcp-gateway clients list|revoke', () => {
     await connect(cimd.clientId);
 
     // Token use is recorded just after the token answer: wait for it to show.
-    let listed: Record<string, string>[] = [];
-    const deadline = Date.now() + 5000;
-    do {
-      const io = captureIo();
-      expect(await runClientsCommand(['list'], gw.config, io)).toBe(0);
-      expect(io.out.split('\n')[0]).toBe(
-        'KIND\tCLIENT_ID\tNAME\tREDIRECT_HOSTS\tCREATED\tLAST_USED\tGRANTS\tEXPIRES\tSTATE',
-      );
-      listed = listingRows(io.out);
-    } while (
-      !listed.some((row) => row.KIND === 'cimd' && row.GRANTS === '1') &&
-      Date.now() < deadline
+    const { value: listed } = await pollUntil(
+      async () => {
+        const io = captureIo();
+        expect(await runClientsCommand(['list'], gw.config, io)).toBe(0);
+        expect(io.out.split('\n')[0]).toBe(
+          'KIND\tCLIENT_ID\tNAME\tREDIRECT_HOSTS\tCREATED\tLAST_USED\tGRANTS\tEXPIRES\tSTATE',
+        );
+        return listingRows(io.out);
+      },
+      (rows) => rows.some((row) => row.KIND === 'cimd' && row.GRANTS === '1'),
+      { what: 'the CIMD client listed with its grant', timeoutMs: 5000 },
     );
     const byId = new Map(listed.map((row) => [row.CLIENT_ID, row]));
     const iso = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);

@@ -1,18 +1,15 @@
 /**
  * The activity feed's parts on the real embedded store and the real logger: batched writes
  * (a full batch without waiting for the interval, a short one within it), a bounded buffer
- * and a single warning while the store fails, close(); the security event sink (per logger,
- * removable, never breaking the caller); and what an entry keeps (no token, no arguments).
+ * and a single warning while the store fails, close(); the feed as a sink of the security
+ * event emitter (removed at close); and what an entry keeps (no token, no arguments).
  */
 import { describe, expect, it } from '@jest/globals';
-import {
-  ActivityFeed,
-  DECISIONS_KEY,
-  SECURITY_EVENTS_KEY,
-} from '../../src/activity/activity-feed.js';
+import { ActivityFeed } from '../../src/activity/activity-feed.js';
 import { decisionEntry, securityEntry } from '../../src/activity/activity-entries.js';
 import { BATCH_SIZE, FLUSH_INTERVAL_MS, RecentList } from '../../src/activity/recent-list.js';
-import { addSecurityEventSink, securityEvent } from '../../src/logging/security-events.js';
+import { loggedSecurityEvents } from '../../src/events/security-events.js';
+import { DECISIONS_KEY, SECURITY_EVENTS_KEY } from '../../src/store/keys.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { JsonObject, Store } from '../../src/store/store.js';
 import { captureLogger } from '../helpers/captured-logger.js';
@@ -108,29 +105,12 @@ describe('RecentList', () => {
 });
 
 describe('security event sink', () => {
-  it('tells the sinks of that logger only, until removed; a throwing sink breaks nothing', () => {
-    const one = captureLogger().logger;
-    const other = captureLogger().logger;
-    const seen: string[] = [];
-    const remove = addSecurityEventSink(one, (kind, details, ip) =>
-      seen.push(`${kind} ${String(details.reason)} ${ip}`),
-    );
-    const removeThrowing = addSecurityEventSink(one, () => {
-      throw new Error('sink failed');
-    });
-    securityEvent(one, 'csrf_failed', { ip: '192.0.2.1', reason: 'no token' });
-    securityEvent(other, 'csrf_failed', { ip: '192.0.2.2', reason: 'elsewhere' });
-    remove();
-    securityEvent(one, 'csrf_failed', { ip: '192.0.2.3', reason: 'after removal' });
-    removeThrowing();
-    expect(seen).toEqual(['csrf_failed no token 192.0.2.1']);
-  });
-
-  it('feeds the security events of the gateway logger into the shared list', async () => {
+  it('feeds the security events of the gateway emitter into the shared list', async () => {
     const store = new MemoryStore({ maxEntries: 100 });
     const { logger } = captureLogger();
-    const feed = new ActivityFeed({ store, maxEntries: 10, logger });
-    securityEvent(logger, 'tool_denied', {
+    const events = loggedSecurityEvents(logger);
+    const feed = new ActivityFeed({ store, maxEntries: 10, events, logger });
+    events.emit('tool_denied', {
       ip: '192.0.2.9',
       subject: 'dev:bob@example.com',
       clientId: 'client-1',
@@ -140,7 +120,7 @@ describe('security event sink', () => {
       origin: 'https://evil.example',
     });
     await feed.close();
-    securityEvent(logger, 'tool_denied', { ip: '192.0.2.10' });
+    events.emit('tool_denied', { ip: '192.0.2.10' });
     const [stored, ...rest] = await store.readRecent(SECURITY_EVENTS_KEY, 10);
     expect(rest).toEqual([]);
     expect(stored).toEqual({
@@ -170,7 +150,12 @@ describe('ActivityFeed decisions', () => {
   it('are one entry with a count while identical and unwritten, a new entry once written', async () => {
     const store = new MemoryStore({ maxEntries: 100 });
     const { logger } = captureLogger();
-    const feed = new ActivityFeed({ store, maxEntries: 10, logger });
+    const feed = new ActivityFeed({
+      store,
+      maxEntries: 10,
+      events: loggedSecurityEvents(logger),
+      logger,
+    });
     for (let n = 0; n < 3; n += 1) feed.decided(decision('192.0.2.1'));
     feed.decided(decision('192.0.2.2'));
     // A NUL in the tool name (the field a client chooses) cannot make two decisions one.

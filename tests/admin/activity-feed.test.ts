@@ -6,7 +6,7 @@
  * the feed keeps at most `activity.maxEntries` entries.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { DECISIONS_KEY, SECURITY_EVENTS_KEY } from '../../src/activity/activity-feed.js';
+import { DECISIONS_KEY, SECURITY_EVENTS_KEY } from '../../src/store/keys.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { ask, feedRows, openPage } from '../helpers/admin-activity.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';

@@ -39,10 +39,9 @@ import { describeWithBinary } from '../helpers/binaries.js';
 import { launchChromium } from '../helpers/chromium.js';
 import { startCaddy, type RunningProxy } from '../helpers/caddy.js';
 import { compileSharedSchema, SHARED_SCHEMA_DIR } from '../helpers/config-files.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/netns.js';
 import { tokenRequest } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
 import { SDK_REDIRECT_URI, TestOAuthProvider, whoamiOf } from '../helpers/sdk-client.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 
@@ -214,16 +213,11 @@ describeWithBinary('chromium', 'the admin console in headless Chromium', () => {
       } else {
         screenshotDir = await mkdtemp(path.join(tmpdir(), 'mcpgw-admin-screenshots-'));
       }
-      const gatewayPort = await getFreePort();
       mcpServer = await startStreamableServer();
       // The route exists before the server is added: the proxy asks /verify, which refuses.
-      caddy = await startCaddy({
-        authUrl: `http://127.0.0.1:${gatewayPort}`,
-        routes: [{ path: '/mcp', upstream: mcpServer.url }],
-      });
-      publicUrl = `${caddy.url}/mcp`;
-      gw = await startGateway(
-        () => ({
+      ({ proxy: caddy, gw } = await startGatewayBehind(
+        (authUrl) => startCaddy({ authUrl, routes: [{ path: '/mcp', upstream: mcpServer.url }] }),
+        () => () => ({
           admins: { emails: [ALICE] },
           managedServers: {
             traefik: {
@@ -232,8 +226,8 @@ describeWithBinary('chromium', 'the admin console in headless Chromium', () => {
             },
           },
         }),
-        { port: gatewayPort },
-      );
+      ));
+      publicUrl = `${caddy.url}/mcp`;
       browser = await launchChromium();
       aliceContext = await browser.newContext({ viewport: VIEWPORT });
       aliceContext.setDefaultTimeout(10_000);

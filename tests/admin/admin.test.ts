@@ -23,7 +23,7 @@ import {
   tokenRequest,
 } from '../helpers/oauth-flow.js';
 import { TestUserAgent, type FlowResult } from '../helpers/user-agent.js';
-import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
+import { ACCOUNT_CLIENT_ID } from '../../src/oauth/constants.js';
 import { verifyStatus } from '../helpers/provider-login.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
@@ -34,7 +34,7 @@ const PAGES = ['/admin', '/admin/clients', '/admin/activity', '/admin/servers'];
 
 /** The audit records listed on `/admin/activity?view=audit`: kind, subject and client of each row. */
 function activityRows(body: string) {
-  // (without the line-break hints long identifiers carry: src/login/views/breakable.ts)
+  // (without the line-break hints long identifiers carry: src/web/breakable.ts)
   return [...body.replace(/<wbr>/g, '').matchAll(/<tr class="record">([\s\S]*?)<\/tr>/g)].map(
     (match) => ({
       kind: /<td class="kind">([\s\S]*?)<\/td>/.exec(match[1]!)?.[1] ?? '',

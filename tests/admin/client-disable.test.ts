@@ -9,9 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { formatTime } from '../../src/account/views/account-page.js';
-import { DISABLED_CLIENTS_KEY } from '../../src/forward-auth/disabled-clients.js';
-import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
-import { CLIENT_EXPIRES, recordKey } from '../../src/oauth/store-adapter.js';
+import { ACCOUNT_CLIENT_ID } from '../../src/oauth/constants.js';
+import { CLIENT_EXPIRES } from '../../src/oauth/store-adapter.js';
+import { DISABLED_CLIENTS_KEY, recordKey } from '../../src/store/keys.js';
 import {
   clientRows,
   csrfToken,
@@ -408,7 +408,7 @@ describe('disabling a client from the admin console', () => {
     expect(expiresAt).toBeGreaterThan(now + gw.config.registration.dcr.clientTtl - 60);
     expect(expiresAt).toBeLessThanOrEqual(now + gw.config.registration.dcr.clientTtl + 1);
     const rows = clientRows((await open(alice, '/admin/clients', ALICE)).body);
-    // (the cell's text: its date is kept whole by a span, src/login/views/breakable.ts)
+    // (the cell's text: its date is kept whole by a span, src/web/breakable.ts)
     const expiresOf = (row: string | undefined) =>
       /<td class="expires">([\s\S]*?)<\/td>/
         .exec(row ?? '')?.[1]

@@ -21,7 +21,7 @@ import { createTrustedFetch } from '../../src/net/outbound-fetch.js';
 import { never, openSignedIn } from '../helpers/admin-console.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startCaddy, type RunningProxy } from '../helpers/caddy.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { closeServer, getFreePort, listenOn, onFreePort } from '../helpers/ports.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 import { TestUserAgent, type FlowResult } from '../helpers/user-agent.js';
@@ -71,28 +71,25 @@ describeWithBinary('caddy', 'diagnostics page, with the gateway behind Caddy for
     openSignedIn(agent, new URL(path, gw.url), user, { reopen: true });
 
   beforeAll(async () => {
-    const gatewayPort = await getFreePort();
     server = await startStreamableServer();
-    caddy = await startCaddy({
-      authUrl: `http://127.0.0.1:${gatewayPort}`,
-      routes: [{ path: '/mcp', upstream: server.url }],
-    });
-    proxied = `${caddy.url}/mcp`;
     direct = `${server.url}/mcp`;
-    unrouted = `${caddy.url}/unrouted/mcp`;
     nowhere = `http://127.0.0.1:${await getFreePort()}/mcp`;
-    gw = await startGateway(
-      () => ({
-        admins: { emails: [ALICE] },
-        resources: [
-          { url: proxied, name: HOSTILE_NAME, scopes: ['mcp:tools'] },
-          { url: direct, name: 'Direct', scopes: ['mcp:tools'] },
-          { url: unrouted, name: 'Unrouted', scopes: ['mcp:tools'] },
-          { url: nowhere, name: 'Nowhere', scopes: ['mcp:tools'] },
-        ],
-      }),
-      { port: gatewayPort },
-    );
+    ({ proxy: caddy, gw } = await startGatewayBehind(
+      (authUrl) => startCaddy({ authUrl, routes: [{ path: '/mcp', upstream: server.url }] }),
+      (proxy) => {
+        proxied = `${proxy.url}/mcp`;
+        unrouted = `${proxy.url}/unrouted/mcp`;
+        return () => ({
+          admins: { emails: [ALICE] },
+          resources: [
+            { url: proxied, name: HOSTILE_NAME, scopes: ['mcp:tools'] },
+            { url: direct, name: 'Direct', scopes: ['mcp:tools'] },
+            { url: unrouted, name: 'Unrouted', scopes: ['mcp:tools'] },
+            { url: nowhere, name: 'Nowhere', scopes: ['mcp:tools'] },
+          ],
+        });
+      },
+    ));
     alice = new TestUserAgent();
   });
 

@@ -1,7 +1,7 @@
 /**
  * How the admin console's tables and the connected apps page wrap, measured in real Chromium
  * at a phone's width and at a desktop's: a long identifier (URL, client id, subject, tool
- * name) breaks only after its separators (`<wbr>`, src/login/views/breakable.ts), an ordinary
+ * name) breaks only after its separators (`<wbr>`, src/web/breakable.ts), an ordinary
  * word ("Diagnose") or a scope ("mcp:tools") never breaks, and nothing makes the page wider
  * than the window (a table too wide for it scrolls inside its own box).
  *
@@ -19,6 +19,7 @@ import { launchChromium } from '../helpers/chromium.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { devLogin, LOOPBACK_REDIRECT, pkcePair, redeemCode } from '../helpers/oauth-flow.js';
+import { waitFor } from '../helpers/poll.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
 
 const ALICE = 'alice@example.com';
@@ -194,13 +195,13 @@ describeWithBinary('chromium', 'table and identifier wrapping in headless Chromi
       page.getByRole('button', { name: `Continue as ${ALICE}`, exact: true }).click(),
     ]);
     // The feed is written in batches: wait until the four decisions are listed.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      await page.goto(`${gw.url}/admin/activity`);
-      if ((await page.locator('tr.event:not([data-result="security"])').count()) >= 4) break;
-      if (Date.now() > deadline) throw new Error('the decisions did not reach the feed');
-      await page.waitForTimeout(100);
-    }
+    await waitFor(
+      async () => {
+        await page.goto(`${gw.url}/admin/activity`);
+        return (await page.locator('tr.event:not([data-result="security"])').count()) >= 4;
+      },
+      { what: 'the four decisions to reach the feed', timeoutMs: 10_000, intervalMs: 100 },
+    );
   });
   afterAll(async () => {
     await context?.close();

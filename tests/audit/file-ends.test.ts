@@ -12,7 +12,7 @@ import { SignJWT, decodeJwt, importJWK } from 'jose';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { CHECKPOINT_TYPE, checkpointOfLine } from '../../src/audit/checkpoint.js';
 import { runAuditCommand } from '../../src/audit/cli.js';
-import { generateSigningKey } from '../../src/oauth/keys.js';
+import { generateSigningKey } from '../../src/keys/key-material.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { auditTestKeys, type AuditTestKeys } from '../helpers/audit-keys.js';
 import { captureLogger } from '../helpers/captured-logger.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runClientsCommand } from '../../src/cli/clients-command.js';
 import { runConfigCommand } from '../../src/cli/config-command.js';
 import { configSchema } from '../../src/config/schema.js';
-import { ClientHostApprovals } from '../../src/oauth/client-hosts.js';
+import { ClientHostApprovals } from '../../src/clients/host-approvals.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { captureIo } from '../helpers/cli-io.js';

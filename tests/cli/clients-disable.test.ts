@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runClientsCommand } from '../../src/cli/clients-command.js';
 import { configSchema } from '../../src/config/schema.js';
-import { DISABLED_CLIENTS_KEY } from '../../src/forward-auth/disabled-clients.js';
-import { ACCOUNT_CLIENT_ID } from '../../src/oauth/provider.js';
+import { DISABLED_CLIENTS_KEY } from '../../src/store/keys.js';
+import { ACCOUNT_CLIENT_ID } from '../../src/oauth/constants.js';
 import { csrfToken, openSignedIn, postFields } from '../helpers/admin-console.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
+import { onFreePort } from '../helpers/ports.js';
 import { hostPort } from '../helpers/proxy-process.js';
 import {
   rawRequest,
@@ -114,40 +114,50 @@ export async function startBouncerStack(pluginSource: string | undefined): Promi
     const backend = await startRecordingServer('mcp');
     stoppers.push(() => backend.stop());
 
-    const gatewayPort = await getFreePort();
-    const traefik = await startTraefik({
-      authUrl: `http://127.0.0.1:${gatewayPort}`,
-      routes: [{ path: '/mcp', upstream: backend.url }],
-      ...(pluginSource
-        ? {
-            crowdsec: {
-              pluginSource,
-              lapiHost: crowdsec.lapiHost,
-              apiKeyFile: crowdsec.bouncerKeyFile,
-              appsecHost: hostPort(appsec.url, 'the AppSec stand-in'),
-            },
-          }
-        : {}),
-      // Where the test's CrowdSec reads it (compose: the shared /var/log/traefik volume).
-      staticConfig: (config) => {
-        config.accessLog.filePath = accessLog;
-      },
+    // Traefik names the gateway's port before the gateway binds it: both again on a taken one.
+    const { traefik, gateway } = await onFreePort(async (gatewayPort) => {
+      const authUrl = `http://127.0.0.1:${gatewayPort}`;
+      const traefik = await startTraefik({
+        authUrl,
+        routes: [{ path: '/mcp', upstream: backend.url }],
+        ...(pluginSource
+          ? {
+              crowdsec: {
+                pluginSource,
+                lapiHost: crowdsec.lapiHost,
+                apiKeyFile: crowdsec.bouncerKeyFile,
+                appsecHost: hostPort(appsec.url, 'the AppSec stand-in'),
+              },
+            }
+          : {}),
+        // Where the test's CrowdSec reads it (compose: the shared /var/log/traefik volume).
+        staticConfig: (config) => {
+          config.accessLog.filePath = accessLog;
+        },
+      });
+      try {
+        const resource = `${traefik.url}/mcp`;
+        const gateway = await startGatewayProcess(
+          (issuer, port, dataDir) => ({
+            issuer,
+            listen: { host: '127.0.0.1', port },
+            dataDir,
+            login: { dev: { users: ['alice@example.com'] } },
+            resources: [{ url: resource, name: 'MCP', scopes: ['mcp:tools'] }],
+            log: { level: 'warn', securityEventsFile: eventsFile },
+          }),
+          {},
+          gatewayPort,
+        );
+        return { traefik, gateway };
+      } catch (error) {
+        await traefik.stop();
+        throw error;
+      }
     });
     stoppers.push(() => traefik.stop());
-    const resource = `${traefik.url}/mcp`;
-    const gateway = await startGatewayProcess(
-      (issuer, port, dataDir) => ({
-        issuer,
-        listen: { host: '127.0.0.1', port },
-        dataDir,
-        login: { dev: { users: ['alice@example.com'] } },
-        resources: [{ url: resource, name: 'MCP', scopes: ['mcp:tools'] }],
-        log: { level: 'warn', securityEventsFile: eventsFile },
-      }),
-      {},
-      gatewayPort,
-    );
     stoppers.push(() => gateway.stop());
+    const resource = `${traefik.url}/mcp`;
     const client = await registerClient(gateway.url);
     const tokens = await obtainTokens(gateway.url, { client, resource });
     const token = String(tokens.token.body.access_token);

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findBinary } from '../helpers/binaries.js';
+import { waitFor } from '../helpers/poll.js';
 import { getFreePort } from '../helpers/ports.js';
 
 const run = promisify(execFile);
@@ -220,20 +221,23 @@ async function startLapi(crowdsec: string, configFile: string, port: number) {
     child.kill('SIGTERM');
     await exitOf(child, 10_000);
   };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`the CrowdSec Local API exited (${child.exitCode}):\n${output}`);
-    }
-    const answer = await fetch(`${url}/v1/decisions`, {
-      headers: { 'x-api-key': BOUNCER_KEY },
-    }).catch(() => undefined);
-    if (answer?.status === 200) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`the CrowdSec Local API did not answer in time:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  try {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) {
+          throw new Error(`the CrowdSec Local API exited (${child.exitCode}):\n${output}`);
+        }
+        const answer = await fetch(`${url}/v1/decisions`, {
+          headers: { 'x-api-key': BOUNCER_KEY },
+        }).catch(() => undefined);
+        return answer?.status === 200;
+      },
+      { what: 'the CrowdSec Local API to answer', timeoutMs: 30_000, intervalMs: 100 },
+    );
+  } catch (error) {
+    const exited = child.exitCode !== null;
+    await stop();
+    throw exited ? error : new Error(`${(error as Error).message}:\n${output}`);
   }
   return { url, stop, output: () => output };
 }

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { pollUntil } from '../helpers/poll.js';
 import {
   devLogin,
   LOOPBACK_REDIRECT,
@@ -26,7 +27,7 @@ import {
   tokenRequest,
   type RegisteredClient,
 } from '../helpers/oauth-flow.js';
-import { durationHours, startCrowdSec, type CrowdSec, type Decision } from './crowdsec.js';
+import { durationHours, startCrowdSec, type CrowdSec } from './crowdsec.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
 const CROWDSEC_DIR = path.resolve('crowdsec');
@@ -296,20 +297,18 @@ describeWithBinary('crowdsec', 'CrowdSec scenarios on the auth service’s secur
       [IP.requestSmuggler, 'unreadable_body', 1],
       [IP.authorizationFailures, 'oauth_error', 8],
     ];
-    let events: Record<string, unknown>[] = [];
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      events = await readEvents();
-      const missing = wanted.filter(([ip, kind, n]) => count(events, ip, kind) < n);
-      if (missing.length === 0) break;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `security events missing from ${eventsFile}: ${JSON.stringify(missing)}\n` +
-            `got: ${JSON.stringify(events)}\nservice output:\n${gw.output()}`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const missingFrom = (seen: Record<string, unknown>[]) =>
+      wanted.filter(([ip, kind, n]) => count(seen, ip, kind) < n);
+    const { value: events } = await pollUntil(
+      readEvents,
+      (seen) => missingFrom(seen).length === 0,
+      {
+        what: `every expected security event in ${eventsFile}`,
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        detail: () => `service output:\n${gw.output()}`,
+      },
+    );
     // The normal client caused nothing else; the loopback "proxy" caused nothing at all.
     expect(events.filter((event) => event.ip === IP.normal)).toHaveLength(3);
     expect(events.filter((event) => String(event.ip).includes('127.0.0.1'))).toEqual([]);
@@ -344,17 +343,14 @@ describeWithBinary('crowdsec', 'CrowdSec scenarios on the auth service’s secur
       `agent:\n${agentOutput}\nLocal API:\n${crowdsec?.output() ?? ''}\nevents:\n${JSON.stringify(events)}`;
 
     // Alerts reach the Local API asynchronously: wait (bounded) for every expected ban.
-    let decisions: Decision[] = [];
-    const decisionDeadline = Date.now() + 20_000;
-    for (;;) {
-      decisions = await crowdsec.decisions();
-      const banned = new Set(decisions.map((decision) => decision.value));
-      if (Object.keys(EXPECTED).every((ip) => banned.has(ip))) break;
-      if (Date.now() > decisionDeadline) {
-        throw new Error(`expected bans missing: ${JSON.stringify(decisions)}\n${context()}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    const { value: decisions } = await pollUntil(
+      () => crowdsec!.decisions(),
+      (seen) => {
+        const banned = new Set(seen.map((decision) => decision.value));
+        return Object.keys(EXPECTED).every((ip) => banned.has(ip));
+      },
+      { what: 'every expected ban', timeoutMs: 20_000, intervalMs: 200, detail: context },
+    );
 
     for (const [ip, { scenario, hours }] of Object.entries(EXPECTED)) {
       const forIp = decisions.filter((decision) => decision.value === ip);

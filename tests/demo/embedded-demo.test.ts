@@ -22,8 +22,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { openSignedIn } from '../helpers/admin-console.js';
-import { eventually } from '../helpers/poll.js';
-import { getFreePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/poll.js';
+import { getFreePort, onFreePort } from '../helpers/ports.js';
 import { TestOAuthProvider, userApproves, whoamiOf } from '../helpers/sdk-client.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
 
@@ -35,21 +35,43 @@ describe('the embedded default serves a protected demo MCP server', () => {
   let demoUrl: string;
 
   beforeAll(async () => {
-    const [port, demoPort] = [await getFreePort(), await getFreePort()];
-    issuer = `http://localhost:${port}`;
-    demoUrl = `http://localhost:${demoPort}/mcp`;
-    dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-demo-'));
     // tsx by path: the service runs in a fresh directory of its own (its ./data), as a clone.
     const tsx = pathToFileURL(path.resolve('node_modules/tsx/dist/loader.mjs')).href;
-    child = spawn(process.execPath, ['--import', tsx, path.resolve('src/main.ts')], {
-      cwd: dir,
-      env: { ...process.env, PORT: String(port), DEMO_PORT: String(demoPort) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    // The service binds both ports itself: it starts again on new ones when one was taken.
+    await onFreePort(async (port) => {
+      const demoPort = await getFreePort();
+      issuer = `http://localhost:${port}`;
+      demoUrl = `http://localhost:${demoPort}/mcp`;
+      dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-demo-'));
+      output = '';
+      const started = spawn(process.execPath, ['--import', tsx, path.resolve('src/main.ts')], {
+        cwd: dir,
+        env: { ...process.env, PORT: String(port), DEMO_PORT: String(demoPort) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child = started;
+      started.stdout!.on('data', (chunk) => (output += String(chunk)));
+      started.stderr!.on('data', (chunk) => (output += String(chunk)));
+      try {
+        await waitFor(
+          async () => {
+            if (started.exitCode !== null) {
+              throw new Error(`the service exited (${started.exitCode}):\n${output}`);
+            }
+            return output.includes('Stop with Ctrl+C');
+          },
+          { what: 'the service to start', timeoutMs: 30_000, detail: () => output },
+        );
+      } catch (error) {
+        if (started.exitCode === null) {
+          const exited = new Promise((resolve) => started.once('exit', resolve));
+          started.kill('SIGKILL');
+          await exited;
+        }
+        await rm(dir, { recursive: true, force: true });
+        throw error;
+      }
     });
-    child.stdout!.on('data', (chunk) => (output += String(chunk)));
-    child.stderr!.on('data', (chunk) => (output += String(chunk)));
-    const started = await eventually(async () => output.includes('Stop with Ctrl+C'), 30_000);
-    if (!started) throw new Error(`the service did not start:\n${output}`);
   });
 
   afterAll(async () => {

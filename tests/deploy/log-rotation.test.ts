@@ -16,8 +16,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import winston from 'winston';
+import { loggedSecurityEvents } from '../../src/events/security-events.js';
 import { createLogger } from '../../src/logging/logger.js';
-import { securityEvent } from '../../src/logging/security-events.js';
 import { parseYaml } from '../helpers/compose-model.js';
 import { eventually } from '../helpers/poll.js';
 import { record, type Json } from '../helpers/config-files.js';
@@ -60,10 +60,11 @@ describe('the security events file', () => {
   });
 
   it('keeps receiving events after being moved aside (hence copytruncate, not create)', async () => {
-    securityEvent(logger, 'login_failed', { reason: 'before the move' });
+    const events = loggedSecurityEvents(logger);
+    events.emit('login_failed', { reason: 'before the move' });
     expect(await eventually(async () => lines(file).includes('before the move'), 5_000)).toBe(true);
     renameSync(file, `${file}.1`);
-    securityEvent(logger, 'login_failed', { reason: 'after the move' });
+    events.emit('login_failed', { reason: 'after the move' });
     expect(await eventually(async () => lines(`${file}.1`).includes('after the move'), 5_000)).toBe(
       true,
     );

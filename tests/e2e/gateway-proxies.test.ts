@@ -16,10 +16,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startCaddy } from '../helpers/caddy.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { startLegacySseServer, type LegacySseServer } from '../helpers/legacy-sse-server.js';
 import { startNginx } from '../helpers/nginx.js';
-import { getFreePort } from '../helpers/ports.js';
 import type { RunningProxy } from '../helpers/proxy-process.js';
 import { TestOAuthProvider, userApproves, whoamiOf } from '../helpers/sdk-client.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
@@ -77,59 +76,57 @@ describeWithBinary('caddy', 'the gateway behind Caddy forward_auth', () => {
   let legacyUrl: string;
 
   beforeAll(async () => {
-    const gatewayPort = await getFreePort();
     serverA = await startStreamableServer();
     serverB = await startStreamableServer();
     sessionServer = await startStreamableServer({ path: '/s/mcp', sessions: true });
     legacy = await startLegacySseServer({ prefix: '/servers/legacy' });
-    caddy = await startCaddy({
-      authUrl: `http://127.0.0.1:${gatewayPort}`,
-      routes: [
-        { path: '/mcp', upstream: serverA.url },
-        { path: '/b/mcp', upstream: serverB.url },
-        { path: '/s/mcp', upstream: sessionServer.url },
-        { path: '/servers/legacy/*', upstream: legacy.url },
-      ],
-    });
-    urlA = `${caddy.url}/mcp`;
-    urlB = `${caddy.url}/b/mcp`;
-    sessionUrl = `${caddy.url}/s/mcp`;
-    legacyUrl = `${caddy.url}/servers/legacy`;
-    gw = await startGateway(
-      () => ({
-        login: {
-          dev: {
-            users: [
-              { email: 'alice@example.com', name: 'Alice', groups: ['eng'] },
-              { email: 'bob@example.com', name: 'Bob', groups: [] },
-            ],
-          },
-        },
-        resources: [
-          {
-            url: urlA,
-            name: 'Server A',
-            scopes: ['mcp:tools'],
-            tools: {
-              default: 'allow',
-              // Caddy and nginx forward no body: rules decided on the Mcp-* headers, which
-              // this client sends (tests/e2e/proxy-attacks.test.ts has the body default).
-              operationFrom: 'headers',
-              rules: { echo: { scopes: ['mcp:echo'] }, whoami: { groups: ['dev:eng'] } },
+    const routes = [
+      { path: '/mcp', upstream: serverA.url },
+      { path: '/b/mcp', upstream: serverB.url },
+      { path: '/s/mcp', upstream: sessionServer.url },
+      { path: '/servers/legacy/*', upstream: legacy.url },
+    ];
+    ({ proxy: caddy, gw } = await startGatewayBehind(
+      (authUrl) => startCaddy({ authUrl, routes }),
+      (proxy) => {
+        urlA = `${proxy.url}/mcp`;
+        urlB = `${proxy.url}/b/mcp`;
+        sessionUrl = `${proxy.url}/s/mcp`;
+        legacyUrl = `${proxy.url}/servers/legacy`;
+        return () => ({
+          login: {
+            dev: {
+              users: [
+                { email: 'alice@example.com', name: 'Alice', groups: ['eng'] },
+                { email: 'bob@example.com', name: 'Bob', groups: [] },
+              ],
             },
           },
-          { url: urlB, name: 'Server B', scopes: ['mcp:tools'] },
-          { url: sessionUrl, name: 'Stateful server', scopes: ['mcp:tools'] },
-          {
-            url: legacyUrl,
-            name: 'Legacy SSE server',
-            scopes: ['mcp:tools'],
-            upstreamAuthorization: 'jwt',
-          },
-        ],
-      }),
-      { port: gatewayPort },
-    );
+          resources: [
+            {
+              url: urlA,
+              name: 'Server A',
+              scopes: ['mcp:tools'],
+              tools: {
+                default: 'allow',
+                // Caddy and nginx forward no body: rules decided on the Mcp-* headers, which
+                // this client sends (tests/e2e/proxy-attacks.test.ts has the body default).
+                operationFrom: 'headers',
+                rules: { echo: { scopes: ['mcp:echo'] }, whoami: { groups: ['dev:eng'] } },
+              },
+            },
+            { url: urlB, name: 'Server B', scopes: ['mcp:tools'] },
+            { url: sessionUrl, name: 'Stateful server', scopes: ['mcp:tools'] },
+            {
+              url: legacyUrl,
+              name: 'Legacy SSE server',
+              scopes: ['mcp:tools'],
+              upstreamAuthorization: 'jwt',
+            },
+          ],
+        });
+      },
+    ));
   });
 
   afterAll(async () => {
@@ -329,19 +326,14 @@ describeWithBinary('nginx', 'the gateway behind nginx auth_request', () => {
   let url: string;
 
   beforeAll(async () => {
-    const gatewayPort = await getFreePort();
     server = await startStreamableServer();
-    nginx = await startNginx({
-      authUrl: `http://127.0.0.1:${gatewayPort}`,
-      routes: [{ path: '/mcp', upstream: server.url }],
-    });
+    ({ proxy: nginx, gw } = await startGatewayBehind(
+      (authUrl) => startNginx({ authUrl, routes: [{ path: '/mcp', upstream: server.url }] }),
+      (proxy) => () => ({
+        resources: [{ url: `${proxy.url}/mcp`, name: 'Behind nginx', scopes: ['mcp:tools'] }],
+      }),
+    ));
     url = `${nginx.url}/mcp`;
-    gw = await startGateway(
-      () => ({ resources: [{ url, name: 'Behind nginx', scopes: ['mcp:tools'] }] }),
-      {
-        port: gatewayPort,
-      },
-    );
   });
   afterAll(async () => {
     await nginx?.stop();

@@ -18,16 +18,15 @@
  */
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { routedPath } from '../../src/forward-auth/routed-path.js';
+import { routedPath } from '../../src/resources/routed-path.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startCaddy } from '../helpers/caddy.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { startLegacySseServer, type LegacySseServer } from '../helpers/legacy-sse-server.js';
 import { startNginx } from '../helpers/nginx.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';
 import { respellings, traversals } from '../helpers/path-variants.js';
 import { eventually } from '../helpers/poll.js';
-import { getFreePort } from '../helpers/ports.js';
 import type { ProxyOptions, RunningProxy } from '../helpers/proxy-process.js';
 import {
   rawRequest,
@@ -112,7 +111,6 @@ for (const kind of KINDS) {
     const token: Record<string, string> = {};
 
     beforeAll(async () => {
-      const gatewayPort = await getFreePort();
       [publicBackend, secretBackend, toolsBackend, headersBackend] = await Promise.all([
         startRecordingServer('public'),
         startRecordingServer('secret'),
@@ -120,38 +118,38 @@ for (const kind of KINDS) {
         startRecordingServer('headers'),
       ]);
       legacy = await startLegacySseServer({ prefix: '/servers/legacy' });
-      proxy = await kind.start({
-        authUrl: `http://127.0.0.1:${gatewayPort}`,
-        routes: [
-          { path: '/servers/public/*', upstream: publicBackend.url },
-          { path: '/servers/secret/*', upstream: secretBackend.url },
-          { path: '/servers/legacy/*', upstream: legacy.url },
-          { path: '/tools', upstream: toolsBackend.url },
-          { path: '/headers', upstream: headersBackend.url },
-        ],
-      });
+      const routes = [
+        { path: '/servers/public/*', upstream: publicBackend.url },
+        { path: '/servers/secret/*', upstream: secretBackend.url },
+        { path: '/servers/legacy/*', upstream: legacy.url },
+        { path: '/tools', upstream: toolsBackend.url },
+        { path: '/headers', upstream: headersBackend.url },
+      ];
+      ({ proxy, gw } = await startGatewayBehind(
+        (authUrl) => kind.start({ authUrl, routes }),
+        (started) => {
+          const url = (path: string) => `${started.url}${path}`;
+          return () => ({
+            resources: [
+              { url: url('/servers/public'), name: 'Public' },
+              { url: url('/servers/secret'), name: 'Secret' },
+              { url: url('/servers/legacy'), name: 'Legacy SSE' },
+              {
+                url: url('/tools'),
+                name: 'Tool rules on the body',
+                tools: RULES,
+                allowedOrigins: ['https://app.example'],
+              },
+              {
+                url: url('/headers'),
+                name: 'Tool rules on the headers',
+                tools: { ...RULES, operationFrom: 'headers' },
+              },
+            ],
+          });
+        },
+      ));
       const url = (path: string) => `${proxy.url}${path}`;
-      gw = await startGateway(
-        () => ({
-          resources: [
-            { url: url('/servers/public'), name: 'Public' },
-            { url: url('/servers/secret'), name: 'Secret' },
-            { url: url('/servers/legacy'), name: 'Legacy SSE' },
-            {
-              url: url('/tools'),
-              name: 'Tool rules on the body',
-              tools: RULES,
-              allowedOrigins: ['https://app.example'],
-            },
-            {
-              url: url('/headers'),
-              name: 'Tool rules on the headers',
-              tools: { ...RULES, operationFrom: 'headers' },
-            },
-          ],
-        }),
-        { port: gatewayPort },
-      );
       const client = await registerClient(gw.url);
       const grant = async (name: string, path: string, user = 'alice@example.com') => {
         const tokens = await obtainTokens(gw.url, { client, resource: url(path), user });

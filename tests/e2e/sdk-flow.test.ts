@@ -16,10 +16,10 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { describeWithBinary } from '../helpers/binaries.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { startCaddy, type RunningProxy } from '../helpers/caddy.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
-import { getFreePort } from '../helpers/ports.js';
+import { getFreePort, listenOnFreePort } from '../helpers/ports.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
@@ -68,33 +68,9 @@ describeWithBinary('caddy', 'MCP SDK client against the gateway (Caddy forward_a
 
   beforeAll(async () => {
     ca = await createTestCa();
-    const gatewayPort = await getFreePort();
-    const issuer = `http://localhost:${gatewayPort}`;
-    idp = await startUpstreamIdp({
-      ca,
-      clientId: 'mcp-gateway',
-      clientSecret: UPSTREAM_CLIENT_SECRET,
-      redirectUris: [`${issuer}/login/callback/corp`],
-      users: {
-        alice: {
-          email: 'alice@example.com',
-          email_verified: true,
-          name: 'Alice Example',
-          groups: ['eng'],
-        },
-        mallory: { email: 'mallory@evil.example', email_verified: true, name: 'Mallory' },
-      },
-    });
     server = await startStreamableServer();
-    caddy = await startCaddy({
-      authUrl: `http://127.0.0.1:${gatewayPort}`,
-      routes: [{ path: '/mcp', upstream: server.url }],
-    });
-    mcp = { url: `${caddy.url}/mcp` };
 
     // A Client ID Metadata Document host on loopback, over https with the test CA.
-    const cimdPort = await getFreePort();
-    cimdUrl = `https://localhost:${cimdPort}/clients/e2e.json`;
     cimdServer = createServer({ cert: ca.cert, key: ca.key }, (req, res) => {
       if (req.url !== '/clients/e2e.json') return res.writeHead(404).end();
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
@@ -109,10 +85,41 @@ describeWithBinary('caddy', 'MCP SDK client against the gateway (Caddy forward_a
         }),
       );
     });
-    await new Promise<void>((resolve) => cimdServer.listen(cimdPort, '127.0.0.1', resolve));
+    const cimdPort = await listenOnFreePort(cimdServer);
+    cimdUrl = `https://localhost:${cimdPort}/clients/e2e.json`;
 
-    gw = await startGateway(
-      () => ({
+    // The IdP (its redirect URI) and Caddy (its auth URL) name the gateway's port before the
+    // gateway binds it: all again on a new one when it was taken meanwhile.
+    let issuer = '';
+    ({ gw } = await startGatewayBehind(
+      async (authUrl, gatewayPort) => {
+        issuer = `http://localhost:${gatewayPort}`;
+        idp = await startUpstreamIdp({
+          ca,
+          clientId: 'mcp-gateway',
+          clientSecret: UPSTREAM_CLIENT_SECRET,
+          redirectUris: [`${issuer}/login/callback/corp`],
+          users: {
+            alice: {
+              email: 'alice@example.com',
+              email_verified: true,
+              name: 'Alice Example',
+              groups: ['eng'],
+            },
+            mallory: { email: 'mallory@evil.example', email_verified: true, name: 'Mallory' },
+          },
+        });
+        caddy = await startCaddy({ authUrl, routes: [{ path: '/mcp', upstream: server.url }] });
+        mcp = { url: `${caddy.url}/mcp` };
+        const started = { idp, caddy };
+        return {
+          stop: async () => {
+            await started.caddy.stop();
+            await started.idp.stop();
+          },
+        };
+      },
+      () => () => ({
         login: {
           oidc: [
             {
@@ -129,8 +136,7 @@ describeWithBinary('caddy', 'MCP SDK client against the gateway (Caddy forward_a
         tls: { caFiles: [ca.caFile] },
         registration: { cimd: { allowHosts: [`localhost:${cimdPort}`] } },
       }),
-      { port: gatewayPort },
-    );
+    ));
     expect(gw.url).toBe(issuer);
   });
 

@@ -14,8 +14,7 @@ import { describeWithBinary } from '../helpers/binaries.js';
 import { startCaddy, type RunningProxy } from '../helpers/caddy.js';
 import { startFakeGitHub, type FakeGitHub } from '../helpers/fake-github.js';
 import { startFakeGoogle, type FakeGoogle } from '../helpers/fake-google.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { getFreePort } from '../helpers/ports.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { TestOAuthProvider, userApproves } from '../helpers/sdk-client.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
@@ -29,44 +28,51 @@ describeWithBinary('caddy', 'MCP SDK client with GitHub and Google login (Caddy)
   let mcpUrl: string;
 
   beforeAll(async () => {
-    const port = await getFreePort();
-    const issuer = `http://localhost:${port}`;
-    github = await startFakeGitHub({
-      clientId: 'gh',
-      clientSecret: 'gh-secret-0123456789',
-      redirectUri: `${issuer}/login/callback/github`,
-      users: [
-        {
-          id: 7,
-          login: 'hubber',
-          name: 'Hub Ber',
-          emails: [{ email: 'hubber@example.com', primary: true, verified: true }],
-          orgs: ['acme'],
-        },
-      ],
-    });
-    google = await startFakeGoogle({
-      clientId: 'goog',
-      clientSecret: 'goog-secret-0123456789',
-      redirectUri: `${issuer}/login/callback/google`,
-      users: [
-        {
-          sub: '77',
-          email: 'gail@example.com',
-          email_verified: true,
-          name: 'Gail',
-          hd: 'example.com',
-        },
-      ],
-    });
     server = await startStreamableServer();
-    caddy = await startCaddy({
-      authUrl: `http://127.0.0.1:${port}`,
-      routes: [{ path: '/mcp', upstream: server.url }],
-    });
-    mcpUrl = `${caddy.url}/mcp`;
-    gw = await startGateway(
-      () => ({
+    // The fakes and Caddy name the gateway's port before it binds it: all again on a taken one.
+    ({ gw } = await startGatewayBehind(
+      async (authUrl, port) => {
+        const issuer = `http://localhost:${port}`;
+        github = await startFakeGitHub({
+          clientId: 'gh',
+          clientSecret: 'gh-secret-0123456789',
+          redirectUri: `${issuer}/login/callback/github`,
+          users: [
+            {
+              id: 7,
+              login: 'hubber',
+              name: 'Hub Ber',
+              emails: [{ email: 'hubber@example.com', primary: true, verified: true }],
+              orgs: ['acme'],
+            },
+          ],
+        });
+        google = await startFakeGoogle({
+          clientId: 'goog',
+          clientSecret: 'goog-secret-0123456789',
+          redirectUri: `${issuer}/login/callback/google`,
+          users: [
+            {
+              sub: '77',
+              email: 'gail@example.com',
+              email_verified: true,
+              name: 'Gail',
+              hd: 'example.com',
+            },
+          ],
+        });
+        caddy = await startCaddy({ authUrl, routes: [{ path: '/mcp', upstream: server.url }] });
+        mcpUrl = `${caddy.url}/mcp`;
+        const started = { github, google, caddy };
+        return {
+          stop: async () => {
+            await started.caddy.stop();
+            await started.google.stop();
+            await started.github.stop();
+          },
+        };
+      },
+      () => () => ({
         login: {
           github: {
             clientId: 'gh',
@@ -87,8 +93,7 @@ describeWithBinary('caddy', 'MCP SDK client with GitHub and Google login (Caddy)
         access: { githubOrgs: ['acme'], domains: ['example.com'] },
         resources: [{ url: mcpUrl, name: 'Provider kinds MCP', scopes: ['mcp:tools'] }],
       }),
-      { port },
-    );
+    ));
   });
 
   afterAll(async () => {

@@ -27,10 +27,9 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { parse } from 'yaml';
 import { describeWithBinary, findBinary } from '../helpers/binaries.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { startPebble, type RunningPebble } from '../helpers/pebble.js';
 import { eventually } from '../helpers/poll.js';
-import { getFreePort } from '../helpers/ports.js';
 import { TestOAuthProvider, userApproves } from '../helpers/sdk-client.js';
 import { startStreamableServer, type StreamableServer } from '../helpers/streamable-server.js';
 import {
@@ -129,29 +128,32 @@ describeWithBinary(firstMissing ?? 'traefik', 'Traefik ACME with Pebble', () => 
   beforeAll(async () => {
     pebble = await startPebble();
     agent = new Agent({ connect: { ca: pebble.root, lookup: loopbackLookup } });
-    const gatewayPort = await getFreePort();
     server = await startStreamableServer();
-    traefik = await startTraefik({
-      authUrl: `http://127.0.0.1:${gatewayPort}`,
-      routes: [{ path: '/mcp', upstream: server.url }],
-      acme: { caServer: pebble.directoryUrl },
-      hosts: HOSTS,
-      env: { LEGO_CA_CERTIFICATES: pebble.directoryCaFile },
-      // Pebble validates on Traefik's websecure port, known once the harness has picked it.
-      staticConfig: (config) => {
-        pebble.validateAt(Number(String(config.entryPoints.websecure.address).split(':').pop()));
-        ran = structuredClone(config);
+    ({ proxy: traefik, gw } = await startGatewayBehind(
+      (authUrl) =>
+        startTraefik({
+          authUrl,
+          routes: [{ path: '/mcp', upstream: server.url }],
+          acme: { caServer: pebble.directoryUrl },
+          hosts: HOSTS,
+          env: { LEGO_CA_CERTIFICATES: pebble.directoryCaFile },
+          // Pebble validates on Traefik's websecure port, known once the harness has picked it.
+          staticConfig: (config) => {
+            pebble.validateAt(
+              Number(String(config.entryPoints.websecure.address).split(':').pop()),
+            );
+            ran = structuredClone(config);
+          },
+        }),
+      (started) => {
+        issuer = started.authHostUrl;
+        resource = `${started.url}/mcp`;
+        return () => ({
+          issuer,
+          resources: [{ url: resource, name: 'ACME MCP server', scopes: ['mcp:tools'] }],
+        });
       },
-    });
-    issuer = traefik.authHostUrl;
-    resource = `${traefik.url}/mcp`;
-    gw = await startGateway(
-      () => ({
-        issuer,
-        resources: [{ url: resource, name: 'ACME MCP server', scopes: ['mcp:tools'] }],
-      }),
-      { port: gatewayPort },
-    );
+    ));
   });
 
   afterAll(async () => {

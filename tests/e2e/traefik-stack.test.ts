@@ -24,10 +24,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { csrfToken, never, openSignedIn, postFields } from '../helpers/admin-console.js';
 import { describeWithBinary } from '../helpers/binaries.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';
 import { eventually } from '../helpers/poll.js';
-import { getFreePort } from '../helpers/ports.js';
 import {
   rawRequest,
   startRecordingServer,
@@ -48,30 +47,31 @@ describeWithBinary('traefik', 'the gateway behind the real Traefik', () => {
   let mcpUrl: string;
 
   beforeAll(async () => {
-    const gatewayPort = await getFreePort();
     mcp = await startStreamableServer();
     crm = await startRecordingServer('crm');
-    traefik = await startTraefik({
-      authUrl: `http://127.0.0.1:${gatewayPort}`,
-      routes: [{ path: '/mcp', upstream: mcp.url }],
-    });
-    mcpUrl = `${traefik.url}/mcp`;
-    gw = await startGateway(
-      () => ({
-        // The authorization server as clients see it: the auth host through Traefik.
-        issuer: traefik.authHostUrl,
-        login: {
-          dev: { users: [{ email: 'alice@example.com', name: 'Alice', groups: ['eng'] }] },
-        },
-        resources: [{ url: mcpUrl, name: 'Tools', scopes: ['mcp:tools'], tools: RULES }],
-        admins: { emails: ['alice@example.com'] },
-        managedServers: {
-          traefik: { directory: traefik.dynamicDir, certResolver: '', entryPoints: ['websecure'] },
-          pollInterval: 1,
-        },
-      }),
-      { port: gatewayPort },
-    );
+    ({ proxy: traefik, gw } = await startGatewayBehind(
+      (authUrl) => startTraefik({ authUrl, routes: [{ path: '/mcp', upstream: mcp.url }] }),
+      (proxy) => {
+        mcpUrl = `${proxy.url}/mcp`;
+        return () => ({
+          // The authorization server as clients see it: the auth host through Traefik.
+          issuer: proxy.authHostUrl,
+          login: {
+            dev: { users: [{ email: 'alice@example.com', name: 'Alice', groups: ['eng'] }] },
+          },
+          resources: [{ url: mcpUrl, name: 'Tools', scopes: ['mcp:tools'], tools: RULES }],
+          admins: { emails: ['alice@example.com'] },
+          managedServers: {
+            traefik: {
+              directory: proxy.dynamicDir,
+              certResolver: '',
+              entryPoints: ['websecure'],
+            },
+            pollInterval: 1,
+          },
+        });
+      },
+    ));
   });
 
   afterAll(async () => {

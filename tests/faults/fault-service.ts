@@ -6,6 +6,7 @@
  * 429 from the limiter in front would hide exactly that. Rate limiting has its own tests.
  */
 import { configSchema } from '../../src/config/schema.js';
+import { waitFor as poll } from '../helpers/poll.js';
 
 export const RESOURCE = 'http://localhost:3999/mcp';
 export const RESOURCE_HOST = 'localhost:3999';
@@ -77,11 +78,7 @@ export async function waitFor(
   timeoutMs = 15_000,
   intervalMs = 50,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+  await poll(condition, { what, timeoutMs, intervalMs });
 }
 
 /** `count` workers taking items from `items` in order (bounded concurrency). */

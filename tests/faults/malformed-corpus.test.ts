@@ -89,7 +89,7 @@ const KNOWN_BUGS: KnownBug[] = [
   },
   {
     // Express cannot decode the path parameter (URIError → 400) and the one Express error
-    // handler (gateway.ts interactionErrorHandler) renders the HTML error page, also for the
+    // handler (src/app/error-handler.ts) renders the HTML error page, also for the
     // JSON routes /register/:clientId and /.well-known/oauth-protected-resource/*.
     name: 'JSON routes answer an undecodable percent-encoding in the path with an HTML page',
     matches: (testCase) =>

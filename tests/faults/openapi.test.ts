@@ -21,7 +21,7 @@ import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
 import { VERIFY_PATH } from '../../src/forward-auth/decision-point.js';
 import { METRICS_PATH } from '../../src/observability/metrics-endpoint.js';
-import { ROUTES } from '../../src/oauth/provider.js';
+import { ROUTES } from '../../src/oauth/constants.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 
 const METHODS = ['get', 'post', 'put', 'delete', 'patch', 'options'] as const;

@@ -19,10 +19,9 @@ import { visit } from 'jsonc-parser';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { seededRandom, type Random } from '../helpers/corpus.js';
 import { startCaddy } from '../helpers/caddy.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { startNginx } from '../helpers/nginx.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
 import type { ProxyOptions, RunningProxy } from '../helpers/proxy-process.js';
 import {
   rawRequest,
@@ -185,27 +184,24 @@ for (const kind of KINDS) {
     let toolsToken: string;
 
     beforeAll(async () => {
-      const gatewayPort = await getFreePort();
       [publicBackend, secretBackend, toolsBackend] = await Promise.all([
         startRecordingServer('public'),
         startRecordingServer('secret'),
         startRecordingServer('tools'),
       ]);
-      proxy = await kind.start({
-        authUrl: `http://127.0.0.1:${gatewayPort}`,
-        routes: [
-          { path: '/servers/public/*', upstream: publicBackend.url },
-          { path: '/servers/secret/*', upstream: secretBackend.url },
-          { path: '/tools', upstream: toolsBackend.url },
-        ],
-      });
-      gw = await startGateway(
-        () => ({
+      const routes = [
+        { path: '/servers/public/*', upstream: publicBackend.url },
+        { path: '/servers/secret/*', upstream: secretBackend.url },
+        { path: '/tools', upstream: toolsBackend.url },
+      ];
+      ({ proxy, gw } = await startGatewayBehind(
+        (authUrl) => kind.start({ authUrl, routes }),
+        (started) => () => ({
           resources: [
-            { url: `${proxy.url}/servers/public`, name: 'Public' },
-            { url: `${proxy.url}/servers/secret`, name: 'Secret' },
+            { url: `${started.url}/servers/public`, name: 'Public' },
+            { url: `${started.url}/servers/secret`, name: 'Secret' },
             {
-              url: `${proxy.url}/tools`,
+              url: `${started.url}/tools`,
               name: 'Tools',
               tools: { default: 'allow', rules: { [DENIED]: { groups: ['dev:nobody'] } } },
             },
@@ -213,8 +209,7 @@ for (const kind of KINDS) {
           // The generator is a prober: its refusals must not block the next probes.
           limits: { verifyFailures: { points: 1_000_000, duration: 60 } },
         }),
-        { port: gatewayPort },
-      );
+      ));
       const client = await registerClient(gw.url);
       const token = async (path: string) =>
         String(

@@ -11,17 +11,13 @@ import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { obtainTokens, registerClient, tokenRequest } from '../helpers/oauth-flow.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { verifyStatus } from '../helpers/provider-login.js';
+import { waitFor } from '../helpers/poll.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
 
 /** Polls `probe` until it returns true (10 s at most). */
 async function until(probe: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (await probe()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitFor(probe, { what, timeoutMs: 10_000, intervalMs: 100 });
 }
 
 const ready = async (gw: RunningGateway) => (await fetch(`${gw.url}/readyz`)).status;

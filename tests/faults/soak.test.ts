@@ -9,15 +9,24 @@
  * RSS is sampled every 5 s and printed as a table. Asserted: no request failed, every kind of
  * request ran, the process is alive and healthy, and memory at the end is within a bound of
  * memory after warm-up (see RSS bound below).
+ *
+ * Kept-alive connections and a stalled test process. The service closes a connection idle for
+ * 5 s (`keepAliveTimeout`) and says so (`Keep-Alive: timeout=5`); undici stops reusing it after
+ * 3 s (5 s less its 2 s margin), but only when its timer runs. When this process stalls for
+ * seconds (a long GC pause, or starved of CPU in a full run), the timer runs late and the
+ * client sends on connections the service has just closed: the request fails with undici's
+ * "other side closed" (the service's FIN arrives before any response). That failure is the
+ * client's, not the service's. So, as Traefik's own client does (RFC 9112 §9.3.1): `/verify`
+ * (idempotent) is retried once on a new connection when its kept-alive connection was closed
+ * before any response, and the paced POSTs (not idempotent) each use a new connection. A retry
+ * is accepted only when this process did stall (measured): otherwise the service closed a
+ * connection it had offered to keep, and the test fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import {
-  obtainTokens,
-  registerClient,
-  tokenRequest,
-  type RegisteredClient,
-} from '../helpers/oauth-flow.js';
+import { obtainTokens, registerClient, type RegisteredClient } from '../helpers/oauth-flow.js';
 import { faultConfig, forwardedHeaders, MB, RESOURCE, waitFor } from './fault-service.js';
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 120);
@@ -29,6 +38,26 @@ const VERIFY_CONCURRENCY = 6;
 const REFRESH_EVERY_MS = 1_000; // per grant
 const REGISTER_EVERY_MS = 500;
 const NO_TOKEN_EVERY_MS = 20;
+/**
+ * A retry is explained by this process's own stall when its event loop was late by at least
+ * this much (the race needs about 2 s: the service's 5 s less undici's 3 s; half of it here).
+ */
+const CLIENT_STALL_MS = 1_000;
+/** How a kept-alive connection that the service closed fails a request sent on it. */
+const CONNECTION_CLOSED = new Set(['UND_ERR_SOCKET', 'ECONNRESET']);
+
+/** Kept-alive connections, as Traefik's forwardAuth client keeps them. */
+const keptAlive = new Agent();
+/** A new connection for every request (`pipelining: 0` turns keep-alive off). */
+const fresh = new Agent({ pipelining: 0 });
+const send = (url: string, init: RequestInit, dispatcher: Agent) =>
+  undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>;
+
+/** Whether `error` (a rejected fetch) is a kept-alive connection closed before any response. */
+function closedBeforeResponse(error: unknown): boolean {
+  const code = ((error as Error).cause as { code?: string } | undefined)?.code;
+  return code !== undefined && CONNECTION_CLOSED.has(code);
+}
 
 /**
  * End RSS ≤ max(warm-up × 1.3, warm-up + 40 MB). What the load keeps by design is small:
@@ -69,7 +98,11 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
       });
     }
   }, 60_000);
-  afterAll(async () => gw?.stop());
+  afterAll(async () => {
+    await gw?.stop();
+    await keptAlive.close();
+    await fresh.close();
+  });
 
   it(
     'keeps answering every request correctly, with memory flat',
@@ -100,6 +133,20 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
         }
       };
       const total = () => counts.verify + counts.noToken + counts.register + counts.refresh;
+      const retried: string[] = [];
+      /** `/verify` on a kept-alive connection, once more on a new one if it was closed. */
+      const verify = async (headers: Record<string, string>) => {
+        const url = `${gw.url}/verify`;
+        try {
+          return await send(url, { headers }, keptAlive);
+        } catch (error) {
+          if (!closedBeforeResponse(error)) throw error;
+          retried.push(String((error as Error).cause));
+          return send(url, { headers }, fresh);
+        }
+      };
+      const stalls = monitorEventLoopDelay({ resolution: 20 });
+      stalls.enable();
 
       const started = Date.now();
       const deadline = started + SOAK_SECONDS * 1000;
@@ -121,9 +168,7 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
           await check(
             'verify',
             async () => {
-              const response = await fetch(`${gw.url}/verify`, {
-                headers: forwardedHeaders(grant.accessToken),
-              });
+              const response = await verify(forwardedHeaders(grant.accessToken));
               await response.arrayBuffer();
               return response.status;
             },
@@ -137,7 +182,7 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
           await check(
             'verify without token',
             async () => {
-              const response = await fetch(`${gw.url}/verify`, { headers: forwardedHeaders() });
+              const response = await verify(forwardedHeaders());
               await response.arrayBuffer();
               return response.status;
             },
@@ -150,15 +195,19 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
           await check(
             'register',
             async () => {
-              const response = await fetch(`${gw.url}/register`, {
-                method: 'POST',
-                headers: { 'content-type': 'application/json' },
-                body: JSON.stringify({
-                  client_name: `soak ${counts.register}`,
-                  redirect_uris: ['http://127.0.0.1:8976/callback'],
-                  token_endpoint_auth_method: 'none',
-                }),
-              });
+              const response = await send(
+                `${gw.url}/register`,
+                {
+                  method: 'POST',
+                  headers: { 'content-type': 'application/json' },
+                  body: JSON.stringify({
+                    client_name: `soak ${counts.register}`,
+                    redirect_uris: ['http://127.0.0.1:8976/callback'],
+                    token_endpoint_auth_method: 'none',
+                  }),
+                },
+                fresh,
+              );
               await response.arrayBuffer();
               return response.status;
             },
@@ -171,16 +220,25 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
           await check(
             'refresh',
             async () => {
-              const answer = await tokenRequest(gw.url, {
-                grant_type: 'refresh_token',
-                refresh_token: grant.refreshToken,
-                client_id: grant.client.client_id,
-              });
-              if (answer.status === 200) {
-                grant.refreshToken = String(answer.body.refresh_token);
-                grant.accessToken = String(answer.body.access_token);
+              const response = await send(
+                `${gw.url}/token`,
+                {
+                  method: 'POST',
+                  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+                  body: new URLSearchParams({
+                    grant_type: 'refresh_token',
+                    refresh_token: grant.refreshToken,
+                    client_id: grant.client.client_id,
+                  }),
+                },
+                fresh,
+              );
+              const body = (await response.json()) as Record<string, unknown>;
+              if (response.status === 200) {
+                grant.refreshToken = String(body.refresh_token);
+                grant.accessToken = String(body.access_token);
               }
-              return answer.status;
+              return response.status;
             },
             200,
           );
@@ -208,6 +266,8 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
         ...grants.map((grant) => refreshLoop(grant)),
         sampler,
       ]);
+      stalls.disable();
+      const clientStallMs = Math.round(stalls.max / 1e6);
       const end: Sample = {
         seconds: Math.round((Date.now() - started) / 1000),
         rss: await gw.rss(),
@@ -225,6 +285,8 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
           `soak: ${SOAK_SECONDS} s, ${end.requests} requests (${Math.round(end.requests / SOAK_SECONDS)}/s): ` +
             `/verify valid ${counts.verify}, /verify without token ${counts.noToken}, ` +
             `registrations ${counts.register}, refreshes ${counts.refresh}; failures ${failureCount}`,
+          `soak: /verify retried on a new connection ${retried.length} times ${JSON.stringify(retried.slice(0, 5))}; ` +
+            `longest stall of the test process ${clientStallMs} ms`,
           `soak: RSS at start ${(samples[0]!.rss / MB).toFixed(1)} MB, after warm-up (${warm.seconds} s) ${(warm.rss / MB).toFixed(1)} MB, at end ${(end.rss / MB).toFixed(1)} MB (bound ${(rssBound(warm.rss) / MB).toFixed(1)} MB)`,
           '  time       RSS         requests',
           ...rows,
@@ -232,6 +294,14 @@ describe(`soak: ${SOAK_SECONDS} s of steady load (service as a process)`, () => 
       );
 
       expect({ failureCount, failures }).toEqual({ failureCount: 0, failures: [] });
+      // A connection closed under a request only when this process stalled (see the top).
+      expect({
+        retried: retried.length,
+        explained: retried.length === 0 || clientStallMs >= CLIENT_STALL_MS,
+      }).toEqual({
+        retried: retried.length,
+        explained: true,
+      });
       expect(counts.verify).toBeGreaterThan(counts.refresh);
       expect(counts.noToken).toBeGreaterThan(0);
       expect(counts.register).toBeGreaterThan(0);

@@ -13,11 +13,11 @@
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { describeWithBinary } from '../helpers/binaries.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { startLegacySseServer, type LegacySseServer } from '../helpers/legacy-sse-server.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';
 import { eventually } from '../helpers/poll.js';
-import { closeServer, getFreePort, listenOn, onFreePort } from '../helpers/ports.js';
+import { closeServer, listenOn, onFreePort } from '../helpers/ports.js';
 import { startTraefik, type RunningTraefik } from '../helpers/traefik.js';
 
 /** Longer than Traefik's default (and shipped) readTimeout of 60 s. */
@@ -74,25 +74,24 @@ describeWithBinary('traefik', 'MCP streams through the real Traefik past its rea
   let stream: { url: string; server: Server };
 
   beforeAll(async () => {
-    const gatewayPort = await getFreePort();
     legacy = await startLegacySseServer({ prefix: '/servers/legacy' });
     stream = await startStreamServer();
-    traefik = await startTraefik({
-      authUrl: `http://127.0.0.1:${gatewayPort}`,
-      routes: [
-        { path: '/servers/legacy/*', upstream: legacy.url },
-        { path: '/mcp', upstream: stream.url },
-      ],
-    });
-    gw = await startGateway(
-      () => ({
+    ({ proxy: traefik, gw } = await startGatewayBehind(
+      (authUrl) =>
+        startTraefik({
+          authUrl,
+          routes: [
+            { path: '/servers/legacy/*', upstream: legacy.url },
+            { path: '/mcp', upstream: stream.url },
+          ],
+        }),
+      (proxy) => () => ({
         resources: [
-          { url: `${traefik.url}/servers/legacy`, name: 'Legacy SSE' },
-          { url: `${traefik.url}/mcp`, name: 'Streamable HTTP' },
+          { url: `${proxy.url}/servers/legacy`, name: 'Legacy SSE' },
+          { url: `${proxy.url}/mcp`, name: 'Streamable HTTP' },
         ],
       }),
-      { port: gatewayPort },
-    );
+    ));
   });
 
   afterAll(async () => {

@@ -4,7 +4,8 @@
  * while a re-read is in flight is not undone by the (older) set that re-read returns.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { DISABLED_CLIENTS_KEY, DisabledClients } from '../../src/forward-auth/disabled-clients.js';
+import { DisabledClients } from '../../src/clients/disabled-clients.js';
+import { DISABLED_CLIENTS_KEY } from '../../src/store/keys.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/store/store.js';
 import { captureLogger } from '../helpers/captured-logger.js';

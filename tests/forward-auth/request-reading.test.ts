@@ -1,11 +1,11 @@
 /**
  * How `/verify` reads what the proxy forwards, table by table, without a running gateway: the
- * routed path (routed-path.ts), the MCP session a request names (session-names.ts) and JSON
- * bodies read alike by every decoder (strict-json.ts). What the real proxies do with the same
+ * routed path (src/resources/routed-path.ts), the MCP session a request names
+ * (session-names.ts) and JSON bodies read alike by every decoder (strict-json.ts). What the real proxies do with the same
  * inputs is checked end to end in tests/e2e/proxy-attacks.test.ts.
  */
 import { describe, expect, it } from '@jest/globals';
-import { routedPath } from '../../src/forward-auth/routed-path.js';
+import { routedPath } from '../../src/resources/routed-path.js';
 import { sessionNamed } from '../../src/forward-auth/session-names.js';
 import { MAX_JSON_DEPTH, parseStrictJson } from '../../src/forward-auth/strict-json.js';
 import { DOT_DOT, SEPARATORS, traversals } from '../helpers/path-variants.js';

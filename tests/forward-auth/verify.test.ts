@@ -276,7 +276,7 @@ describe('/verify', () => {
       });
       expect(answer.status).toBe(403);
       expect((await ask({ uri: '/admin', token: tokenA })).status).toBe(403);
-      // Dot segments are refused rather than resolved (routed-path.ts): 400.
+      // Dot segments are refused rather than resolved (src/resources/routed-path.ts): 400.
       expect((await ask({ uri: '/mcp/../admin', token: tokenA })).status).toBe(400);
       // A protocol-relative URI must not move the request to another host's resource.
       const smuggled = await ask({
@@ -734,7 +734,21 @@ describe('/verify', () => {
     });
   });
 
-  it('decodes the identity it forwards from the token, not from the request', () => {
-    expect(decodeJwt(tokenA).sub).toBe('dev:alice@example.com');
+  it('decodes the identity it forwards from the token, not from the request', async () => {
+    const claims = decodeJwt(tokenA);
+    const answer = await ask({
+      method: 'GET',
+      token: tokenA,
+      headers: {
+        'x-auth-user-id': 'dev:mallory@example.com',
+        'x-auth-user-email': 'mallory@example.com',
+        'x-auth-client-id': 'someone-else',
+      },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('x-auth-user-id')).toBe('dev:alice@example.com');
+    expect(answer.headers.get('x-auth-user-id')).toBe(claims.sub);
+    expect(answer.headers.get('x-auth-user-email')).toBe('alice@example.com');
+    expect(answer.headers.get('x-auth-client-id')).toBe(claims.client_id);
   });
 });

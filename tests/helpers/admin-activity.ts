@@ -19,7 +19,7 @@ const CELLS = 'time result count what reason resource subject email client tool 
 
 /**
  * The feed's rows as listed (cell texts decoded, without the line-break hints long values
- * carry: src/login/views/breakable.ts), in page order.
+ * carry: src/web/breakable.ts), in page order.
  */
 export function feedRows(body: string): Record<string, string>[] {
   const html = body.replace(/<wbr>/g, '');

@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gatewayCheckpointKeys, type CheckpointKeys } from '../../src/audit/checkpoint.js';
-import { generateSigningKey, publicJwk } from '../../src/oauth/keys.js';
+import { generateSigningKey, publicJwk } from '../../src/keys/key-material.js';
 
 export const AUDIT_TEST_ISSUER = 'http://localhost:8787';
 

@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:https';
 import { LOOPBACK_REDIRECT } from './oauth-flow.js';
-import { getFreePort } from './ports.js';
+import { listenOnFreePort } from './ports.js';
 import type { TestCa } from './test-ca.js';
 
 export interface CimdServer {
@@ -24,9 +24,8 @@ export async function startCimdServer(
   clientName: string,
   redirectUris: string[] = [LOOPBACK_REDIRECT],
 ): Promise<CimdServer> {
-  const port = await getFreePort();
-  const host = `localhost:${port}`;
-  const clientId = `https://${host}/agent.json`;
+  // The document names its own URL, known once the server listens.
+  let clientId = '';
   const server = createServer({ cert: ca.cert, key: ca.key }, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(
@@ -38,7 +37,8 @@ export async function startCimdServer(
       }),
     );
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const host = `localhost:${await listenOnFreePort(server)}`;
+  clientId = `https://${host}/agent.json`;
   return {
     host,
     clientId,

@@ -51,11 +51,11 @@ import {
   publishedPorts,
 } from './compose-model.js';
 import { isRecord, record, strings, type Json } from './config-files.js';
-import { getFreePort } from './ports.js';
+import { getFreePort, isPortTaken } from './ports.js';
 import { createTestCa, type TestCa } from './test-ca.js';
 import { startTraefik, type RunningTraefik } from './traefik.js';
 import { startUpstreamIdp, type UpstreamIdp, type UpstreamUser } from './upstream-idp.js';
-import { spawnWatched, type WatchedProcess } from './watched-process.js';
+import { spawnWatched, waitUntilReady, type WatchedProcess } from './watched-process.js';
 
 const ROOT = path.resolve('.');
 export const COMPOSE_FILE = 'compose.yaml';
@@ -405,18 +405,11 @@ async function launch(
   const unset = Object.fromEntries(Object.keys(process.env).map((name) => [name, undefined]));
   const [program = '', ...args] = derived.argv;
   const watched = spawnWatched(program, args, { ...unset, ...derived.env }, derived.cwd);
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (watched.exitInfo() !== undefined) {
-      throw new Error(`${service} ${watched.exitInfo()}:\n${watched.output()}`);
-    }
-    if (await (http ? healthy(port) : accepts(port))) return watched;
-    if (Date.now() > deadline) {
-      await watched.stop(STOP_TIMEOUT_MS);
-      throw new Error(`${service} did not answer on ${port} in time:\n${watched.output()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntilReady(watched, () => (http ? healthy(port) : accepts(port)), {
+    what: `${service} to answer on ${port}`,
+    timeoutMs: READY_TIMEOUT_MS,
+  });
+  return watched;
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -453,8 +446,7 @@ export async function startNativeStack(options: NativeStackOptions): Promise<Nat
     try {
       return await startOnce(options);
     } catch (error) {
-      const portTaken = /EADDRINUSE|address already in use/i.test((error as Error).message);
-      if (!portTaken || attempt >= START_ATTEMPTS) throw error;
+      if (!isPortTaken(error) || attempt >= START_ATTEMPTS) throw error;
     }
   }
 }

@@ -8,7 +8,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { getFreePort } from './ports.js';
+import { waitFor } from './poll.js';
+import { onFreePort } from './ports.js';
 
 export interface GatewayProcess {
   url: string;
@@ -20,13 +21,27 @@ export interface GatewayProcess {
   stop(): Promise<void>;
 }
 
+type MakeConfig = (issuer: string, port: number, dataDir: string) => Record<string, unknown>;
+
+/**
+ * Starts the service on `port`, or on a free port (again on another one when it was taken
+ * before the service bound it), and resolves once `/healthz` answers 200.
+ */
 export async function startGatewayProcess(
-  makeConfig: (issuer: string, port: number, dataDir: string) => Record<string, unknown>,
+  makeConfig: MakeConfig,
   env: Record<string, string> = {},
   /** A port chosen beforehand (a proxy started first already points at it). */
   port?: number,
 ): Promise<GatewayProcess> {
-  port ??= await getFreePort();
+  if (port !== undefined) return launch(makeConfig, env, port);
+  return onFreePort((free) => launch(makeConfig, env, free));
+}
+
+async function launch(
+  makeConfig: MakeConfig,
+  env: Record<string, string>,
+  port: number,
+): Promise<GatewayProcess> {
   const issuer = `http://localhost:${port}`;
   const dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-proc-'));
   const configFile = path.join(dir, 'gateway.yaml');
@@ -46,17 +61,29 @@ export async function startGatewayProcess(
     child.once('exit', (code) => resolve(code)),
   );
 
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`gateway exited early (${child.exitCode}):\n${output}`);
-    const health = await fetch(`${issuer}/healthz`).catch(() => undefined);
-    if (health?.status === 200) break;
-    if (Date.now() > deadline) {
+  try {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) {
+          throw new Error(`gateway exited early (${child.exitCode}):\n${output}`);
+        }
+        const health = await fetch(`${issuer}/healthz`).catch(() => undefined);
+        return health?.status === 200;
+      },
+      {
+        what: `the gateway on port ${port} to answer /healthz`,
+        timeoutMs: 20_000,
+        intervalMs: 100,
+      },
+    );
+  } catch (error) {
+    const running = child.exitCode === null;
+    if (running) {
       child.kill('SIGKILL');
-      throw new Error(`gateway did not start in time:\n${output}`);
+      await exited;
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await rm(dir, { recursive: true, force: true });
+    throw running ? new Error(`${(error as Error).message}:\n${output}`) : error;
   }
 
   return {

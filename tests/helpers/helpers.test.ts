@@ -15,7 +15,7 @@ import * as oidcClient from 'openid-client';
 import { CookieJar } from 'tough-cookie';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { describeWithBinary } from './binaries.js';
-import { getFreePort } from './ports.js';
+import { listenOnFreePort } from './ports.js';
 import { createTestCa, type TestCa } from './test-ca.js';
 import { startUpstreamIdp, type UpstreamIdp } from './upstream-idp.js';
 
@@ -27,22 +27,8 @@ function fetchTrusting(agent: Agent): Fetch {
     undiciFetch(url, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>;
 }
 
-async function listen(server: Server | HttpServer): Promise<number> {
-  for (let attempt = 1; ; attempt += 1) {
-    const port = await getFreePort();
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, '127.0.0.1', () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      return port;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 3) throw error;
-    }
-  }
+function listen(server: Server | HttpServer): Promise<number> {
+  return listenOnFreePort(server);
 }
 
 async function close(server: Server | HttpServer): Promise<void> {

@@ -14,6 +14,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { describe, it } from '@jest/globals';
 import { findBinary } from './binaries.js';
+import { waitFor as poll } from './poll.js';
 import { spawnWatched, type WatchedProcess } from './watched-process.js';
 
 export const WIREGUARD_RUN_DIR = '/var/run/wireguard';
@@ -114,13 +115,7 @@ export async function waitFor(
   timeoutMs: number,
   what: string,
 ): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  return poll(check, { what, timeoutMs });
 }
 
 export class NetnsLab {

@@ -24,10 +24,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findBinary } from './binaries.js';
-import { getFreePort } from './ports.js';
+import { getFreePort, isPortTaken } from './ports.js';
 import { startTcpForwarder } from './tcp-forwarder.js';
 import { createTestCa, type TestCa } from './test-ca.js';
-import { spawnWatched, type WatchedProcess } from './watched-process.js';
+import { spawnWatched, waitUntilReady, type WatchedProcess } from './watched-process.js';
 
 export interface RunningPebble {
   /** The ACME directory, `https://127.0.0.1:PORT/dir`: the resolver's `caServer`. */
@@ -97,19 +97,13 @@ async function awaitReady<T>(
   watched: WatchedProcess,
   ready: () => Promise<T | undefined>,
 ): Promise<T> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (watched.exitInfo() !== undefined) {
-      throw new Error(`${name} ${watched.exitInfo()}:\n${watched.output()}`);
-    }
-    const result = await ready();
-    if (result !== undefined) return result;
-    if (Date.now() > deadline) {
-      await watched.stop(STOP_TIMEOUT_MS);
-      throw new Error(`${name} did not answer in time:\n${watched.output()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
+  let result: T | undefined;
+  await waitUntilReady(watched, async () => (result = await ready()) !== undefined, {
+    what: `${name} to answer`,
+    timeoutMs: READY_TIMEOUT_MS,
+    intervalMs: POLL_INTERVAL_MS,
+  });
+  return result!;
 }
 
 /** The DNS server: A 127.0.0.1 for every name, no AAAA, its challenge servers off. */
@@ -137,8 +131,7 @@ async function retryOnPortTaken<T>(launch: () => Promise<T>): Promise<T> {
     try {
       return await launch();
     } catch (error) {
-      const portTaken = error instanceof Error && /address already in use/i.test(error.message);
-      if (!portTaken || attempt >= LAUNCH_ATTEMPTS) throw error;
+      if (!isPortTaken(error) || attempt >= LAUNCH_ATTEMPTS) throw error;
     }
   }
 }

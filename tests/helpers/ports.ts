@@ -42,8 +42,20 @@ export function closeServer(server: Server & { closeAllConnections?: () => void 
 }
 
 /**
+ * Whether `error` says the port was taken: `EADDRINUSE` from a listener in this process, or
+ * "address already in use" in the message of a spawned server that failed to bind (the
+ * harness puts the program's output in the message: redis-server, Caddy, nginx, Traefik, the
+ * gateway as a process).
+ */
+export function isPortTaken(error: unknown): boolean {
+  if ((error as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE') return true;
+  return error instanceof Error && /EADDRINUSE|address already in use/i.test(error.message);
+}
+
+/**
  * Runs `launch` on a free port, again on another one when the port was taken meanwhile
- * (another process can grab a port between {@link getFreePort} and the bind).
+ * (another process can grab a port between {@link getFreePort} and the bind). The one way the
+ * harness starts anything on a port it picks: in-process listeners and spawned servers alike.
  */
 export async function onFreePort<T>(
   launch: (port: number) => Promise<T>,
@@ -54,8 +66,15 @@ export async function onFreePort<T>(
     try {
       return await launch(port);
     } catch (error) {
-      const portTaken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
-      if (!portTaken || attempt >= attempts) throw error;
+      if (!isPortTaken(error) || attempt >= attempts) throw error;
     }
   }
+}
+
+/** Starts `server` listening on a free port of `host`, retrying on a taken one: the port. */
+export function listenOnFreePort(server: Server, host = '127.0.0.1'): Promise<number> {
+  return onFreePort(async (port) => {
+    await listenOn(server, port, host);
+    return port;
+  });
 }

@@ -22,7 +22,7 @@ import { startCaddy } from './caddy.js';
 import { AUTH_ERROR_BODY_HEADER, type IdentityResponseHeader } from './identity-headers.js';
 import { startLegacySseServer, type LegacySseServer } from './legacy-sse-server.js';
 import { startNginx, TOO_LARGE_BODY } from './nginx.js';
-import { closeServer, getFreePort, listenOn } from './ports.js';
+import { closeServer, listenOnFreePort } from './ports.js';
 import type { ProxyOptions, RunningProxy } from './proxy-process.js';
 import { startStreamableServer, type StreamableServer } from './streamable-server.js';
 
@@ -123,8 +123,7 @@ async function startStandInAuth(): Promise<StandInAuth> {
       }
     });
   });
-  const port = await getFreePort();
-  await listenOn(server, port);
+  const port = await listenOnFreePort(server);
   return {
     url: `http://127.0.0.1:${port}`,
     verifyCalls,

@@ -9,13 +9,13 @@
  * (discovery, the routes given, 404 for anything else) and `localhost` the auth host (the auth
  * service, with `/verify` and `/metrics` closed to outside callers).
  */
-import { spawnWatched } from './watched-process.js';
+import { spawnWatched, waitUntilReady } from './watched-process.js';
 import { request, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getFreePort } from './ports.js';
+import { onFreePort } from './ports.js';
 
 /** One MCP server behind the proxy. */
 export interface ProxyRoute {
@@ -85,15 +85,7 @@ export function routePath(path: string): { exact: string } | { prefix: string } 
 export async function startProxyProcess(launch: ProxyLaunch): Promise<RunningProxy> {
   const dir = await mkdtemp(join(tmpdir(), `mcp-gateway-${launch.name}-`));
   try {
-    for (let attempt = 1; ; attempt += 1) {
-      const port = await getFreePort();
-      try {
-        return await run(launch, port, dir);
-      } catch (error) {
-        const portTaken = error instanceof Error && /address already in use/i.test(error.message);
-        if (!portTaken || attempt >= LAUNCH_ATTEMPTS) throw error;
-      }
-    }
+    return await onFreePort((port) => run(launch, port, dir), LAUNCH_ATTEMPTS);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -104,21 +96,11 @@ async function run(launch: ProxyLaunch, port: number, dir: string): Promise<Runn
   const { args, env, cwd } = await launch.prepare(port, dir);
   const watched = spawnWatched(launch.binary, args, env, cwd);
 
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (watched.exitInfo() !== undefined) {
-      throw new Error(`${launch.name} on port ${port} ${watched.exitInfo()}:\n${watched.output()}`);
-    }
-    if (await (launch.ready ?? answersHttp)(port)) break;
-    if (Date.now() > deadline) {
-      watched.child.kill('SIGKILL');
-      await watched.exited;
-      throw new Error(
-        `${launch.name} on port ${port} did not answer in time:\n${watched.output()}`,
-      );
-    }
-    await delay(POLL_INTERVAL_MS);
-  }
+  await waitUntilReady(watched, () => (launch.ready ?? answersHttp)(port), {
+    what: `${launch.name} on port ${port} to answer`,
+    timeoutMs: READY_TIMEOUT_MS,
+    intervalMs: POLL_INTERVAL_MS,
+  });
 
   let stopped: Promise<void> | undefined;
   return {
@@ -172,8 +154,4 @@ export function statusAt(
     req.once('error', () => resolve(undefined));
     req.end();
   });
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -3,8 +3,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findBinary } from './binaries.js';
-import { getFreePort } from './ports.js';
-import { spawnWatched } from './watched-process.js';
+import { onFreePort } from './ports.js';
+import { spawnWatched, waitUntilReady } from './watched-process.js';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:PORT`. */
@@ -47,16 +47,10 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   const ownsDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'mcp-gateway-redis-')));
   try {
-    // getFreePort() is racy (another process may bind the port first): retry on a new port.
-    for (let attempt = 1; ; attempt += 1) {
-      const port = options.port ?? (await getFreePort());
-      try {
-        return await launch(binary, port, dir, ownsDir, options);
-      } catch (error) {
-        const portTaken = error instanceof Error && /already in use/i.test(error.message);
-        if (!portTaken || options.port !== undefined || attempt >= 3) throw error;
-      }
-    }
+    if (options.port !== undefined)
+      return await launch(binary, options.port, dir, ownsDir, options);
+    // A free port may be taken before redis-server binds it: onFreePort retries on a new one.
+    return await onFreePort((port) => launch(binary, port, dir, ownsDir, options));
   } catch (error) {
     if (ownsDir) await rm(dir, { recursive: true, force: true });
     throw error;
@@ -87,21 +81,11 @@ async function launch(
   ];
   const watched = spawnWatched(binary, args);
 
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (watched.exitInfo() !== undefined) {
-      throw new Error(`redis-server on port ${port} ${watched.exitInfo()}:\n${watched.output()}`);
-    }
-    if (await answersPing(port)) break;
-    if (Date.now() > deadline) {
-      watched.child.kill('SIGKILL');
-      await watched.exited;
-      throw new Error(
-        `redis-server on port ${port} did not answer PING in time:\n${watched.output()}`,
-      );
-    }
-    await delay(POLL_INTERVAL_MS);
-  }
+  await waitUntilReady(watched, () => answersPing(port), {
+    what: `redis-server on port ${port} to answer PING`,
+    timeoutMs: READY_TIMEOUT_MS,
+    intervalMs: POLL_INTERVAL_MS,
+  });
 
   let removedDir = false;
   return {
@@ -138,8 +122,4 @@ function answersPing(port: number): Promise<boolean> {
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
     });
   });
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,7 +1,7 @@
 /**
  * An MCP server as it sits behind the gateway: a real `@modelcontextprotocol/sdk` server over
- * Streamable HTTP with NO auth code at all. Stateless by default (a new `McpServer` and
- * `StreamableHTTPServerTransport` per POST, as the SDK's stateless example does), or with
+ * Streamable HTTP with NO auth code at all. Stateless by default: the shipped example's app
+ * (examples/mcp-servers, a new `McpServer` and transport per POST) with this file's tools; or with
  * `sessions: true` stateful as the SDK's session example (an `Mcp-Session-Id` issued on
  * initialize, its transport reused, 404 for an unknown session), served by express on a free
  * loopback port at `/mcp` (or `path`). Whatever the proxy in front lets through, it
@@ -18,7 +18,8 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { closeServer, getFreePort, listenOn } from './ports.js';
+import { createStreamableHttpApp } from '../../examples/mcp-servers/src/streamable-http-app.js';
+import { closeServer, listenOnFreePort } from './ports.js';
 
 /** One request as the MCP server received it (header names in lower case, as Node gives them). */
 export interface SeenRequest {
@@ -36,8 +37,6 @@ export interface StreamableServer {
   /** Closes the server and its open connections. Safe to call more than once. */
   stop(): Promise<void>;
 }
-
-const LISTEN_ATTEMPTS = 3;
 
 /** What `whoami` reports: the identity headers and Authorization of the calling request. */
 export function identityOf(headers: IncomingHttpHeaders | undefined): Record<string, unknown> {
@@ -80,22 +79,11 @@ export interface StreamableServerOptions {
   sessions?: boolean;
 }
 
-/** Starts the server; resolves once it listens. */
+/** Starts the server; resolves once it listens (on a free port, retried when taken). */
 export async function startStreamableServer(
   options: StreamableServerOptions = {},
 ): Promise<StreamableServer> {
-  for (let attempt = 1; ; attempt += 1) {
-    const port = await getFreePort();
-    try {
-      return await launch(port, options.path ?? '/mcp', options.sessions ?? false);
-    } catch (error) {
-      const portTaken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
-      if (!portTaken || attempt >= LISTEN_ATTEMPTS) throw error;
-    }
-  }
-}
-
-async function launch(port: number, path: string, sessions: boolean): Promise<StreamableServer> {
+  const path = options.path ?? '/mcp';
   const seenRequests: SeenRequest[] = [];
   const app = express();
   app.disable('x-powered-by');
@@ -103,42 +91,23 @@ async function launch(port: number, path: string, sessions: boolean): Promise<St
     seenRequests.push({ method: req.method, path: req.originalUrl, headers: { ...req.headers } });
     next();
   });
-
-  if (sessions) {
+  if (options.sessions) {
     serveSessions(app, path);
-    return listening(app, port, seenRequests);
+  } else {
+    // The shipped example itself, with the test tools.
+    app.use(createStreamableHttpApp({ path, createServer: createToolServer, bodyLimit: '4mb' }));
   }
-
-  app.post(path, express.json({ limit: '4mb' }), async (req: Request, res: Response) => {
-    const server = createToolServer('streamable-test-server');
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    try {
-      await server.connect(transport);
-      await transport.handleRequest(req, res, req.body);
-    } catch (error) {
-      if (!res.headersSent) {
-        res.status(500).json({
-          jsonrpc: '2.0',
-          error: { code: -32603, message: `Internal server error: ${(error as Error).message}` },
-          id: null,
-        });
-      }
-    }
-  });
-  // Stateless: no standalone GET stream and no session to delete.
-  const methodNotAllowed = (_req: Request, res: Response): void => {
-    res
-      .status(405)
-      .set('Allow', 'POST')
-      .json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null });
+  const httpServer = createServer(app);
+  const port = await listenOnFreePort(httpServer);
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seenRequests,
+    stop() {
+      stopped ??= closeServer(httpServer);
+      return stopped;
+    },
   };
-  app.get(path, methodNotAllowed);
-  app.delete(path, methodNotAllowed);
-  return listening(app, port, seenRequests);
 }
 
 /** The SDK's stateful pattern: one transport per session, found by `Mcp-Session-Id`. */
@@ -177,22 +146,4 @@ function serveSessions(app: express.Express, path: string): void {
   };
   app.get(path, existing);
   app.delete(path, existing);
-}
-
-async function listening(
-  app: express.Express,
-  port: number,
-  seenRequests: SeenRequest[],
-): Promise<StreamableServer> {
-  const httpServer = createServer(app);
-  await listenOn(httpServer, port);
-  let stopped: Promise<void> | undefined;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    seenRequests,
-    stop() {
-      stopped ??= closeServer(httpServer);
-      return stopped;
-    },
-  };
 }

@@ -7,7 +7,7 @@
  * MCP URL): keys it gives replace the base's, as in tests/helpers/gateway.ts.
  */
 import { startGateway, type RunningGateway } from './gateway.js';
-import { getFreePort } from './ports.js';
+import { onFreePort } from './ports.js';
 import { startStreamableServer, type StreamableServer } from './streamable-server.js';
 import { startTraefik, type RunningTraefik } from './traefik.js';
 
@@ -24,8 +24,22 @@ export interface TraefikStack {
 export async function startTraefikStack(
   config: (mcpUrl: string) => Record<string, unknown> = () => ({}),
 ): Promise<TraefikStack> {
-  const gatewayPort = await getFreePort();
   const mcp = await startStreamableServer();
+  try {
+    // Traefik is told the gateway's port before the gateway binds it: when another process took
+    // it meanwhile, both start again on a new one.
+    return await onFreePort((gatewayPort) => startOnPort(gatewayPort, mcp, config));
+  } catch (error) {
+    await mcp.stop();
+    throw error;
+  }
+}
+
+async function startOnPort(
+  gatewayPort: number,
+  mcp: StreamableServer,
+  config: (mcpUrl: string) => Record<string, unknown>,
+): Promise<TraefikStack> {
   let traefik: RunningTraefik | undefined;
   try {
     traefik = await startTraefik({
@@ -55,7 +69,6 @@ export async function startTraefikStack(
     };
   } catch (error) {
     await traefik?.stop();
-    await mcp.stop();
     throw error;
   }
 }

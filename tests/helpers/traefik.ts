@@ -266,7 +266,8 @@ function logLines(output: string, level: 'error' | 'warn'): Yaml[] {
 export async function startTraefik(options: TraefikOptions): Promise<RunningTraefik> {
   const binary = findBinary('traefik');
   if (binary === undefined) throw new Error('traefik is not installed');
-  const webPort = options.acme ? await getFreePort() : undefined;
+  // Picked with the main port at each attempt: a taken one starts both again on new ports.
+  let webPort: number | undefined;
   const hosts = options.hosts ?? TEST_HOSTS;
   const secure = options.acme !== undefined || options.certificate !== undefined;
   let dynamicDir = '';
@@ -276,6 +277,7 @@ export async function startTraefik(options: TraefikOptions): Promise<RunningTrae
     async prepare(port, dir) {
       dynamicDir = join(dir, 'dynamic');
       await mkdir(dynamicDir, { recursive: true });
+      webPort = options.acme ? await getFreePort() : undefined;
       const config = traefikStatic(port, dir, { ...options, webPort });
       options.staticConfig?.(config, dir);
       if (options.crowdsec) await copyLocalPlugins(options.crowdsec.pluginSource, dir);

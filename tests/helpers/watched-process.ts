@@ -4,6 +4,7 @@
  * without stopping it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { waitFor, type PollOptions } from './poll.js';
 
 const OUTPUT_LIMIT = 16_384;
 
@@ -68,4 +69,33 @@ export function spawnWatched(
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * Polls `ready` until the program answers. Fails at once, with its output, when it exits first
+ * (the message then carries e.g. "address already in use" for `isPortTaken` in ports.ts); kills it
+ * and fails with its output when it never answers within the bound.
+ */
+export async function waitUntilReady(
+  watched: WatchedProcess,
+  ready: () => Promise<boolean>,
+  options: PollOptions,
+): Promise<void> {
+  const started = (): boolean => {
+    const ended = watched.exitInfo();
+    if (ended !== undefined) {
+      throw new Error(`${options.what}: it ${ended}:\n${watched.output()}`);
+    }
+    return true;
+  };
+  try {
+    await waitFor(async () => started() && (await ready()), options);
+  } catch (error) {
+    if (watched.exitInfo() === undefined) {
+      watched.child.kill('SIGKILL');
+      await watched.exited;
+      throw new Error(`${(error as Error).message}:\n${watched.output()}`);
+    }
+    throw error;
+  }
 }

@@ -14,6 +14,7 @@ import express, { type Express } from 'express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { configSchema, type GatewayConfig } from '../../src/config/schema.js';
+import { loggedSecurityEvents } from '../../src/events/security-events.js';
 import { ClientQuota } from '../../src/limits/client-quota.js';
 import {
   createRateLimits,
@@ -29,18 +30,15 @@ import { describeWithBinary } from '../helpers/binaries.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { captureLogger } from '../helpers/captured-logger.js';
+import { waitFor as poll } from '../helpers/poll.js';
 
-/** Polls `condition` until it holds; fails after `timeoutMs`. */
+/** Polls `condition` until it holds; fails naming `description` after `timeoutMs`. */
 async function waitFor(
   condition: () => boolean | Promise<boolean>,
   description: string,
   timeoutMs = 5000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${description}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await poll(condition, { what: description, timeoutMs, intervalMs: 20 });
 }
 
 function limitsConfig(limits: Record<string, unknown>, extra: Record<string, unknown> = {}) {
@@ -84,8 +82,9 @@ interface Replica {
  */
 function replica(config: GatewayConfig, store: Store): Replica {
   const log = capturedLogger();
-  const limits = createRateLimits({ config, store, logger: log.logger });
-  const quota = new ClientQuota({ config, store, logger: log.logger });
+  const events = loggedSecurityEvents(log.logger);
+  const limits = createRateLimits({ config, store, logger: log.logger, events });
+  const quota = new ClientQuota({ config, store, logger: log.logger, events });
   const provider = new EventEmitter();
   const app = express();
   // Tests pick the client address with X-Forwarded-For.
@@ -386,6 +385,7 @@ describe('abuse limits with the memory store', () => {
       config: limitsConfig({ verifyFailures: { points: 3, duration: 1 } }),
       store,
       logger: log.logger,
+      events: loggedSecurityEvents(log.logger),
     });
     const verify = limits.verifyFailures;
     const ip = '192.0.2.50';
@@ -449,8 +449,10 @@ describe('the token limit in front of the real oidc-provider', () => {
       },
     }));
     const logger = capturedLogger().logger;
-    const limits = createRateLimits({ config: gw.config, store: gw.gateway.store, logger });
-    const quota = new ClientQuota({ config: gw.config, store: gw.gateway.store, logger });
+    const events = loggedSecurityEvents(logger);
+    const deps = { config: gw.config, store: gw.gateway.store, logger, events };
+    const limits = createRateLimits(deps);
+    const quota = new ClientQuota(deps);
     outer = express();
     installLimits(outer, gw.gateway.provider, limits, quota);
     outer.use(gw.gateway.app);

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import winston from 'winston';
+import { loggedSecurityEvents } from '../../src/events/security-events.js';
 import { createLogger } from '../../src/logging/logger.js';
-import { securityEvent } from '../../src/logging/security-events.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   devLogin,
@@ -110,7 +110,7 @@ describe('security events', () => {
       transports: [new winston.transports.Console({ silent: true })],
     });
     logger.info('an ordinary line');
-    securityEvent(logger, 'invalid_token', { ip: '192.0.2.1', reason: 'expired' });
+    loggedSecurityEvents(logger).emit('invalid_token', { ip: '192.0.2.1', reason: 'expired' });
     await new Promise<void>((resolve) => {
       logger.on('finish', resolve);
       logger.end();

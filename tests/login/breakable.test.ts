@@ -1,10 +1,10 @@
 /**
- * Line-break hints in identifiers (src/login/views/breakable.ts): where `<wbr>` goes, that the
+ * Line-break hints in identifiers (src/web/breakable.ts): where `<wbr>` goes, that the
  * text is still escaped, and that short values stay whole. How it renders in Chromium is
  * measured by tests/admin/table-wrapping.test.ts.
  */
 import { describe, expect, it } from '@jest/globals';
-import { breakable, KEEP_WHOLE, wholeDates } from '../../src/login/views/breakable.js';
+import { breakable, KEEP_WHOLE, wholeDates } from '../../src/web/breakable.js';
 
 const hints = (value: string) => breakable(value).value;
 

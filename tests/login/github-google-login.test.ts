@@ -9,9 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeJwt } from 'jose';
 import { startFakeGitHub, type FakeGitHub } from '../helpers/fake-github.js';
 import { startFakeGoogle, type FakeGoogle } from '../helpers/fake-google.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { registerClient, type RegisteredClient } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
 import {
   atLoopbackRedirect,
   loginThroughProvider,
@@ -32,68 +31,77 @@ describe('GitHub and Google login', () => {
   let client: RegisteredClient;
 
   beforeAll(async () => {
-    const port = await getFreePort();
-    const issuer = `http://localhost:${port}`;
-    github = await startFakeGitHub({
-      clientId: 'gh-client',
-      clientSecret: GITHUB_SECRET,
-      redirectUri: `${issuer}/login/callback/github`,
-      users: [
-        {
-          id: 101,
-          login: 'Octo',
-          name: 'Octo Cat',
-          emails: [
-            { email: 'octo@personal.example', primary: false, verified: true },
-            { email: 'Octo@Example.com', primary: true, verified: true },
+    // The fakes name the gateway's callback before it binds its port: all again on a taken one.
+    ({ gw } = await startGatewayBehind(
+      async (_authUrl, port) => {
+        const issuer = `http://localhost:${port}`;
+        github = await startFakeGitHub({
+          clientId: 'gh-client',
+          clientSecret: GITHUB_SECRET,
+          redirectUri: `${issuer}/login/callback/github`,
+          users: [
+            {
+              id: 101,
+              login: 'Octo',
+              name: 'Octo Cat',
+              emails: [
+                { email: 'octo@personal.example', primary: false, verified: true },
+                { email: 'Octo@Example.com', primary: true, verified: true },
+              ],
+              orgs: ['Acme'],
+              teams: [{ org: 'Acme', slug: 'platform' }],
+            },
+            {
+              id: 102,
+              login: 'stranger',
+              emails: [{ email: 'stranger@example.com', primary: true, verified: true }],
+              orgs: ['other'],
+            },
+            {
+              id: 103,
+              login: 'lurker',
+              // Member of the org but of no allowed team, with an unverified company address.
+              emails: [{ email: 'lurker@example.com', primary: true, verified: false }],
+              orgs: ['acme'],
+              teams: [{ org: 'acme', slug: 'sales' }],
+            },
+            {
+              id: 104,
+              login: 'temp',
+              emails: [{ email: 'temp@contractor.example', primary: true, verified: true }],
+              orgs: ['acme'],
+              teams: [{ org: 'acme', slug: 'platform' }],
+            },
           ],
-          orgs: ['Acme'],
-          teams: [{ org: 'Acme', slug: 'platform' }],
-        },
-        {
-          id: 102,
-          login: 'stranger',
-          emails: [{ email: 'stranger@example.com', primary: true, verified: true }],
-          orgs: ['other'],
-        },
-        {
-          id: 103,
-          login: 'lurker',
-          // Member of the org but of no allowed team, with an unverified company address.
-          emails: [{ email: 'lurker@example.com', primary: true, verified: false }],
-          orgs: ['acme'],
-          teams: [{ org: 'acme', slug: 'sales' }],
-        },
-        {
-          id: 104,
-          login: 'temp',
-          emails: [{ email: 'temp@contractor.example', primary: true, verified: true }],
-          orgs: ['acme'],
-          teams: [{ org: 'acme', slug: 'platform' }],
-        },
-      ],
-    });
-    google = await startFakeGoogle({
-      clientId: 'google-client',
-      clientSecret: GOOGLE_SECRET,
-      redirectUri: `${issuer}/login/callback/google`,
-      users: [
-        {
-          sub: '9001',
-          email: 'ann@example.com',
-          email_verified: true,
-          name: 'Ann',
-          hd: 'example.com',
-        },
-        // A consumer account: no Workspace domain, although the address matches one.
-        { sub: '9002', email: 'gus@example.com', email_verified: true, name: 'Gus' },
-        { sub: '9003', email: 'una@example.com', email_verified: false, hd: 'example.com' },
-        // Another company's Workspace.
-        { sub: '9004', email: 'otto@other.example', email_verified: true, hd: 'other.example' },
-      ],
-    });
-    gw = await startGateway(
-      () => ({
+        });
+        google = await startFakeGoogle({
+          clientId: 'google-client',
+          clientSecret: GOOGLE_SECRET,
+          redirectUri: `${issuer}/login/callback/google`,
+          users: [
+            {
+              sub: '9001',
+              email: 'ann@example.com',
+              email_verified: true,
+              name: 'Ann',
+              hd: 'example.com',
+            },
+            // A consumer account: no Workspace domain, although the address matches one.
+            { sub: '9002', email: 'gus@example.com', email_verified: true, name: 'Gus' },
+            { sub: '9003', email: 'una@example.com', email_verified: false, hd: 'example.com' },
+            // Another company's Workspace.
+            { sub: '9004', email: 'otto@other.example', email_verified: true, hd: 'other.example' },
+          ],
+        });
+        const started = { github, google };
+        return {
+          stop: async () => {
+            await started.github.stop();
+            await started.google.stop();
+          },
+        };
+      },
+      () => () => ({
         login: {
           github: {
             clientId: 'gh-client',
@@ -115,8 +123,7 @@ describe('GitHub and Google login', () => {
         access: { githubTeams: ['acme/platform'], domains: ['example.com'] },
         resources: [{ url: RESOURCE, name: 'Company MCP', scopes: ['mcp:tools'] }],
       }),
-      { port },
-    );
+    ));
     client = await registerClient(gw.url);
   });
 

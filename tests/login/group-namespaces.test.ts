@@ -7,9 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeJwt } from 'jose';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import { registerClient, type RegisteredClient } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
 import { loginThroughProvider, redeem } from '../helpers/provider-login.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
@@ -29,24 +28,35 @@ describe('groups namespaced by provider: two OIDC providers both emitting "admin
 
   beforeAll(async () => {
     ca = await createTestCa();
-    const port = await getFreePort();
-    const idp = (id: string, users: Parameters<typeof startUpstreamIdp>[0]['users']) =>
-      startUpstreamIdp({
-        ca,
-        clientId: 'gateway',
-        clientSecret: SECRET,
-        redirectUris: [`http://localhost:${port}/login/callback/${id}`],
-        users,
-      });
-    corp = await idp('corp', {
-      alice: { email: 'alice@corp.example', name: 'Alice', groups: ['admins'] },
-    });
-    partner = await idp('partner', {
-      // Admitted at login by her domain, so that the later checks are reached.
-      mallory: { email: 'mallory@partner.example', name: 'Mallory', groups: ['admins'] },
-      // Admitted by nothing but a group named like the corp's.
-      eve: { email: 'eve@elsewhere.example', name: 'Eve', groups: ['admins'] },
-    });
+    // Both IdPs name the gateway's callback before it binds its port: all again on a taken one.
+    const startIdps = async (port: number) => {
+      const idp = (id: string, users: Parameters<typeof startUpstreamIdp>[0]['users']) =>
+        startUpstreamIdp({
+          ca,
+          clientId: 'gateway',
+          clientSecret: SECRET,
+          redirectUris: [`http://localhost:${port}/login/callback/${id}`],
+          users,
+        });
+      const started = {
+        corp: await idp('corp', {
+          alice: { email: 'alice@corp.example', name: 'Alice', groups: ['admins'] },
+        }),
+        partner: await idp('partner', {
+          // Admitted at login by her domain, so that the later checks are reached.
+          mallory: { email: 'mallory@partner.example', name: 'Mallory', groups: ['admins'] },
+          // Admitted by nothing but a group named like the corp's.
+          eve: { email: 'eve@elsewhere.example', name: 'Eve', groups: ['admins'] },
+        }),
+      };
+      return {
+        ...started,
+        stop: async () => {
+          await started.corp.stop();
+          await started.partner.stop();
+        },
+      };
+    };
     const oidc = (id: string, upstream: UpstreamIdp) => ({
       id,
       name: `${id} SSO`,
@@ -55,9 +65,11 @@ describe('groups namespaced by provider: two OIDC providers both emitting "admin
       clientSecret: SECRET,
       groupsClaim: 'groups',
     });
-    gw = await startGateway(
-      () => ({
-        login: { oidc: [oidc('corp', corp), oidc('partner', partner)] },
+    let idps: Awaited<ReturnType<typeof startIdps>>;
+    ({ proxy: idps, gw } = await startGatewayBehind(
+      (_authUrl, port) => startIdps(port),
+      (started) => () => ({
+        login: { oidc: [oidc('corp', started.corp), oidc('partner', started.partner)] },
         access: { groups: ['corp:admins'], domains: ['partner.example'] },
         admins: { groups: ['corp:admins'] },
         resources: [
@@ -76,8 +88,8 @@ describe('groups namespaced by provider: two OIDC providers both emitting "admin
         ],
         tls: { caFiles: [ca.caFile] },
       }),
-      { port },
-    );
+    ));
+    ({ corp, partner } = idps);
     client = await registerClient(gw.url);
   });
 

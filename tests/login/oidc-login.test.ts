@@ -5,14 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeJwt } from 'jose';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
 import {
   authorizeUrl,
   pkcePair,
   registerClient,
   type RegisteredClient,
 } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
 import {
   atLoopbackRedirect,
   loginThroughProvider,
@@ -42,22 +41,22 @@ describe('enterprise OIDC login', () => {
 
   beforeAll(async () => {
     ca = await createTestCa();
-    const port = await getFreePort();
-    idp = await startUpstreamIdp({
-      ca,
-      clientId: 'gateway',
-      clientSecret: 'upstream-secret-0123456789',
-      redirectUris: [`http://localhost:${port}/login/callback/corp`],
-      users,
-    });
-    gw = await startGateway(
-      () => ({
+    ({ proxy: idp, gw } = await startGatewayBehind(
+      (_authUrl, port) =>
+        startUpstreamIdp({
+          ca,
+          clientId: 'gateway',
+          clientSecret: 'upstream-secret-0123456789',
+          redirectUris: [`http://localhost:${port}/login/callback/corp`],
+          users,
+        }),
+      (upstream) => () => ({
         login: {
           oidc: [
             {
               id: 'corp',
               name: 'Corp SSO',
-              issuer: idp.issuer,
+              issuer: upstream.issuer,
               clientId: 'gateway',
               clientSecret: 'upstream-secret-0123456789',
               groupsClaim: 'groups',
@@ -76,8 +75,7 @@ describe('enterprise OIDC login', () => {
         ],
         tls: { caFiles: [ca.caFile] },
       }),
-      { port },
-    );
+    ));
     client = await registerClient(gw.url);
   });
 

@@ -1,6 +1,6 @@
 /**
  * The page a person sees when the gateway cannot use an application's Client ID Metadata
- * Document (src/login/views/client-document-help.ts): the document's URL, why it could not be
+ * Document (src/oauth/client-document-help.ts): the document's URL, why it could not be
  * fetched, what an administrator can change, and what to do meanwhile. Each failure is made for
  * real: a host that does not resolve, a private address, a certificate from an untrusted CA, a
  * 404, a body that is not JSON, a host the configuration refuses.
@@ -10,7 +10,7 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { authorizeUrl, LOOPBACK_REDIRECT, pkcePair } from '../helpers/oauth-flow.js';
-import { getFreePort, listenOn } from '../helpers/ports.js';
+import { listenOnFreePort } from '../helpers/ports.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
 
@@ -46,8 +46,6 @@ describe('the page for a client metadata document the gateway cannot use', () =>
 
   beforeAll(async () => {
     ca = await createTestCa();
-    const port = await getFreePort();
-    host = `localhost:${port}`;
     documents = createServer({ cert: ca.cert, key: ca.key }, (req, res) => {
       if (req.url === '/broken.json') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"client_id": ');
@@ -55,11 +53,9 @@ describe('the page for a client metadata document the gateway cannot use', () =>
       }
       res.writeHead(404).end();
     });
-    await listenOn(documents as never, port);
+    host = `localhost:${await listenOnFreePort(documents)}`;
     silent = createTcpServer((socket) => void held.push(socket));
-    const silentPort = await getFreePort();
-    silentHost = `localhost:${silentPort}`;
-    await listenOn(silent as never, silentPort);
+    silentHost = `localhost:${await listenOnFreePort(silent)}`;
     gw = await startGateway(() => ({
       tls: { caFiles: [ca.caFile] },
       // chatgpt.com refused by configuration: no test here depends on reaching it or not.

@@ -4,10 +4,10 @@
  */
 import { createServer, type Server } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ClientHostApprovals } from '../../src/oauth/client-hosts.js';
+import { ClientHostApprovals } from '../../src/clients/host-approvals.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { authorizeUrl, LOOPBACK_REDIRECT, pkcePair } from '../helpers/oauth-flow.js';
-import { getFreePort } from '../helpers/ports.js';
+import { listenOnFreePort } from '../helpers/ports.js';
 import { createTestCa, type TestCa } from '../helpers/test-ca.js';
 import { TestUserAgent } from '../helpers/user-agent.js';
 
@@ -22,7 +22,6 @@ describe('CIMD client hosts', () => {
 
   beforeAll(async () => {
     ca = await createTestCa();
-    port = await getFreePort();
     cimd = createServer({ cert: ca.cert, key: ca.key }, (req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
@@ -34,7 +33,7 @@ describe('CIMD client hosts', () => {
         }),
       );
     });
-    await new Promise<void>((resolve) => cimd.listen(port, '127.0.0.1', resolve));
+    port = await listenOnFreePort(cimd);
     gw = await startGateway(() => ({
       tls: { caFiles: [ca.caFile] },
       registration: { cimd: { allowHosts: [`localhost:${port}`], requireApproval: true } },

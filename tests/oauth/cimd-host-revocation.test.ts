@@ -5,7 +5,7 @@
  * kept, so approving the host again restores it, as enabling a disabled client does.
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { ClientHostApprovals } from '../../src/oauth/client-hosts.js';
+import { ClientHostApprovals } from '../../src/clients/host-approvals.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';

@@ -8,7 +8,7 @@ import {
   loadKeyMaterial,
   rotate,
   type KeyMaterial,
-} from '../../src/oauth/keys.js';
+} from '../../src/keys/key-material.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { startGateway } from '../helpers/gateway.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';

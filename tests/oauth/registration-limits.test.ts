@@ -7,8 +7,8 @@
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { networkKeyForIp, CLIENTS_BY_NETWORK_PREFIX } from '../../src/limits/client-quota.js';
-import { DCR_CLIENT_INDEX } from '../../src/oauth/store-adapter.js';
+import { networkKeyForIp } from '../../src/limits/client-quota.js';
+import { CLIENTS_BY_NETWORK_PREFIX, DCR_CLIENT_INDEX } from '../../src/store/keys.js';
 import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { authorizeUrl, LOOPBACK_REDIRECT, pkcePair } from '../helpers/oauth-flow.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { runConfigCommand } from '../../src/cli/config-command.js';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { canonicalResourceUrl } from '../../src/oauth/resource-url.js';
+import { canonicalResourceUrl } from '../../src/resources/resource-url.js';
 import { ServerCatalog, ServerChangeRefused } from '../../src/servers/catalog.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { captureLogger } from '../helpers/captured-logger.js';

@@ -7,7 +7,8 @@ import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { obtainTokens, registerClient } from '../helpers/oauth-flow.js';
-import { closeServer, getFreePort, listenOn } from '../helpers/ports.js';
+import { pollUntil } from '../helpers/poll.js';
+import { closeServer, listenOnFreePort } from '../helpers/ports.js';
 import { verifyStatus } from '../helpers/provider-login.js';
 
 const RESOURCE = 'http://localhost:3999/mcp';
@@ -53,8 +54,7 @@ describe('tracing', () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
-    const port = await getFreePort();
-    await listenOn(receiver, port);
+    const port = await listenOnFreePort(receiver);
     endpoint = `http://127.0.0.1:${port}/v1/traces`;
     gw = await startGateway(() => ({ tracing: { enabled: true, endpoint } }));
   });
@@ -71,14 +71,15 @@ describe('tracing', () => {
     expect(await verifyStatus(gw.url, RESOURCE, accessToken)).toBe(200);
     expect(await verifyStatus(gw.url, RESOURCE, 'bad')).toBe(401);
 
-    const deadline = Date.now() + 10_000;
     const names = () => new Set(spans.map((span) => span.name));
-    while (
-      !['oauth.authorize', 'oauth.token', 'oauth.register', 'verify'].every((n) => names().has(n))
-    ) {
-      if (Date.now() > deadline) throw new Error(`spans so far: ${[...names()].join(', ')}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await pollUntil(
+      () => [...names()],
+      (seen) =>
+        ['oauth.authorize', 'oauth.token', 'oauth.register', 'verify'].every((n) =>
+          seen.includes(n),
+        ),
+      { what: 'the spans of every endpoint', timeoutMs: 10_000, intervalMs: 100 },
+    );
     const verifySpans = spans.filter((span) => span.name === 'verify');
     expect(verifySpans.map((span) => span.attributes['mcp_gateway.decision']).sort()).toEqual(
       expect.arrayContaining(['allow', 'deny']),

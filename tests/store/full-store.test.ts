@@ -6,9 +6,10 @@
  * and refuses the new ones.
  */
 import { describe, expect, it } from '@jest/globals';
-import { DISABLED_CLIENTS_KEY, DisabledClients } from '../../src/forward-auth/disabled-clients.js';
+import { DisabledClients } from '../../src/clients/disabled-clients.js';
 import { RevocationList } from '../../src/forward-auth/revocations.js';
-import { createAdapterFactory, recordKey } from '../../src/oauth/store-adapter.js';
+import { createAdapterFactory } from '../../src/oauth/store-adapter.js';
+import { DISABLED_CLIENTS_KEY, recordKey } from '../../src/store/keys.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { StoreFullError } from '../../src/store/store.js';
 import { captureLogger } from '../helpers/captured-logger.js';

@@ -83,23 +83,35 @@ describeWithBinary('redis-server', 'the start-up check of Redis eviction', () =>
 
   it('starts on a noeviction Redis, without a warning', async () => {
     const redis = await redisWith(['--maxmemory', '64mb', '--maxmemory-policy', 'noeviction']);
-    const { gateway, warnings } = await start(redis);
-    expect(gateway).toBeDefined();
+    const { gateway, refusal, warnings } = await start(redis);
+    // Started: no refusal (shown here if there was one) and a gateway to close.
+    expect({ refusal, started: gateway !== undefined }).toEqual({
+      refusal: undefined,
+      started: true,
+    });
     expect(warnings).toStrictEqual([]);
   });
 
   it('starts with a warning on an evicting policy without maxmemory (nothing is evicted yet)', async () => {
     const redis = await redisWith(['--maxmemory-policy', 'allkeys-lru']);
-    const { gateway, warnings } = await start(redis);
-    expect(gateway).toBeDefined();
+    const { gateway, refusal, warnings } = await start(redis);
+    // Started: no refusal (shown here if there was one) and a gateway to close.
+    expect({ refusal, started: gateway !== undefined }).toEqual({
+      refusal: undefined,
+      started: true,
+    });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/allkeys-lru and no maxmemory.*noeviction/);
   });
 
   it('starts with a warning saying what to verify when CONFIG is refused (managed Redis)', async () => {
     const redis = await redisWith(['--rename-command', 'CONFIG', '']);
-    const { gateway, warnings } = await start(redis);
-    expect(gateway).toBeDefined();
+    const { gateway, refusal, warnings } = await start(redis);
+    // Started: no refusal (shown here if there was one) and a gateway to close.
+    expect({ refusal, started: gateway !== undefined }).toEqual({
+      refusal: undefined,
+      started: true,
+    });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/cannot read Redis's maxmemory-policy.*verify.*noeviction/);
   });

@@ -1,11 +1,12 @@
 /**
  * The "connected apps" page (`/account`) and its small companions. Server-rendered like the
- * login pages (src/login/views/): every value goes through `html`'s escaping (client names
+ * login pages, on the shared page layer (src/web/): every value goes through `html`'s escaping (client names
  * are whatever the client registered), no script; forms carry the session's CSRF token.
  */
-import { breakable, wholeDates } from '../../login/views/breakable.js';
-import { html, page, SafeHtml } from '../../login/views/layout.js';
-import type { ClientKind } from '../clients.js';
+import { breakable, wholeDates } from '../../web/breakable.js';
+import { html, SafeHtml } from '../../web/html.js';
+import { page } from '../../web/layout.js';
+import type { ClientKind } from '../../clients/directory.js';
 
 /** One application (client) and everything the user granted it. */
 export interface ConnectedAppView {

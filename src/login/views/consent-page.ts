@@ -1,4 +1,6 @@
-import { html, page } from './layout.js';
+/** The consent step's page. */
+import { html } from '../../web/html.js';
+import { page } from '../../web/layout.js';
 
 export interface ConsentView {
   uid: string;
@@ -22,7 +24,7 @@ export interface ConsentView {
 }
 
 /**
- * The consent page (checklist AS-10): names the client, shows where the code goes and what
+ * The consent page (checklist AS-10 in docs/security.md): names the client, shows where the code goes and what
  * it grants, approve and deny buttons, CSRF token. Sent with `frame-ancestors 'none'`.
  */
 export function renderConsent(view: ConsentView): string {

@@ -1,4 +1,7 @@
-import { html, page, type SafeHtml } from './layout.js';
+/** The login step's own pages: the choice of sign-in method, the dev login, a refusal. */
+import { returnToClient, type ReturnLink } from '../../web/error-page.js';
+import { html } from '../../web/html.js';
+import { page } from '../../web/layout.js';
 
 export interface ProviderChoice {
   id: string;
@@ -49,19 +52,6 @@ export function renderDevLogin(uid: string, csrfToken: string, users: string[]):
 }
 
 /** A user the access rules do not admit. */
-/** Where the user can go from a refusal: back to the application, which gets `access_denied`. */
-export interface ReturnLink {
-  url: string;
-  clientName: string;
-}
-
-export function returnToClient(link: ReturnLink | undefined): SafeHtml | string {
-  if (!link) return '';
-  return html`<div class="actions">
-    <a class="button" href="${link.url}">Return to ${link.clientName}</a>
-  </div>`;
-}
-
 export function renderAccessDenied(reason: string, link?: ReturnLink): string {
   return page(
     'Access denied',
