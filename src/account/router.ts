@@ -46,7 +46,7 @@ import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../oauth/constants.js';
 import type { ResourceRegistry } from '../resources/registry.js';
 import { accountCsrfName } from '../store/keys.js';
 import type { CsrfTokens } from '../web/csrf.js';
-import { createFormCheck } from '../web/form-check.js';
+import { createConsoleFormCheck } from '../web/form-check.js';
 import { sendPage } from '../web/send-page.js';
 import { groupByClient, type ConnectedApp } from './connected-apps.js';
 import type { GrantDirectory } from './grants.js';
@@ -55,7 +55,6 @@ import {
   createPageSessions,
   RETURN_PATHS,
   s256,
-  type PageSession,
   type PageSessions,
   type ReturnTarget,
 } from './session.js';
@@ -70,7 +69,8 @@ import {
 export { ACCOUNT_PATH };
 
 export interface AccountDependencies {
-  config: GatewayConfig;
+  /** `issuer` and `tokens` for the sign-in (src/account/session.ts) and the form checks. */
+  config: Pick<GatewayConfig, 'issuer' | 'tokens'>;
   provider: Provider;
   accounts: AccountStore;
   consents: ConsentMemory;
@@ -124,29 +124,15 @@ export function createAccountRouter(deps: AccountDependencies): Router {
  * the session's CSRF token (src/web/form-check.ts).
  */
 function accountFormCheck(deps: Pick<AccountDependencies, 'config' | 'csrf' | 'events'>) {
-  const check = createFormCheck({
-    issuerOrigin: new URL(deps.config.issuer).origin,
+  return createConsoleFormCheck({
+    issuer: deps.config.issuer,
     csrf: deps.csrf,
     events: deps.events,
-    reasons: {
-      cross_origin: 'account form posted from another origin',
-      csrf: 'account form without a valid CSRF token',
-    },
-    refuse: (res, refusal) =>
-      refuse(
-        res,
-        403,
-        'Request refused',
-        refusal === 'cross_origin'
-          ? 'The form was not sent from this site.'
-          : 'The form was not sent from your connected apps page. Open the page again and retry.',
-      ),
+    area: 'account',
+    pageName: 'your connected apps page',
+    tokenKey: accountCsrfName,
+    refuse,
   });
-  return (req: Request, res: Response, session: PageSession) =>
-    check(req, res, {
-      tokenKey: accountCsrfName(session.uid),
-      details: { subject: session.accountId },
-    });
 }
 
 type SessionFormCheck = ReturnType<typeof accountFormCheck>;

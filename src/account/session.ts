@@ -37,7 +37,10 @@ export interface PageSession {
   destroy(): Promise<void>;
 }
 
-export function createPageSessions(config: GatewayConfig, provider: Provider): PageSessions {
+export function createPageSessions(
+  config: Pick<GatewayConfig, 'issuer' | 'tokens'>,
+  provider: Provider,
+): PageSessions {
   const secure = config.issuer.startsWith('https://');
   const callbackUrl = accountCallbackUrl(config.issuer);
   // `__Secure-`: on https the browser refuses it over plain http or without `Secure`.

@@ -9,7 +9,7 @@
  * effects on the gateway: a cross-site link can at most make it probe its own resources.
  */
 import express, { type Router } from 'express';
-import type { ResourceConfig } from '../config/schema.js';
+import type { GatewayConfig, ResourceConfig } from '../config/schema.js';
 import { sendPage } from '../web/send-page.js';
 import type { Logger } from '../logging/logger.js';
 import { createTrustedFetch, type FetchFunction } from '../net/outbound-fetch.js';
@@ -25,6 +25,8 @@ export interface ResourceList {
 
 /** The console guard's dependencies (the page has no form; `csrf` is the console's). */
 export interface DiagnosticsDependencies extends AdminGuardDependencies {
+  /** The guard's, and `tls.caFiles` for the default fetch. */
+  config: AdminGuardDependencies['config'] & Pick<GatewayConfig, 'tls'>;
   resources: ResourceList;
   logger: Logger;
   /** Defaults to the fetch for admin-configured destinations, trusting `tls.caFiles`. */

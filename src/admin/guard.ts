@@ -21,7 +21,7 @@ import type { SecurityEvents } from '../events/security-events.js';
 import type { AccountRecord, AccountStore } from '../login/accounts.js';
 import { adminCsrfName } from '../store/keys.js';
 import type { CsrfTokens } from '../web/csrf.js';
-import { createFormCheck } from '../web/form-check.js';
+import { createConsoleFormCheck } from '../web/form-check.js';
 import { sendPage } from '../web/send-page.js';
 import { renderAdminProblem } from './views.js';
 
@@ -51,7 +51,8 @@ export interface AdminGuard {
 }
 
 export interface AdminGuardDependencies {
-  config: GatewayConfig;
+  /** `issuer` and `tokens` for the sign-in (src/account/session.ts), `admins` for who may. */
+  config: Pick<GatewayConfig, 'issuer' | 'tokens' | 'admins'>;
   provider: Provider;
   accounts: AccountStore;
   /** Per-session tokens for the console's forms; their TTL should be the session's. */
@@ -77,23 +78,14 @@ export function createAdminGuard(deps: AdminGuardDependencies): AdminGuard {
   const refuse = (res: Response, status: number, title: string, description: string) => {
     sendPage(res, status, renderAdminProblem(title, description));
   };
-  const checkForm = createFormCheck({
-    issuerOrigin: new URL(config.issuer).origin,
+  const checkForm = createConsoleFormCheck({
+    issuer: config.issuer,
     csrf,
     events,
-    reasons: {
-      cross_origin: 'admin form posted from another origin',
-      csrf: 'admin form without a valid CSRF token',
-    },
-    refuse: (res, refusal) =>
-      refuse(
-        res,
-        403,
-        'Request refused',
-        refusal === 'cross_origin'
-          ? 'The form was not sent from this site.'
-          : 'The form was not sent from the admin console. Open the page again and retry.',
-      ),
+    area: 'admin',
+    pageName: 'the admin console',
+    tokenKey: adminCsrfName,
+    refuse,
   });
 
   async function admin(
@@ -136,12 +128,7 @@ export function createAdminGuard(deps: AdminGuardDependencies): AdminGuard {
     async adminForm(req, res) {
       const who = await admin(req, res, false);
       if (!who) return undefined;
-      const { session } = who;
-      const post = {
-        tokenKey: adminCsrfName(session.uid),
-        details: { subject: session.accountId },
-      };
-      return (await checkForm(req, res, post)) ? who : undefined;
+      return (await checkForm(req, res, who.session)) ? who : undefined;
     },
   };
 }

@@ -51,7 +51,8 @@ const ACTIVITY_LIMIT = 200;
 const MAX_FILTER = 2000;
 
 export interface AdminDependencies {
-  config: GatewayConfig;
+  /** What the guard, the client pages and the server pages read (each takes its part). */
+  config: Pick<GatewayConfig, 'issuer' | 'tokens' | 'admins' | 'clients' | 'managedServers'>;
   provider: Provider;
   store: Store;
   accounts: AccountStore;

@@ -19,7 +19,8 @@ import { defaultFields, formFields, serverFields, serverInput } from './server-f
 import { renderServerForm, renderServers, type ServerFormFields } from './server-views.js';
 
 export interface ServerRoutesDependencies {
-  config: GatewayConfig;
+  /** The form's defaults and where the Traefik files go (`managedServers`). */
+  config: Pick<GatewayConfig, 'managedServers'>;
   guard: AdminGuard;
   resources: ResourceRegistry;
   /** Absent with `managedServers.enabled: false`. */

@@ -83,7 +83,7 @@ export async function runAuditCommand(argv: string[], io: AuditCliIo): Promise<n
     const jwks = args.values.jwks;
     // Read only when needed: `--file` with `--jwks` needs no configuration at all.
     const configured = () => loadConfig(configFile, io.env).config;
-    const verifierFor = async (config?: GatewayConfig) => {
+    const verifierFor = async (config?: KeySources & Pick<GatewayConfig, 'issuer'>) => {
       if (jwks !== undefined) return checkpointVerifier(await jwksFrom(jwks));
       const keysOf = config ?? configured();
       return checkpointVerifier(await configuredKeys(keysOf), keysOf.issuer);
@@ -126,8 +126,11 @@ export async function runAuditCommand(argv: string[], io: AuditCliIo): Promise<n
   }
 }
 
+/** Where the configuration keeps the signing keys: `keys.file`, the Redis store, or `dataDir`. */
+type KeySources = Pick<GatewayConfig, 'keys' | 'store' | 'dataDir'>;
+
 /** The public keys the configuration keeps (keys.file, the Redis store, or dataDir). */
-async function configuredKeys(config: GatewayConfig): Promise<JWK[]> {
+async function configuredKeys(config: KeySources): Promise<JWK[]> {
   let material: KeyMaterial | undefined;
   let where: string;
   if (config.keys.file) {

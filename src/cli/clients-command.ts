@@ -48,6 +48,11 @@ const HOST = /^[a-z0-9.-]{1,253}$/i;
 /** Printable ASCII without spaces: DCR ids, https CIMD ids, configured ids. */
 const CLIENT_ID = /^[\x21-\x7e]{1,2000}$/;
 
+/**
+ * Runs `clients …`. A composition like the service's (src/app/services.ts builds its store,
+ * audit log and revocation list), so it takes the whole configuration and hands each part its
+ * slice.
+ */
 export async function runClientsCommand(
   argv: string[],
   config: GatewayConfig,
@@ -124,7 +129,7 @@ export async function runClientsCommand(
 /** What a change made from the command line needs: where, under which rules, audited as whom. */
 interface ChangeContext {
   store: Store;
-  config: GatewayConfig;
+  config: Pick<GatewayConfig, 'clients' | 'registration' | 'tokens' | 'verify'>;
   audit: AuditLog | undefined;
   actor: string;
 }
@@ -164,7 +169,7 @@ const LIST_HEADER = [
  * Every client, one tab-separated line each (GRANTS: live grants, users who authorized it;
  * EXPIRES: when an unused DCR client's registration expires; STATE: active or disabled).
  */
-async function listClients(store: Store, config: GatewayConfig): Promise<string> {
+async function listClients(store: Store, config: Pick<GatewayConfig, 'clients'>): Promise<string> {
   const rows = [LIST_HEADER];
   for (const { client, grants, lastUse, disabled } of await listClientsWithUse(store, config)) {
     rows.push([

@@ -42,6 +42,10 @@ export interface ServersCommandIo extends CliIo {
   stdin: () => Promise<string>;
 }
 
+/**
+ * Runs `servers …`. A composition like the service's (src/app/services.ts builds its store and
+ * audit log), so it takes the whole configuration and hands each part its slice.
+ */
 export async function runServersCommand(
   argv: string[],
   config: GatewayConfig,
@@ -127,7 +131,7 @@ export async function runServersCommand(
   }
 }
 
-function defaults(config: GatewayConfig): Partial<ManagedServerInput> {
+function defaults(config: Pick<GatewayConfig, 'managedServers'>): Partial<ManagedServerInput> {
   const { rateLimitAverage, rateLimitBurst, inFlight } = config.managedServers.defaults;
   return { rateLimitAverage, rateLimitBurst, inFlight, crowdsec: true };
 }
@@ -153,7 +157,7 @@ async function readDescription(
 /** Terminal-safe text: control and format characters become `?`. */
 const printable = (text: string) => text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, '?');
 
-function listing(config: GatewayConfig, managed: ManagedServer[]): string {
+function listing(config: Pick<GatewayConfig, 'resources'>, managed: ManagedServer[]): string {
   const rows = [
     ['ID', 'SOURCE', 'NAME', 'URL', 'UPSTREAM', 'SCOPES', 'UPDATED'],
     ...config.resources.map((resource) => [

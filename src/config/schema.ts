@@ -4,8 +4,11 @@
  * (`.describe()`, last in its chain, so that it sits on the schema its object holds); from them
  * `npm run docs:config` writes the key reference of docs/configuration.md and the editor schema
  * docs/gateway.schema.json (src/config/reference.ts), and a unit test fails when either drifts.
- * The parsed result ({@link GatewayConfig}) is the single config object passed down through
- * the service; nothing below `src/main.ts` reads `process.env`.
+ * The parsed result ({@link GatewayConfig}) is validated once and held whole only by the
+ * composition (src/main.ts, src/gateway.ts, src/app/services.ts, the CLI commands), which hands
+ * each module the slice it reads (`Pick<GatewayConfig, …>`, `GatewayConfig['section']`;
+ * tests/unit/architecture/structure.test.ts checks it); nothing below `src/main.ts` reads
+ * `process.env`.
  */
 import ms from 'ms';
 import { z } from 'zod';

@@ -20,7 +20,10 @@ export interface RunningDemo {
  * Starts the demo for `config` (the embedded default) with the gateway listening at
  * `gatewayUrl`. Rejects when the demo port is taken, saying which.
  */
-export async function startDemo(config: GatewayConfig, gatewayUrl: string): Promise<RunningDemo> {
+export async function startDemo(
+  config: Pick<GatewayConfig, 'resources' | 'verify'>,
+  gatewayUrl: string,
+): Promise<RunningDemo> {
   const resource = config.resources[0];
   if (!resource) throw new Error('the embedded default has no resource for the demo');
   const url = new URL(resource.url);

@@ -31,7 +31,7 @@ export const VERIFY_PATH = '/verify';
 
 export interface DecisionPointDependencies extends DecisionDependencies {
   /** `verify.maxBodySize`: the most of a forwarded body read for the tool rules. */
-  config: GatewayConfig;
+  config: Pick<GatewayConfig, 'verify'>;
   /** Told of every decision after it is answered (metrics, audit). */
   observers?: DecisionObserver[];
   /** Refusals per client IP (`limits.verifyFailures`, src/limits/rate-limits.ts). */

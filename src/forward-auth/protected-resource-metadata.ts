@@ -25,7 +25,7 @@ export const PRM_PREFIX = '/.well-known/oauth-protected-resource';
  * has its metadata at once.
  */
 export function protectedResourceMetadataRouter(
-  config: GatewayConfig,
+  config: Pick<GatewayConfig, 'issuer'>,
   resources: { readonly matcher: ResourceMatcher },
 ): Router {
   const router = Router();

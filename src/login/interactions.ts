@@ -46,7 +46,8 @@ import { upstreamStartStep } from './steps/upstream-start.js';
 export { InteractionMismatch };
 
 export interface InteractionDependencies {
-  config: GatewayConfig;
+  /** `tokens.loginTtl` for pending upstream logins; `access` and `login` for the access rules. */
+  config: Pick<GatewayConfig, 'tokens' | 'access' | 'login'>;
   provider: Provider;
   store: Store;
   accounts: AccountStore;

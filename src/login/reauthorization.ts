@@ -37,7 +37,8 @@ export class AccessWithdrawn extends Error {
 }
 
 export interface ReauthorizationDependencies {
-  config: GatewayConfig;
+  /** The access rules and the logins (dev users still listed) checked again at refresh. */
+  config: Pick<GatewayConfig, 'access' | 'login'>;
   accounts: AccountStore;
   providers: LoginProvider[];
   sealer: SessionSealer;

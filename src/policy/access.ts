@@ -36,7 +36,9 @@ export function hasAccessRules(rules: AccessRules): boolean {
  * `githubTeams`, or a `github:` group in an access or tool rule): `read:org` is requested
  * only then.
  */
-export function needsGitHubMembership(config: GatewayConfig): boolean {
+export function needsGitHubMembership(
+  config: Pick<GatewayConfig, 'login' | 'access' | 'resources'>,
+): boolean {
   const blocks = [config.access, ...config.resources.flatMap((r) => (r.access ? [r.access] : []))];
   const toolGroups = config.resources.flatMap((resource) =>
     Object.values(resource.tools?.rules ?? {}).flatMap((rule) => rule.groups),
@@ -51,8 +53,11 @@ export function needsGitHubMembership(config: GatewayConfig): boolean {
 }
 
 /** May this identity log in at all (layers 1 and 2)? */
-export function evaluateLogin(identity: Identity, config: GatewayConfig): AccessDecision {
-  const gate = providerGate(identity, config);
+export function evaluateLogin(
+  identity: Identity,
+  config: Pick<GatewayConfig, 'login' | 'access'>,
+): AccessDecision {
+  const gate = providerGate(identity, config.login);
   if (gate) return gate;
   if (identity.provider === 'dev') return { allowed: true, rule: 'login.dev.users' };
   return matchRules(identity, config.access, 'access');
@@ -67,8 +72,11 @@ export function evaluateResourceAccess(
   return matchRules(identity, resource.access, `the access rules of ${resource.name}`);
 }
 
-function providerGate(identity: Identity, config: GatewayConfig): AccessDecision | undefined {
-  const github = config.login.github;
+function providerGate(
+  identity: Identity,
+  login: GatewayConfig['login'],
+): AccessDecision | undefined {
+  const github = login.github;
   if (identity.provider === 'github' && github) {
     const orgs = identity.githubOrgs ?? [];
     const teams = identity.githubTeams ?? [];
@@ -86,7 +94,7 @@ function providerGate(identity: Identity, config: GatewayConfig): AccessDecision
       };
     }
   }
-  const google = config.login.google;
+  const google = login.google;
   if (identity.provider === 'google' && google && google.hostedDomains.length > 0) {
     if (!identity.hostedDomain || !google.hostedDomains.includes(identity.hostedDomain)) {
       return {

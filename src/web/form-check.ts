@@ -91,3 +91,59 @@ export function createFormCheck(surface: FormSurface): FormCheck {
     return true;
   };
 }
+
+/** A signed-in console page (`/admin`, `/account`): what its form check needs to know. */
+export interface ConsoleFormSurface {
+  /** The gateway's issuer; its origin is the only one a console form may be posted from. */
+  issuer: string;
+  csrf: Pick<CsrfTokens, 'verify'>;
+  events: SecurityEvents;
+  /** Names the console in the `csrf_failed` reasons. */
+  area: 'admin' | 'account';
+  /** Where the form should have been, for the refusal page ("the admin console"). */
+  pageName: string;
+  /** The console's key for a session's CSRF token (src/store/keys.ts). */
+  tokenKey(sessionUid: string): string;
+  /** Sends the console's problem page. */
+  refuse(res: Response, status: number, title: string, description: string): void;
+}
+
+/** The signed-in session a console form is posted in. */
+export interface ConsoleSession {
+  uid: string;
+  accountId: string;
+}
+
+/**
+ * The form check of a signed-in console page: same-origin by the browser's headers, then the
+ * session's CSRF token; a refusal is a 403 "Request refused" page and a `csrf_failed` event
+ * naming the session's account.
+ */
+export function createConsoleFormCheck(
+  surface: ConsoleFormSurface,
+): (req: FormRequest, res: Response, session: ConsoleSession) => Promise<boolean> {
+  const { area, pageName } = surface;
+  const check = createFormCheck({
+    issuerOrigin: new URL(surface.issuer).origin,
+    csrf: surface.csrf,
+    events: surface.events,
+    reasons: {
+      cross_origin: `${area} form posted from another origin`,
+      csrf: `${area} form without a valid CSRF token`,
+    },
+    refuse: (res, refusal) =>
+      surface.refuse(
+        res,
+        403,
+        'Request refused',
+        refusal === 'cross_origin'
+          ? 'The form was not sent from this site.'
+          : `The form was not sent from ${pageName}. Open the page again and retry.`,
+      ),
+  });
+  return (req, res, session) =>
+    check(req, res, {
+      tokenKey: surface.tokenKey(session.uid),
+      details: { subject: session.accountId },
+    });
+}

@@ -13,11 +13,9 @@
  * Tools: `whoami` (JSON of the `X-Auth-*` headers and the `Authorization` header of the POST
  * that carried the call) and `echo`. Every request's headers are recorded in `seenRequests`.
  */
-import { createServer } from 'node:http';
-import express from 'express';
 import { createLegacySseApp } from '../../examples/mcp-servers/src/legacy-sse-app.js';
-import { closeServer, listenOnFreePort } from './ports.js';
-import { createToolServer, type SeenRequest } from './streamable-server.js';
+import { serveOnFreePort } from './ports.js';
+import { createToolServer, recordingApp, type SeenRequest } from './streamable-server.js';
 
 export interface StartLegacySseServerOptions {
   /** The public path prefix, e.g. `/servers/legacy` (a trailing slash is ignored). */
@@ -39,29 +37,9 @@ export async function startLegacySseServer(
 ): Promise<LegacySseServer> {
   const prefix = options.prefix.replace(/\/+$/, '');
   if (!prefix.startsWith('/')) throw new Error(`prefix must start with "/": ${options.prefix}`);
-  const seenRequests: SeenRequest[] = [];
-  const app = express();
-  app.disable('x-powered-by');
-  app.use((req, _res, next) => {
-    seenRequests.push({ method: req.method, path: req.originalUrl, headers: { ...req.headers } });
-    next();
-  });
+  const { app, seenRequests } = recordingApp();
   // The shipped example itself, with the test tools.
   const example = createLegacySseApp({ basePath: prefix, createServer: createToolServer });
   app.use(example.app);
-
-  const httpServer = createServer(app);
-  const port = await listenOnFreePort(httpServer);
-  let stopped: Promise<void> | undefined;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    seenRequests,
-    stop() {
-      stopped ??= (async () => {
-        await example.closeSessions();
-        await closeServer(httpServer);
-      })();
-      return stopped;
-    },
-  };
+  return { ...(await serveOnFreePort(app, () => example.closeSessions())), seenRequests };
 }

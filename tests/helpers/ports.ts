@@ -1,3 +1,4 @@
+import { createServer as createHttpServer, type RequestListener } from 'node:http';
 import { createServer, type Server } from 'node:net';
 
 /**
@@ -77,4 +78,35 @@ export function listenOnFreePort(server: Server, host = '127.0.0.1'): Promise<nu
     await listenOn(server, port, host);
     return port;
   });
+}
+
+/** An HTTP server of the harness on a loopback port. */
+export interface ServedOnLoopback {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  /** Runs `beforeClose`, then closes the server and its connections. Safe to call again. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Serves `handler` (an express app, say) on a free loopback port, retrying on a taken one.
+ * `beforeClose` ends what would keep a connection open (event streams) before the close.
+ */
+export async function serveOnFreePort(
+  handler: RequestListener,
+  beforeClose?: () => Promise<void>,
+): Promise<ServedOnLoopback> {
+  const server = createHttpServer(handler);
+  const port = await listenOnFreePort(server);
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop() {
+      stopped ??= (async () => {
+        await beforeClose?.();
+        await closeServer(server);
+      })();
+      return stopped;
+    },
+  };
 }

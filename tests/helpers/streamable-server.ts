@@ -12,14 +12,14 @@
  * that carried the call) and `echo` (`{ text }` back).
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { createStreamableHttpApp } from '../../examples/mcp-servers/src/streamable-http-app.js';
-import { closeServer, listenOnFreePort } from './ports.js';
+import { serveOnFreePort } from './ports.js';
 
 /** One request as the MCP server received it (header names in lower case, as Node gives them). */
 export interface SeenRequest {
@@ -84,6 +84,18 @@ export async function startStreamableServer(
   options: StreamableServerOptions = {},
 ): Promise<StreamableServer> {
   const path = options.path ?? '/mcp';
+  const { app, seenRequests } = recordingApp();
+  if (options.sessions) {
+    serveSessions(app, path);
+  } else {
+    // The shipped example itself, with the test tools.
+    app.use(createStreamableHttpApp({ path, createServer: createToolServer, bodyLimit: '4mb' }));
+  }
+  return { ...(await serveOnFreePort(app)), seenRequests };
+}
+
+/** An express app (no `X-Powered-By`) that records every request it receives, in order. */
+export function recordingApp(): { app: express.Express; seenRequests: SeenRequest[] } {
   const seenRequests: SeenRequest[] = [];
   const app = express();
   app.disable('x-powered-by');
@@ -91,23 +103,7 @@ export async function startStreamableServer(
     seenRequests.push({ method: req.method, path: req.originalUrl, headers: { ...req.headers } });
     next();
   });
-  if (options.sessions) {
-    serveSessions(app, path);
-  } else {
-    // The shipped example itself, with the test tools.
-    app.use(createStreamableHttpApp({ path, createServer: createToolServer, bodyLimit: '4mb' }));
-  }
-  const httpServer = createServer(app);
-  const port = await listenOnFreePort(httpServer);
-  let stopped: Promise<void> | undefined;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    seenRequests,
-    stop() {
-      stopped ??= closeServer(httpServer);
-      return stopped;
-    },
-  };
+  return { app, seenRequests };
 }
 
 /** The SDK's stateful pattern: one transport per session, found by `Mcp-Session-Id`. */

@@ -7,8 +7,12 @@ import { GoogleLoginProvider } from './google.js';
 import { OidcLoginProvider } from './oidc.js';
 import type { LoginProvider } from './provider.js';
 
+/**
+ * One provider per configured login, with its callback under `issuer`; `access`, `resources`
+ * and `login` say whether GitHub is asked for `read:org` (needsGitHubMembership).
+ */
 export function createLoginProviders(
-  config: GatewayConfig,
+  config: Pick<GatewayConfig, 'issuer' | 'tls' | 'login' | 'access' | 'resources'>,
   trustedFetch: FetchFunction,
 ): LoginProvider[] {
   const callback = (id: string) => `${config.issuer}/login/callback/${id}`;

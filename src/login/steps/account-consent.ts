@@ -7,7 +7,7 @@
  */
 import { ACCOUNT_CLIENT_ID } from '../../oauth/constants.js';
 import type { ConsentGrants } from './consent.js';
-import type { InteractionOutcome, StepHandler } from './interaction.js';
+import { interactionError, type InteractionOutcome, type StepHandler } from './interaction.js';
 
 export interface AccountConsentDependencies {
   grants: ConsentGrants;
@@ -22,10 +22,11 @@ export function accountConsentStep(deps: AccountConsentDependencies): StepHandle
       Object.keys(missingResources).length > 0 ||
       missingOidc.some((scope) => scope !== 'openid')
     ) {
-      return deps.outcome.finish(req, res, {
-        error: 'invalid_scope',
-        error_description: 'the account client is granted openid only',
-      });
+      return deps.outcome.finish(
+        req,
+        res,
+        interactionError('invalid_scope', 'the account client is granted openid only'),
+      );
     }
     const accountId = interaction.session!.accountId;
     const owner = { accountId, clientId: ACCOUNT_CLIENT_ID };

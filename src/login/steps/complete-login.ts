@@ -14,7 +14,7 @@ import type { Interaction, InteractionOutcome } from './interaction.js';
 
 export interface LoginCompletionDependencies {
   /** The access rules (`access`, `login`: evaluateLogin reads both). */
-  config: GatewayConfig;
+  config: Pick<GatewayConfig, 'access' | 'login'>;
   access: AccessRefusal;
   /** Records logins (identity and sealed upstream session) for the checks at refresh. */
   reauthorization: Pick<Reauthorization, 'recordLogin'>;

@@ -22,6 +22,7 @@ import type { AccountRecord } from '../accounts.js';
 import { renderConsent, type ConsentView } from '../views/consent-page.js';
 import type { AccessRefusal } from './access-refusal.js';
 import {
+  interactionError,
   requestedResourceUrls,
   type Interaction,
   type InteractionOutcome,
@@ -168,10 +169,11 @@ export function consentConfirmStep(deps: ConsentConfirmDependencies): StepHandle
     const body = req.body as Record<string, unknown> | undefined;
     if (body?.decision !== 'approve') {
       deps.events.emit('consent_denied', { ip: req.ip, clientId, subject: accountId });
-      return deps.outcome.finish(req, res, {
-        error: 'access_denied',
-        error_description: 'the user denied the request',
-      });
+      return deps.outcome.finish(
+        req,
+        res,
+        interactionError('access_denied', 'the user denied the request'),
+      );
     }
     const grant = interaction.grantId
       ? (await deps.grants.find(interaction.grantId))!

@@ -38,6 +38,15 @@ export interface InteractionOutcome {
   ): Promise<ReturnLink>;
 }
 
+/**
+ * An error result for `InteractionOutcome.finish`: oidc-provider sends it to the client's
+ * redirect URI as `error` and `error_description` (RFC 6749 §4.1.2.1). Every step that ends
+ * the authorization with an error builds it here.
+ */
+export function interactionError(error: string, description: string): InteractionResults {
+  return { error, error_description: description };
+}
+
 /** The outcome on oidc-provider; no step merges with an earlier submission. */
 export function interactionOutcome(
   provider: Pick<Provider, 'interactionFinished' | 'interactionResult' | 'Client'>,
@@ -51,7 +60,7 @@ export function interactionOutcome(
       const url = await provider.interactionResult(
         req,
         res,
-        { error: 'access_denied', error_description: description },
+        interactionError('access_denied', description),
         options,
       );
       return { url, clientName: client?.clientName ?? clientId };

@@ -8,7 +8,11 @@
  *   at compile time and do not count);
  * - no function is longer than 200 lines;
  * - comments stay true: none points at `../shared`, at an issue number (`#14`, `issue 14`) or
- *   at a path outside the repository.
+ *   at a path outside the repository;
+ * - only the composition (src/main.ts, src/gateway.ts, src/app/services.ts, src/config/,
+ *   src/cli/) handles the whole `GatewayConfig`: every other module's exported functions,
+ *   classes, interfaces and types take the slice they read, `Pick<GatewayConfig, …>` or
+ *   `GatewayConfig['section']`.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -235,6 +239,128 @@ function longFunctions(file: SourceFile): string[] {
   return found;
 }
 
+/** The modules that compose the service (paths under src/): they may hold the whole config. */
+const COMPOSITION = [/^main\.ts$/, /^gateway\.ts$/, /^app\/services\.ts$/, /^config\//, /^cli\//];
+
+function isComposition(file: SourceFile): boolean {
+  const name = path.relative(srcDir, file.absolute).split(path.sep).join('/');
+  return COMPOSITION.some((pattern) => pattern.test(name));
+}
+
+/** The rightmost name of a type reference (`GatewayConfig` of `schema.GatewayConfig`). */
+function referencedName(node: ts.TypeReferenceNode): string {
+  const name = node.typeName;
+  return ts.isIdentifier(name) ? name.text : name.right.text;
+}
+
+/**
+ * The references to the whole configuration in a declaration's types, function bodies left
+ * out: every `GatewayConfig` (or a local name for it) except a slice of it, the object of
+ * `GatewayConfig['section']` or the first argument of `Pick<GatewayConfig, …>`.
+ */
+function wholeConfigReferences(node: ts.Node, names: Set<string>): ts.TypeReferenceNode[] {
+  const found: ts.TypeReferenceNode[] = [];
+  const sliced = (ref: ts.TypeReferenceNode): boolean => {
+    const parent = ref.parent;
+    if (ts.isIndexedAccessTypeNode(parent)) return parent.objectType === ref;
+    return (
+      ts.isTypeReferenceNode(parent) &&
+      referencedName(parent) === 'Pick' &&
+      parent.typeArguments?.[0] === ref
+    );
+  };
+  const visit = (child: ts.Node): void => {
+    const parent = child.parent as ts.Node | undefined;
+    if (parent && ts.isFunctionLike(parent) && 'body' in parent && parent.body === child) return;
+    if (ts.isTypeReferenceNode(child) && names.has(referencedName(child)) && !sliced(child)) {
+      found.push(child);
+    }
+    ts.forEachChild(child, visit);
+  };
+  visit(node);
+  return found;
+}
+
+/** The names a file gives the whole configuration: `GatewayConfig`, import and type aliases. */
+function wholeConfigNames(file: SourceFile): Set<string> {
+  const names = new Set(['GatewayConfig']);
+  for (const statement of file.ast.statements) {
+    const bindings = ts.isImportDeclaration(statement)
+      ? statement.importClause?.namedBindings
+      : undefined;
+    if (!bindings || !ts.isNamedImports(bindings)) continue;
+    for (const element of bindings.elements) {
+      if ((element.propertyName ?? element.name).text === 'GatewayConfig') {
+        names.add(element.name.text);
+      }
+    }
+  }
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const statement of file.ast.statements) {
+      if (
+        ts.isTypeAliasDeclaration(statement) &&
+        !names.has(statement.name.text) &&
+        wholeConfigReferences(statement.type, names).length > 0
+      ) {
+        names.add(statement.name.text);
+        grew = true;
+      }
+    }
+  }
+  return names;
+}
+
+/** A file's exported declarations (`export …`, or named in an `export { … }` of the file). */
+function exportedDeclarations(file: SourceFile): ts.Statement[] {
+  const listed = new Set<string>();
+  for (const statement of file.ast.statements) {
+    if (ts.isExportDeclaration(statement) && !statement.moduleSpecifier) {
+      const clause = statement.exportClause;
+      if (clause && ts.isNamedExports(clause)) {
+        for (const element of clause.elements)
+          listed.add((element.propertyName ?? element.name).text);
+      }
+    }
+  }
+  return file.ast.statements.filter((statement) => {
+    const modifiers = ts.canHaveModifiers(statement) ? ts.getModifiers(statement) : undefined;
+    if (modifiers?.some((modifier) => modifier.kind === ts.SyntaxKind.ExportKeyword)) return true;
+    if (ts.isVariableStatement(statement)) {
+      return statement.declarationList.declarations.some(
+        (declaration) => ts.isIdentifier(declaration.name) && listed.has(declaration.name.text),
+      );
+    }
+    const named = statement as { name?: ts.Node };
+    return (
+      (ts.isFunctionDeclaration(statement) ||
+        ts.isClassDeclaration(statement) ||
+        ts.isInterfaceDeclaration(statement) ||
+        ts.isTypeAliasDeclaration(statement)) &&
+      named.name !== undefined &&
+      ts.isIdentifier(named.name) &&
+      listed.has(named.name.text)
+    );
+  });
+}
+
+/** Exported declarations outside the composition that take or hold the whole configuration. */
+function wholeConfigHolders(file: SourceFile): string[] {
+  if (isComposition(file)) return [];
+  const names = wholeConfigNames(file);
+  return exportedDeclarations(file).flatMap((statement) => {
+    const declared = ts.isVariableStatement(statement)
+      ? statement.declarationList.declarations.map((d) => d.name.getText()).join(', ')
+      : functionName(statement);
+    return wholeConfigReferences(statement, names).map((ref) => {
+      const line = file.ast.getLineAndCharacterOfPosition(ref.getStart()).line + 1;
+      const where = ref.parent.getText().split('\n')[0];
+      return `${file.name}:${line} ${declared}: the whole configuration (${where})`;
+    });
+  });
+}
+
 describe('src/ structure', () => {
   it('has no import cycles between folders (value imports)', () => {
     const graph = new Map<string, Set<string>>();
@@ -277,6 +403,10 @@ describe('src/ structure', () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it('gives the whole GatewayConfig to the composition only (others take their slice)', () => {
+    expect(sources.flatMap(wholeConfigHolders)).toEqual([]);
   });
 
   // The checks above must be able to fail: each is run once on a known-bad sample.
@@ -322,6 +452,38 @@ describe('src/ structure', () => {
     expect(commentProblem(file, '// see ../../../notes.md')).toMatch(/outside the repository/);
     expect(commentProblem(file, '// see /work/notes/note.md')).toMatch(/outside the repository/);
     expect(commentProblem(file, '// see ../store/store.ts, RFC 6749 §5.2')).toBeUndefined();
+    const configSample = [
+      "import type { GatewayConfig, GatewayConfig as Settings } from '../config/schema.js';",
+      'type Everything = Readonly<GatewayConfig>;',
+      'export interface Deps {',
+      '  config: GatewayConfig;',
+      "  verify: GatewayConfig['verify'];",
+      "  login: Pick<GatewayConfig, 'login' | 'access'>;",
+      '}',
+      'export function take(config: GatewayConfig | undefined): void {}',
+      'export class Holder {',
+      '  constructor(private readonly config: Settings) {}',
+      '}',
+      'export const arrow = (options: { config: Everything }) => options;',
+      'function internal(config: GatewayConfig): void {}',
+      'export { internal };',
+      'function unexported(config: GatewayConfig): void {}',
+      "export function sliced(config: Pick<GatewayConfig, 'issuer'>): void {",
+      '  const whole: GatewayConfig = load();',
+      '}',
+    ].join('\n');
+    expect(wholeConfigHolders(sample('admin/config-sample.ts', configSample))).toEqual([
+      'admin/config-sample.ts:4 Deps: the whole configuration (config: GatewayConfig;)',
+      'admin/config-sample.ts:8 take: the whole configuration (GatewayConfig | undefined)',
+      'admin/config-sample.ts:10 Holder: the whole configuration (private readonly config: Settings)',
+      'admin/config-sample.ts:12 arrow: the whole configuration (config: Everything)',
+      'admin/config-sample.ts:13 internal: the whole configuration (config: GatewayConfig)',
+    ]);
+    // The composition may: the same text as src/gateway.ts, src/app/services.ts or a CLI command.
+    expect(wholeConfigHolders(sample('gateway.ts', configSample))).toEqual([]);
+    expect(wholeConfigHolders(sample('app/services.ts', configSample))).toEqual([]);
+    expect(wholeConfigHolders(sample('cli/clients-command.ts', configSample))).toEqual([]);
+    expect(wholeConfigHolders(sample('app/server.ts', configSample))).toHaveLength(5);
     expect(
       cycles(
         new Map([

@@ -11,9 +11,7 @@ import type {
   SecurityEventKind,
 } from '../../../src/events/security-events.js';
 import { BodyTooLarge, ClientGone } from '../../../src/http/read-body.js';
-import { ResourceMatcher } from '../../../src/resources/resource-matcher.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
-import { BackendTokenSigner } from '../../../src/forward-auth/backend-token.js';
 import { answerFor, type Answer } from '../../../src/forward-auth/challenges.js';
 import {
   decide,
@@ -23,24 +21,25 @@ import {
 } from '../../../src/forward-auth/decide.js';
 import { allowedAnswerHeaders } from '../../../src/forward-auth/identity-headers.js';
 import { SessionBindings } from '../../../src/forward-auth/session-binding.js';
-import { TokenVerifier } from '../../../src/forward-auth/token-verifier.js';
 import { captureLogger } from '../../helpers/captured-logger.js';
 import {
   accessToken,
   ALLOWED_ORIGIN,
   BACKEND_JWT,
+  CLIENT,
+  decisionParts,
+  forwardedHeaders,
   ISSUER,
   PLAIN,
-  RESOURCES,
+  PROXY,
   signingKey,
   STRICT,
+  testVerifier,
   TOOLS,
   type SigningKey,
   type TokenOptions,
 } from './fixtures.js';
 
-const PROXY = '10.0.0.2';
-const CLIENT = '203.0.113.7';
 const PRM_PLAIN = 'https://mcp.example.com/.well-known/oauth-protected-resource/mcp';
 
 interface RequestOptions {
@@ -57,11 +56,9 @@ interface RequestOptions {
 
 function request(options: RequestOptions = {}): VerifyRequest {
   const headers: Record<string, string> = {
-    'x-forwarded-proto': 'https',
-    'x-forwarded-host': 'mcp.example.com',
+    ...forwardedHeaders(),
     'x-forwarded-uri': options.uri ?? '/mcp',
     'x-forwarded-method': options.method ?? 'POST',
-    'x-forwarded-for': CLIENT,
     ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
     ...options.headers,
   };
@@ -86,21 +83,10 @@ interface Harness {
 
 function harness(overrides: Partial<DecisionDependencies> = {}): Harness {
   const events: Harness['events'] = [];
-  const revoked = new Set<string>();
-  const disabled = new Set<string>();
+  const { tokens, revoked, disabled } = testVerifier(key);
   const store = new MemoryStore({ maxEntries: 1000 });
   const deps: DecisionDependencies = {
-    resources: { matcher: new ResourceMatcher(RESOURCES) },
-    trust: (address) => address === PROXY,
-    verifier: new TokenVerifier({
-      issuer: ISSUER,
-      publicKeys: [key.publicJwk],
-      clockSkew: 5,
-      cacheSize: 100,
-      revocations: { isRevoked: (grantId) => grantId !== undefined && revoked.has(grantId) },
-      disabledClients: { isDisabled: (clientId) => disabled.has(clientId) },
-    }),
-    backendSigner: new BackendTokenSigner(ISSUER, key.privateJwk, 300),
+    ...decisionParts(key, tokens),
     events: { emit: (kind, details) => events.push({ kind, details }) },
     logger: captureLogger('error').logger,
     sessions: new SessionBindings({ store, ttlSeconds: 3600, cacheSize: 100, maxPerOwner: 2 }),

@@ -9,27 +9,25 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { GatewayConfig } from '../../../src/config/schema.js';
-import { BackendTokenSigner } from '../../../src/forward-auth/backend-token.js';
+import type { BackendTokenSigner } from '../../../src/forward-auth/backend-token.js';
 import type { DecisionOutcome } from '../../../src/forward-auth/decision-observer.js';
 import {
   DecisionPoint,
   type DecisionPointDependencies,
 } from '../../../src/forward-auth/decision-point.js';
-import { TokenVerifier } from '../../../src/forward-auth/token-verifier.js';
-import { ResourceMatcher } from '../../../src/resources/resource-matcher.js';
 import { captureLogger } from '../../helpers/captured-logger.js';
 import {
   accessToken,
-  ISSUER,
+  CLIENT,
+  decisionParts,
+  forwardedHeaders,
   PLAIN,
-  RESOURCES,
+  PROXY,
   signingKey,
+  testVerifier,
   TOOLS,
   type SigningKey,
 } from './fixtures.js';
-
-const PROXY = '10.0.0.2';
-const CLIENT = '203.0.113.7';
 
 let key: SigningKey;
 
@@ -73,14 +71,7 @@ function response(): { res: ServerResponse; written: Written } {
 function incoming(headers: Record<string, string>, body?: Readable): IncomingMessage {
   const req = body ?? Readable.from([]);
   return Object.assign(req, {
-    headers: {
-      'x-forwarded-proto': 'https',
-      'x-forwarded-host': 'mcp.example.com',
-      'x-forwarded-uri': '/mcp',
-      'x-forwarded-method': 'POST',
-      'x-forwarded-for': CLIENT,
-      ...headers,
-    },
+    headers: { ...forwardedHeaders(), ...headers },
     socket: { remoteAddress: PROXY },
   }) as unknown as IncomingMessage;
 }
@@ -91,16 +82,7 @@ function decisionPoint(overrides: Partial<DecisionPointDependencies> = {}) {
   const captured = captureLogger('debug');
   const point = new DecisionPoint({
     config: { verify: { maxBodySize: 1024 } } as GatewayConfig,
-    resources: { matcher: new ResourceMatcher(RESOURCES) },
-    trust: (address) => address === PROXY,
-    verifier: new TokenVerifier({
-      issuer: ISSUER,
-      publicKeys: [key.publicJwk],
-      clockSkew: 5,
-      cacheSize: 100,
-      revocations: { isRevoked: () => false },
-    }),
-    backendSigner: new BackendTokenSigner(ISSUER, key.privateJwk, 300),
+    ...decisionParts(key, testVerifier(key).tokens),
     events: { emit: () => undefined },
     logger: captured.logger,
     observers: [{ decided: (outcome) => outcomes.push(outcome) }],

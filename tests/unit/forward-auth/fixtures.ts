@@ -5,6 +5,12 @@
  */
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { resourceSchema, type ResourceConfig } from '../../../src/config/schema.js';
+import { BackendTokenSigner } from '../../../src/forward-auth/backend-token.js';
+import {
+  TokenVerifier,
+  type TokenVerifierOptions,
+} from '../../../src/forward-auth/token-verifier.js';
+import { ResourceMatcher } from '../../../src/resources/resource-matcher.js';
 
 export const ISSUER = 'https://auth.example.com';
 export const ORIGIN = 'https://mcp.example.com';
@@ -17,6 +23,21 @@ export const BACKEND_JWT = `${ORIGIN}/backend`;
 /** A resource whose tokens need a second baseline scope. */
 export const STRICT = `${ORIGIN}/strict`;
 export const ALLOWED_ORIGIN = 'https://app.example.com';
+/** The reverse proxy `/verify` trusts. */
+export const PROXY = '10.0.0.2';
+/** The MCP client, as the proxy forwards its address. */
+export const CLIENT = '203.0.113.7';
+
+/** The `X-Forwarded-*` headers of a client's `POST /mcp` as the proxy relays it. */
+export function forwardedHeaders(): Record<string, string> {
+  return {
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'mcp.example.com',
+    'x-forwarded-uri': '/mcp',
+    'x-forwarded-method': 'POST',
+    'x-forwarded-for': CLIENT,
+  };
+}
 
 export const RESOURCES: ResourceConfig[] = [
   { url: PLAIN, name: 'Plain', allowedOrigins: [ALLOWED_ORIGIN] },
@@ -83,4 +104,44 @@ export function accessToken(key: SigningKey, options: TokenOptions = {}): Promis
     .setIssuedAt(now - 10)
     .setExpirationTime(now + (options.expiresIn ?? 3600))
     .sign(key.privateKey);
+}
+
+/** A token verifier of {@link ISSUER} trusting `key`, and the revocations it reads. */
+export interface TestVerifier {
+  tokens: TokenVerifier;
+  /** Grant ids to treat as revoked. */
+  revoked: Set<string>;
+  /** Client ids to treat as disabled. */
+  disabled: Set<string>;
+}
+
+export function testVerifier(
+  key: SigningKey,
+  options: Partial<TokenVerifierOptions> = {},
+): TestVerifier {
+  const revoked = new Set<string>();
+  const disabled = new Set<string>();
+  const tokens = new TokenVerifier({
+    issuer: ISSUER,
+    publicKeys: [key.publicJwk],
+    clockSkew: 5,
+    cacheSize: 100,
+    revocations: { isRevoked: (grantId) => grantId !== undefined && revoked.has(grantId) },
+    disabledClients: { isDisabled: (clientId) => disabled.has(clientId) },
+    ...options,
+  });
+  return { tokens, revoked, disabled };
+}
+
+/**
+ * What both the decision core and its `node:http` adapter are built with: {@link RESOURCES},
+ * trust in {@link PROXY} only, `verifier`, and a backend JWT signer with `key`.
+ */
+export function decisionParts(key: SigningKey, verifier: TokenVerifier) {
+  return {
+    resources: { matcher: new ResourceMatcher(RESOURCES) },
+    trust: (address: string) => address === PROXY,
+    verifier,
+    backendSigner: new BackendTokenSigner(ISSUER, key.privateJwk, 300),
+  };
 }

@@ -12,7 +12,14 @@ import {
   type TokenVerifierOptions,
   type VerifiedToken,
 } from '../../../src/forward-auth/token-verifier.js';
-import { accessToken, ISSUER, PLAIN, signingKey, TOOLS, type SigningKey } from './fixtures.js';
+import {
+  accessToken,
+  PLAIN,
+  signingKey,
+  testVerifier,
+  TOOLS,
+  type SigningKey,
+} from './fixtures.js';
 
 let key: SigningKey;
 let rotated: SigningKey;
@@ -22,18 +29,7 @@ beforeAll(async () => {
 });
 
 function verifier(options: Partial<TokenVerifierOptions> = {}) {
-  const revoked = new Set<string>();
-  const disabled = new Set<string>();
-  const tokens = new TokenVerifier({
-    issuer: ISSUER,
-    publicKeys: [key.publicJwk],
-    clockSkew: 5,
-    cacheSize: 10,
-    revocations: { isRevoked: (grantId) => grantId !== undefined && revoked.has(grantId) },
-    disabledClients: { isDisabled: (clientId) => disabled.has(clientId) },
-    ...options,
-  });
-  return { tokens, revoked, disabled };
+  return testVerifier(key, { cacheSize: 10, ...options });
 }
 
 /** The rejection `promise` ends with, or a failure when it resolves. */

@@ -12,6 +12,7 @@ import type {
 import { MemoryStore } from '../../../src/store/memory-store.js';
 import { CsrfTokens } from '../../../src/web/csrf.js';
 import {
+  createConsoleFormCheck,
   createFormCheck,
   sameOriginForm,
   type FormCheck,
@@ -171,6 +172,40 @@ describe('token-only surface (the login steps)', () => {
     expect(allowed).toBe(false);
     expect(emitted).toEqual([
       ['csrf_failed', { ip: '192.0.2.7', subject: 'dev:alice@example.com' }],
+    ]);
+  });
+});
+
+describe('console surface (/admin, /account)', () => {
+  it('refuses with the console page, 403, and reasons naming the area and the account', async () => {
+    const pages: [number, string, string][] = [];
+    const consoleCheck = createConsoleFormCheck({
+      issuer: `${ISSUER}/`,
+      csrf,
+      events,
+      area: 'account',
+      pageName: 'your connected apps page',
+      tokenKey: (uid) => `account:${uid}`,
+      refuse: (_res, status, title, description) => pages.push([status, title, description]),
+    });
+    const session = { uid: 'session-1', accountId: 'dev:alice@example.com' };
+    const send = (headers: Record<string, string>, body: Record<string, unknown>) =>
+      consoleCheck(requestDouble({ headers, body }), responseDouble().res, session);
+
+    expect(await send({ origin: ISSUER }, { csrf: token })).toBe(true);
+    expect(await send({ origin: 'https://evil.example' }, { csrf: token })).toBe(false);
+    expect(await send({ origin: ISSUER }, { csrf: 'forged' })).toBe(false);
+    expect(pages).toEqual([
+      [403, 'Request refused', 'The form was not sent from this site.'],
+      [
+        403,
+        'Request refused',
+        'The form was not sent from your connected apps page. Open the page again and retry.',
+      ],
+    ]);
+    expect(emitted.map(([kind, details]) => [kind, details.reason, details.subject])).toEqual([
+      ['csrf_failed', 'account form posted from another origin', 'dev:alice@example.com'],
+      ['csrf_failed', 'account form without a valid CSRF token', 'dev:alice@example.com'],
     ]);
   });
 });
