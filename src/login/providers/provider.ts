@@ -1,7 +1,6 @@
 /**
- * The one interface every upstream login (GitHub, Google, enterprise OIDC) implements, in
- * the spirit of oauth2-proxy's `providers/`: the interaction router and the refresh check
- * know nothing of any particular provider.
+ * The one interface every upstream login (GitHub, Google, enterprise OIDC) implements, so
+ * that the interaction steps and the refresh check know nothing of any particular provider.
  *
  * A login is two steps around a browser redirect: `start` builds the provider's
  * authorization URL and says what must be kept until the callback (`state`, the PKCE
