@@ -13,6 +13,9 @@ export const PIPELINING = 1;
 export interface LoadOptions {
   url: string;
   headers?: Record<string, string>;
+  /** GET unless given. */
+  method?: 'GET' | 'POST';
+  body?: string;
   /** The only status counted as success. */
   expected: number;
   /** Seconds; ignored when `amount` is given. */
@@ -77,8 +80,9 @@ export function runLoad(options: LoadOptions): Promise<Measurement> {
         url: options.url,
         connections: CONNECTIONS,
         pipelining: PIPELINING,
-        method: 'GET',
+        method: options.method ?? 'GET',
         headers: options.headers ?? {},
+        ...(options.body === undefined ? {} : { body: options.body }),
         ...(options.amount ? { amount: options.amount } : { duration: options.duration ?? 10 }),
         ...(options.setupRequest ? { requests: [{ setupRequest: options.setupRequest }] } : {}),
       },

@@ -1,7 +1,7 @@
 /**
  * The processes the benchmark measures: a bare `node:http` server and the auth service, each
  * a separate process started with the same `node` as the benchmark (process.execPath), so that
- * neither shares an event loop with autocannon.
+ * neither shares an event loop with autocannon; and the peer, oauth2-proxy (bench/peer.ts).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -56,11 +56,13 @@ export class ManagedProcess {
   /** Set when the process ended without being asked to. */
   unexpectedExit: string | undefined;
 
+  /** `command` defaults to the benchmark's own `node`. */
   constructor(
     readonly name: string,
     args: string[],
+    command: string = process.execPath,
   ) {
-    this.child = spawn(process.execPath, args, {
+    this.child = spawn(command, args, {
       cwd: ROOT,
       env: process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -161,13 +163,33 @@ export async function startBareServer(port: number, track: Track): Promise<Manag
   return bare;
 }
 
+/** The MCP server behind Traefik (bench/backend.ts). */
+export async function startBackend(port: number, track: Track): Promise<ManagedProcess> {
+  const backend = new ManagedProcess('MCP backend', [
+    '--import',
+    'tsx',
+    path.join(ROOT, 'bench', 'backend.ts'),
+    String(port),
+  ]);
+  track(backend);
+  await backend.waitUntilAnswering(`http://127.0.0.1:${port}/`, 200);
+  return backend;
+}
+
 export interface GatewayFiles {
   configFile: string;
   dataDir: string;
 }
 
-/** Writes the benchmark's gateway configuration into `dir`. */
-export async function writeGatewayConfig(dir: string, port: number): Promise<GatewayFiles> {
+/**
+ * Writes the benchmark's gateway configuration into `dir`: the resource {@link RESOURCE}, and
+ * `extraResources` (the MCP server as Traefik forwards it, http on 127.0.0.1).
+ */
+export async function writeGatewayConfig(
+  dir: string,
+  port: number,
+  extraResources: string[] = [],
+): Promise<GatewayFiles> {
   const dataDir = path.join(dir, 'data');
   const configFile = path.join(dir, 'gateway.yaml');
   const config = {
@@ -175,7 +197,11 @@ export async function writeGatewayConfig(dir: string, port: number): Promise<Gat
     listen: { host: '127.0.0.1', port },
     dataDir,
     login: { dev: { users: [DEV_USER] } },
-    resources: [{ url: RESOURCE, name: 'Benchmark MCP server', scopes: RESOURCE_SCOPES }],
+    resources: [RESOURCE, ...extraResources].map((url, index) => ({
+      url,
+      name: `Benchmark MCP server ${index + 1}`,
+      scopes: RESOURCE_SCOPES,
+    })),
     log: { level: 'error' },
   };
   await writeFile(configFile, stringify(config));

@@ -1,10 +1,14 @@
 /**
  * `npm run bench`: how fast the forwardAuth decision (`/verify`) answers, next to a bare
- * `node:http` server on the same machine. See docs/performance.md for what each scenario
- * measures and the targets.
+ * `node:http` server and to oauth2-proxy's `/oauth2/auth` (bench/peer.ts), directly and
+ * through Traefik (bench/traefik.ts), on the same machine. See docs/performance.md for what
+ * each scenario measures and the targets.
  *
+ *   --quick         `npm run bench -- --quick`: a check of the harness in under a minute
+ *                   (2 s per scenario after a 1 s warm-up, 5 000 tokens, no controls (bare-h),
+ *                   (b-s) and (t-gw-nb)); the variables below still apply
  *   BENCH_DURATION  seconds measured per scenario (default 10; each also gets a 2 s warm-up)
- *   BENCH_TOKENS    distinct tokens for scenarios (c-cold) and (c) (default 100000)
+ *   BENCH_TOKENS    distinct tokens for scenarios (c-cold), (c) and (p-c) (default 100000)
  *   BENCH_PIN       1: autocannon on CPU 0, the servers on CPU 1 (taskset), so that the load
  *                   generator and the server measured never compete for a core and the CPU
  *                   columns show each request's own cost; 0 (default): the scheduler places
@@ -28,20 +32,26 @@ import {
   type Measurement,
 } from './load.js';
 import { benchClaims, mintTokens, readSigningKey } from './mint.js';
+import { ensurePeer, startPeer, type Peer } from './peer.js';
+import { NO_BODY_HEADER, startTraefik, TRAEFIK_ROUTES, traefikVersion } from './traefik.js';
 import {
   DEV_USER,
   freePort,
   pinToCpu,
   RESOURCE,
+  ROOT,
+  startBackend,
   startBareServer,
   startGateway,
   writeGatewayConfig,
   type ManagedProcess,
 } from './processes.js';
 
-const DURATION = positiveNumber('BENCH_DURATION', 10);
-const WARMUP = 2;
-const TOKENS = positiveNumber('BENCH_TOKENS', 100_000);
+/** `npm run bench -- --quick`: short runs, fewer tokens, no controls. */
+const QUICK = process.argv.slice(2).includes('--quick');
+const DURATION = positiveNumber('BENCH_DURATION', QUICK ? 2 : 10);
+const WARMUP = QUICK ? 1 : 2;
+const TOKENS = positiveNumber('BENCH_TOKENS', QUICK ? 5_000 : 100_000);
 /** Cold tokens for the warm-up of (c-cold), so that its measured pass starts JIT-warm. */
 const COLD_WARMUP_TOKENS = Math.min(10_000, Math.ceil(TOKENS / 10));
 /** The gateway's `verify.cacheSize` default (src/config/schema.ts); the config leaves it. */
@@ -110,6 +120,17 @@ async function machineLine(): Promise<string> {
   return `Node ${process.version}, ${model} (${cores} cores, ${process.platform} ${process.arch}), ${new Date().toISOString()}`;
 }
 
+/** The versions of what is measured and of the load generator. */
+async function versionsLine(peer: Peer, traefik: string): Promise<string> {
+  const autocannon = JSON.parse(
+    await readFile(path.join(ROOT, 'node_modules', 'autocannon', 'package.json'), 'utf8'),
+  ) as { version: string };
+  const gateway = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return `mcp-gateway ${gateway.version} (Node ${process.version}), oauth2-proxy ${peer.version} (${peer.binary}), Traefik ${traefik}, autocannon ${autocannon.version}`;
+}
+
 /** CPU seconds all cores have spent busy since boot (/proc/stat); `NaN` without /proc. */
 async function machineBusySeconds(): Promise<number> {
   const stat = await readFile('/proc/stat', 'utf8').catch(() => '');
@@ -123,6 +144,34 @@ async function machineBusySeconds(): Promise<number> {
 async function loadAverage(): Promise<string> {
   const loadavg = await readFile('/proc/loadavg', 'utf8').catch(() => '');
   return loadavg.split(' ')[0] ?? '?';
+}
+
+/** CPU time of one or more server processes, as one. */
+class ProcessGroup {
+  readonly name: string;
+
+  constructor(private readonly members: ManagedProcess[]) {
+    this.name = members.map((member) => member.name).join(' + ');
+  }
+
+  async cpuTime(): Promise<{ user: number; system: number; each: number[] }> {
+    const times = await Promise.all(this.members.map((member) => member.cpuTime()));
+    return {
+      user: times.reduce((sum, time) => sum + time.user, 0),
+      system: times.reduce((sum, time) => sum + time.system, 0),
+      each: times.map((time) => time.user + time.system),
+    };
+  }
+
+  /** `' [traefik 20, …]'`: each member's µs per request, when there is more than one. */
+  parts(before: { each: number[] }, after: { each: number[] }, requests: number): string {
+    if (this.members.length < 2) return '';
+    const each = this.members.map(
+      (member, index) =>
+        `${member.name} ${fmt.int(((after.each[index]! - before.each[index]!) * 1e6) / requests)}`,
+    );
+    return ` [${each.join(', ')}]`;
+  }
 }
 
 class Bench {
@@ -153,11 +202,15 @@ class Bench {
     }
   }
 
-  /** A warm-up (not counted, statuses still checked) then the measured run. */
+  /**
+   * A warm-up (not counted, statuses still checked) then the measured run. With several
+   * server processes (Traefik, its backend and an auth server) the server CPU is their sum,
+   * and each one's is printed.
+   */
   async scenario(
     id: string,
     description: string,
-    server: ManagedProcess,
+    servers: ManagedProcess | ManagedProcess[],
     load: LoadOptions,
     warmup: LoadOptions | false = load,
   ): Promise<Row> {
@@ -174,6 +227,8 @@ class Bench {
       );
     }
     this.assertRunning();
+    const measured = Array.isArray(servers) ? servers : [servers];
+    const server = new ProcessGroup(measured);
     const serverBefore = await server.cpuTime();
     const clientBefore = process.cpuUsage();
     const machineBefore = await machineBusySeconds();
@@ -195,7 +250,7 @@ class Bench {
       `  measured ${result.seconds.toFixed(1)} s: ${fmt.int(result.requests)} requests, ${fmt.int(result.rps)} req/s, p50 ${fmt.ms(result.p50)} ms, p99 ${fmt.ms(result.p99)} ms`,
     );
     console.log(
-      `  CPU per request: ${server.name} ${fmt.int(serverCpuUs)} µs (user ${fmt.int((serverUser * 1e6) / result.requests)}, system ${fmt.int((serverSystem * 1e6) / result.requests)}), autocannon ${fmt.int(clientCpuUs)} µs; busy cores: ${server.name} ${(serverCpu / wall).toFixed(2)}, autocannon ${(clientCpu / wall).toFixed(2)}, everything else (kernel softirq, other processes) ${otherCores.toFixed(2)}`,
+      `  CPU per request: ${server.name} ${fmt.int(serverCpuUs)} µs${server.parts(serverBefore, serverAfter, result.requests)} (user ${fmt.int((serverUser * 1e6) / result.requests)}, system ${fmt.int((serverSystem * 1e6) / result.requests)}), autocannon ${fmt.int(clientCpuUs)} µs; busy cores: ${server.name} ${(serverCpu / wall).toFixed(2)}, autocannon ${(clientCpu / wall).toFixed(2)}, everything else (kernel softirq, other processes) ${otherCores.toFixed(2)}`,
     );
     console.log(
       `  statuses ${statusLine(result.statuses)} (expected ${load.expected}); connection errors/timeouts ${result.connectionErrors}`,
@@ -251,7 +306,8 @@ function table(rows: Row[]): string {
 }
 
 function targets(rows: Row[]): string[] {
-  const get = (id: string) => rows.find((row) => row.id === id)?.result;
+  const row = (id: string) => rows.find((entry) => entry.id === id);
+  const get = (id: string) => row(id)?.result;
   const bare = get('bare')!;
   const b = get('b')!;
   const c = get('c')!;
@@ -259,7 +315,7 @@ function targets(rows: Row[]): string[] {
   const signedPercent = (ratio: number) =>
     `${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed(0)}%`;
   const check = (met: boolean, text: string) => `  [${met ? 'met' : 'MISSED'}] ${text}`;
-  return [
+  const lines = [
     check(
       b.rps >= 0.7 * bare.rps,
       `(b) valid token req/s ≥ 70% of bare: ${fmt.int(b.rps)} vs ${fmt.int(bare.rps)} = ${((b.rps / bare.rps) * 100).toFixed(0)}%`,
@@ -274,6 +330,47 @@ function targets(rows: Row[]): string[] {
     ),
     `  (control, not a target) (c) against (b-dyn), the same autocannon work per request: ${fmt.int(c.rps)} vs ${fmt.int(bDyn.rps)} = ${signedPercent(c.rps / bDyn.rps)}`,
   ];
+  const bCpu = row('b')!.serverCpuUs;
+  const bareCpu = row('bare')!.serverCpuUs;
+  lines.push(
+    check(
+      bCpu <= 2 * bareCpu,
+      `(b) server CPU per decision ≤ 2× bare's: ${fmt.int(bCpu)} µs vs ${fmt.int(bareCpu)} µs = ${fmt.ratio(bCpu / bareCpu)}`,
+    ),
+  );
+  for (const [ours, theirs] of [
+    ['b', 'p-b'],
+    ['c', 'p-c'],
+  ] as const) {
+    const gateway = get(ours);
+    const peer = get(theirs);
+    if (!gateway || !peer) continue;
+    lines.push(
+      check(
+        gateway.rps >= 2 * peer.rps && gateway.p99 < peer.p99,
+        `(${ours}) ≥ 2× oauth2-proxy's (${theirs}) decisions/s with a lower p99: ${fmt.int(gateway.rps)} vs ${fmt.int(peer.rps)} = ${fmt.ratio(gateway.rps / peer.rps)}; p99 ${fmt.ms(gateway.p99)} vs ${fmt.ms(peer.p99)} ms`,
+      ),
+    );
+  }
+  const alone = row('t');
+  const viaGateway = row('t-gw');
+  const viaPeer = row('t-p');
+  if (alone && viaGateway && viaPeer) {
+    const hop = (via: Row) =>
+      `+${fmt.ms(via.result.p50 - alone.result.p50)} ms p50, +${fmt.ms(via.result.p99 - alone.result.p99)} ms p99, +${fmt.int(via.serverCpuUs - alone.serverCpuUs)} µs server CPU`;
+    lines.push(
+      `  (not a target) the auth hop through Traefik adds: gateway ${hop(viaGateway)}; oauth2-proxy ${hop(viaPeer)}`,
+      check(
+        viaGateway.result.rps >= 0.6 * alone.result.rps,
+        `(t-gw) ≥ 60% of Traefik alone's req/s: ${fmt.int(viaGateway.result.rps)} vs ${fmt.int(alone.result.rps)} = ${((viaGateway.result.rps / alone.result.rps) * 100).toFixed(0)}%`,
+      ),
+      check(
+        viaGateway.serverCpuUs < viaPeer.serverCpuUs && viaGateway.result.p50 < viaPeer.result.p50,
+        `(t-gw) costs less than (t-p): server CPU ${fmt.int(viaGateway.serverCpuUs)} vs ${fmt.int(viaPeer.serverCpuUs)} µs/req, p50 ${fmt.ms(viaGateway.result.p50)} vs ${fmt.ms(viaPeer.result.p50)} ms`,
+      ),
+    );
+  }
+  return lines;
 }
 
 /**
@@ -291,9 +388,34 @@ async function pinProcesses(...servers: ManagedProcess[]): Promise<void> {
   console.log(`pinned (BENCH_PIN=1): autocannon on CPU 0, the servers on CPU 1 (taskset -a)`);
 }
 
-async function main(bench: Bench): Promise<void> {
-  console.log(`MCP Gateway /verify benchmark`);
+/** What the scenarios need: the running servers, their URLs and the minted tokens. */
+interface Setup {
+  bare: ManagedProcess;
+  gateway: ManagedProcess;
+  /** Undefined under BENCH_CPU_PROF, which measures the gateway alone. */
+  peer: ManagedProcess | undefined;
+  bareUrl: string;
+  verifyUrl: string;
+  peerUrl: string;
+  /** Traefik and its backend; undefined when `traefik` is not on PATH, or under a profile. */
+  traefik: { proxy: ManagedProcess; backend: ManagedProcess; url: string } | undefined;
+  single: string;
+  /** A token for the MCP server as Traefik forwards it to /verify (its own resource URL). */
+  traefikToken: string;
+  coldWarmup: string[];
+  rotation: string[];
+}
+
+/** Starts the servers, mints the tokens and checks that each server accepts them. */
+async function setUp(bench: Bench): Promise<Setup> {
+  const peerBinary = PROFILE_DIR ? undefined : await ensurePeer();
+  const traefikAt = PROFILE_DIR ? 'missing' : await traefikVersion();
+  console.log(`MCP Gateway /verify benchmark${QUICK ? ' (--quick: checks the harness)' : ''}`);
   console.log(`Machine: ${await machineLine()}`);
+  if (peerBinary) console.log(`Versions: ${await versionsLine(peerBinary, traefikAt)}`);
+  if (!PROFILE_DIR && traefikAt === 'missing') {
+    console.log('WARNING: traefik is not on PATH: the Traefik scenarios are left out');
+  }
   console.log(`load average (1 min) before starting: ${await loadAverage()}`);
   console.log(
     `autocannon: ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${DURATION} s measured per scenario after a ${WARMUP} s warm-up`,
@@ -302,8 +424,16 @@ async function main(bench: Bench): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mcpgw-bench-'));
   bench.onCleanup(() => rm(dir, { recursive: true, force: true }));
 
-  const [barePort, gatewayPort] = [await freePort(), await freePort()];
-  const { configFile, dataDir } = await writeGatewayConfig(dir, gatewayPort);
+  const [barePort, gatewayPort, peerPort, traefikPort, backendPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  // The MCP server as Traefik describes it to /verify (X-Forwarded-Proto/-Host/-Uri).
+  const traefikResource = `http://127.0.0.1:${traefikPort}${TRAEFIK_ROUTES.gateway}`;
+  const { configFile, dataDir } = await writeGatewayConfig(dir, gatewayPort, [traefikResource]);
   const issuer = `http://localhost:${gatewayPort}`;
   if (PROFILE_DIR) await mkdir(PROFILE_DIR, { recursive: true });
   const profileOptions = PROFILE_DIR
@@ -316,6 +446,29 @@ async function main(bench: Bench): Promise<void> {
   ]);
   console.log(`bare server pid ${bare.pid} on 127.0.0.1:${barePort}`);
   console.log(`auth service pid ${gateway.pid} on 127.0.0.1:${gatewayPort} (issuer ${issuer})`);
+  // oauth2-proxy reads the gateway's discovery document at start: after the gateway.
+  const peer = peerBinary
+    ? await startPeer(peerBinary, { port: peerPort, issuer, audience: RESOURCE }, track)
+    : undefined;
+  if (peer) console.log(`oauth2-proxy pid ${peer.pid} on 127.0.0.1:${peerPort}`);
+  let traefik: Setup['traefik'];
+  if (peer && traefikAt !== 'missing') {
+    const backend = await startBackend(backendPort, track);
+    const proxy = await startTraefik(
+      {
+        port: traefikPort,
+        dir: path.join(dir, 'traefik'),
+        backendUrl: `http://127.0.0.1:${backendPort}`,
+        gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
+        peerUrl: `http://127.0.0.1:${peerPort}`,
+      },
+      track,
+    );
+    traefik = { proxy, backend, url: `http://127.0.0.1:${traefikPort}` };
+    console.log(
+      `traefik pid ${proxy.pid} on 127.0.0.1:${traefikPort}, MCP backend pid ${backend.pid} on 127.0.0.1:${backendPort}`,
+    );
+  }
 
   // The gateway created its signing key at start; sign the benchmark's tokens with it.
   const jwk = await readSigningKey(dataDir);
@@ -327,63 +480,215 @@ async function main(bench: Bench): Promise<void> {
   console.log(
     `minted ${fmt.int(count)} access tokens (RS256, kid ${jwk.kid}) on 2 worker threads in ${fmt.seconds(mintMs)} (${fmt.int(count / (mintMs / 1000))}/s)`,
   );
-  if (PIN) await pinProcesses(bare, gateway);
-  const single = minted[0]!;
-  const coldWarmup = minted.slice(1, 1 + COLD_WARMUP_TOKENS);
-  const rotation = minted.slice(1 + COLD_WARMUP_TOKENS);
+  const [traefikToken] = traefik
+    ? await mintTokens(jwk, { ...claims, audience: traefikResource }, 1, 1)
+    : [''];
+  if (PIN) {
+    const others = [peer, traefik?.proxy, traefik?.backend].filter((entry) => entry !== undefined);
+    await pinProcesses(bare, gateway, ...others);
+  }
+  const setup: Setup = {
+    bare,
+    gateway,
+    peer,
+    bareUrl: `http://127.0.0.1:${barePort}/`,
+    verifyUrl: `http://127.0.0.1:${gatewayPort}/verify`,
+    peerUrl: `http://127.0.0.1:${peerPort}/oauth2/auth`,
+    traefik,
+    single: minted[0]!,
+    traefikToken: traefikToken!,
+    coldWarmup: minted.slice(1, 1 + COLD_WARMUP_TOKENS),
+    rotation: minted.slice(1 + COLD_WARMUP_TOKENS),
+  };
+  await checkAnswers(setup);
+  return setup;
+}
 
-  const verifyUrl = `http://127.0.0.1:${gatewayPort}/verify`;
-  const noToken = forwarded('POST');
-  const withToken = { ...forwarded('GET'), authorization: `Bearer ${single}` };
-
-  // Before measuring anything: one minted token must be accepted as the real ones are.
-  const check = await verifyOnce(verifyUrl, withToken);
+/** Before measuring anything: a minted token must be accepted as the real ones are. */
+async function checkAnswers(setup: Setup): Promise<void> {
+  const withToken = { ...forwarded('GET'), authorization: `Bearer ${setup.single}` };
+  const check = await verifyOnce(setup.verifyUrl, withToken);
   if (check.status !== 200 || check.headers.get('x-auth-user-email') !== DEV_USER.email) {
     throw new Error(
-      `a minted token was not accepted by /verify: ${check.status} ${check.headers.get('www-authenticate') ?? ''}\n${gateway.output()}`,
+      `a minted token was not accepted by /verify: ${check.status} ${check.headers.get('www-authenticate') ?? ''}\n${setup.gateway.output()}`,
     );
   }
-  const refused = await verifyOnce(verifyUrl, noToken);
+  const refused = await verifyOnce(setup.verifyUrl, forwarded('POST'));
   if (refused.status !== 401) throw new Error(`/verify without a token answered ${refused.status}`);
   console.log(
     `check: a minted token gets 200 from /verify (X-Auth-User-Email ${DEV_USER.email}); no token gets 401`,
   );
+  if (!setup.peer) return;
+  const accepted = await verifyOnce(setup.peerUrl, withToken);
+  if (accepted.status !== 202 || accepted.headers.get('x-auth-request-email') !== DEV_USER.email) {
+    throw new Error(
+      `a minted token was not accepted by oauth2-proxy's /oauth2/auth: ${accepted.status}\n${setup.peer.output()}`,
+    );
+  }
+  const peerRefused = await verifyOnce(setup.peerUrl, forwarded('GET'));
+  if (peerRefused.status !== 401) {
+    throw new Error(`oauth2-proxy's /oauth2/auth without a token answered ${peerRefused.status}`);
+  }
+  console.log(
+    `check: the same token gets 202 from oauth2-proxy's /oauth2/auth (X-Auth-Request-Email ${DEV_USER.email}); no token gets 401`,
+  );
+}
 
-  if (PROFILE_DIR) {
-    const profiled = await bench.scenario('b', 'valid token (cached), under --cpu-prof', gateway, {
-      url: verifyUrl,
+/** A small MCP `tools/call`, as a Streamable HTTP client POSTs it. */
+const TOOLS_CALL = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name: 'echo', arguments: { text: 'hello' } },
+});
+
+function mcpPost(token: string | undefined): Pick<LoadOptions, 'method' | 'headers' | 'body'> {
+  return {
+    method: 'POST',
+    body: TOOLS_CALL,
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+  };
+}
+
+/** Through Traefik: each route must reach the backend with a token and stop without one. */
+async function checkTraefik(setup: Setup): Promise<void> {
+  const { url } = setup.traefik!;
+  const routes = [
+    [TRAEFIK_ROUTES.gateway, setup.traefikToken, {}],
+    [TRAEFIK_ROUTES.gateway, setup.traefikToken, NO_BODY_HEADER],
+    [TRAEFIK_ROUTES.peer, setup.single, {}],
+  ] as const;
+  for (const [route, token, extra] of routes) {
+    const post = (bearer: string | undefined) => {
+      const { method, headers, body } = mcpPost(bearer);
+      return fetch(`${url}${route}`, { method, headers: { ...headers, ...extra }, body });
+    };
+    const allowed = await post(token);
+    const answer = await allowed.text();
+    if (allowed.status !== 200 || !answer.includes('"result"')) {
+      throw new Error(
+        `a tools/call through Traefik's ${route} got ${allowed.status} ${answer}
+${setup.traefik!.proxy.output()}`,
+      );
+    }
+    const refused = await post(undefined);
+    await refused.arrayBuffer();
+    if (refused.status !== 401) {
+      throw new Error(`Traefik's ${route} without a token answered ${refused.status}`);
+    }
+  }
+  console.log(
+    `check: a tools/call through Traefik reaches the backend with a token (gateway and oauth2-proxy routes), 401 without`,
+  );
+}
+
+/**
+ * A small MCP `tools/call` POSTed through Traefik to the backend: alone, through the gateway's
+ * forwardAuth (with the body: `forwardBody`) and through oauth2-proxy's. The server CPU is
+ * that of Traefik, the backend and the auth server together.
+ */
+async function traefikScenarios(bench: Bench, setup: Setup): Promise<void> {
+  const { proxy, backend, url } = setup.traefik!;
+  await checkTraefik(setup);
+  await bench.scenario('t', 'Traefik alone → backend, POST tools/call → 200', [proxy, backend], {
+    url: `${url}${TRAEFIK_ROUTES.alone}`,
+    ...mcpPost(setup.single),
+    expected: 200,
+    duration: DURATION,
+  });
+  await bench.scenario(
+    't-gw',
+    'Traefik + the gateway forwardAuth (forwardBody) → backend → 200',
+    [proxy, backend, setup.gateway],
+    {
+      url: `${url}${TRAEFIK_ROUTES.gateway}`,
+      ...mcpPost(setup.traefikToken),
+      expected: 200,
+      duration: DURATION,
+    },
+  );
+  // A control: the same without `forwardBody`, to tell Traefik's cost of sending the body to
+  // /verify (and the gateway's of reading it) from the rest of the hop.
+  if (!QUICK) {
+    const { headers, ...post } = mcpPost(setup.traefikToken);
+    await bench.scenario(
+      't-gw-nb',
+      'Traefik + the gateway forwardAuth without forwardBody (control) → backend → 200',
+      [proxy, backend, setup.gateway],
+      {
+        url: `${url}${TRAEFIK_ROUTES.gateway}`,
+        ...post,
+        headers: { ...headers, ...NO_BODY_HEADER },
+        expected: 200,
+        duration: DURATION,
+      },
+    );
+  }
+  await bench.scenario(
+    't-p',
+    'Traefik + oauth2-proxy forwardAuth → backend → 200',
+    [proxy, backend, setup.peer!],
+    {
+      url: `${url}${TRAEFIK_ROUTES.peer}`,
+      ...mcpPost(setup.single),
+      expected: 200,
+      duration: DURATION,
+    },
+  );
+}
+
+/** BENCH_CPU_PROF: scenario (b) alone under `--cpu-prof`, and the profile's summary. */
+async function profile(bench: Bench, setup: Setup): Promise<void> {
+  const withToken = { ...forwarded('GET'), authorization: `Bearer ${setup.single}` };
+  const profiled = await bench.scenario(
+    'b',
+    'valid token (cached), under --cpu-prof',
+    setup.gateway,
+    {
+      url: setup.verifyUrl,
       headers: withToken,
       expected: 200,
       duration: DURATION,
-    });
-    await gateway.stop();
-    const files = (await readdir(PROFILE_DIR)).filter((name) => name.endsWith('.cpuprofile'));
-    const newest = files.sort().at(-1);
-    if (!newest) throw new Error(`the gateway wrote no .cpuprofile into ${PROFILE_DIR}`);
-    const file = path.join(PROFILE_DIR, newest);
-    console.log(`\nCPU profile of the auth service: ${file}\n`);
-    // The two checks above, the warm-up and the measured run.
-    const requests = 2 + profiled.warmupRequests + profiled.result.requests;
-    console.log(formatSummary(await summarizeProfile(file, 25), requests));
-    return;
-  }
+    },
+  );
+  await setup.gateway.stop();
+  const files = (await readdir(PROFILE_DIR)).filter((name) => name.endsWith('.cpuprofile'));
+  const newest = files.sort().at(-1);
+  if (!newest) throw new Error(`the gateway wrote no .cpuprofile into ${PROFILE_DIR}`);
+  const file = path.join(PROFILE_DIR, newest);
+  console.log(`\nCPU profile of the auth service: ${file}\n`);
+  // The two checks, the warm-up and the measured run.
+  const requests = 2 + profiled.warmupRequests + profiled.result.requests;
+  console.log(formatSummary(await summarizeProfile(file, 25), requests));
+}
 
+/** The gateway's scenarios and the bare server's, in the order docs/performance.md lists. */
+async function gatewayScenarios(bench: Bench, setup: Setup): Promise<string> {
+  const { bare, gateway, bareUrl, verifyUrl, single } = setup;
+  const withToken = { ...forwarded('GET'), authorization: `Bearer ${single}` };
   await bench.scenario('bare', 'bare node:http, GET /', bare, {
-    url: `http://127.0.0.1:${barePort}/`,
+    url: bareUrl,
     expected: 200,
     duration: DURATION,
   });
   // A control, not a target: the bare server is sent the requests of (b) (X-Forwarded-*, a
   // 900-byte Authorization), which cost autocannon and the HTTP parser more than a bare GET /.
-  await bench.scenario('bare-h', 'bare node:http, GET / with the headers of (b)', bare, {
-    url: `http://127.0.0.1:${barePort}/`,
-    headers: withToken,
-    expected: 200,
-    duration: DURATION,
-  });
+  if (!QUICK) {
+    await bench.scenario('bare-h', 'bare node:http, GET / with the headers of (b)', bare, {
+      url: bareUrl,
+      headers: withToken,
+      expected: 200,
+      duration: DURATION,
+    });
+  }
   await bench.scenario('a', 'no token → 401', gateway, {
     url: verifyUrl,
-    headers: noToken,
+    headers: forwarded('POST'),
     expected: 401,
     duration: DURATION,
   });
@@ -396,12 +701,14 @@ async function main(bench: Bench): Promise<void> {
 
   // (b) on a Streamable HTTP session (MCP up to 2025-11-25): the session binding check
   // (verify.sessionBinding) is one cached lookup per request once the session is bound.
-  await bench.scenario('b-s', 'one valid token on one MCP session (bound) → 200', gateway, {
-    url: verifyUrl,
-    headers: { ...withToken, 'mcp-session-id': 'bench-session-0123456789abcdef' },
-    expected: 200,
-    duration: DURATION,
-  });
+  if (!QUICK) {
+    await bench.scenario('b-s', 'one valid token on one MCP session (bound) → 200', gateway, {
+      url: verifyUrl,
+      headers: { ...withToken, 'mcp-session-id': 'bench-session-0123456789abcdef' },
+      expected: 200,
+      duration: DURATION,
+    });
+  }
 
   // A control for (c): the same single token, but set per request by `setupRequest` as (c)
   // does, so that autocannon rebuilds every request. The difference between (b) and (b-dyn) is
@@ -422,7 +729,7 @@ async function main(bench: Bench): Promise<void> {
   // Every token of the rotation is presented here for the first time: each request pays for
   // the jose verification. The pass presents each exactly once, which also fills the cache
   // for (c). Its warm-up uses other, equally fresh tokens.
-  const coldPass = new TokenRotation(rotation);
+  const coldPass = new TokenRotation(setup.rotation);
   await bench.scenario(
     'c-cold',
     `${fmt.int(TOKENS)} distinct tokens, each seen for the first time (jose verification) → 200`,
@@ -438,7 +745,7 @@ async function main(bench: Bench): Promise<void> {
       url: verifyUrl,
       headers: forwarded('GET'),
       expected: 200,
-      setupRequest: new TokenRotation(coldWarmup).setupRequest,
+      setupRequest: new TokenRotation(setup.coldWarmup).setupRequest,
     },
   );
   const cold = bench.rows.at(-1)!.result;
@@ -453,7 +760,6 @@ async function main(bench: Bench): Promise<void> {
       : `WARNING: ${fmt.int(TOKENS)} tokens do not fit the verified-token cache (${fmt.int(CACHE_SIZE)}): (c) measures cache misses`;
   console.log(`  ${cacheNote}`);
 
-  const warmRotation = new TokenRotation(rotation);
   await bench.scenario(
     'c',
     `${fmt.int(TOKENS)} distinct tokens in rotation (cached) → 200`,
@@ -463,24 +769,71 @@ async function main(bench: Bench): Promise<void> {
       headers: forwarded('GET'),
       expected: 200,
       duration: DURATION,
-      setupRequest: warmRotation.setupRequest,
+      setupRequest: new TokenRotation(setup.rotation).setupRequest,
     },
   );
+  return cacheNote;
+}
+
+/**
+ * oauth2-proxy's `/oauth2/auth` with the same requests as (b) and (c). It verifies every
+ * token on every request (no cache), so one token and many cost the same work; (p-c) uses
+ * `setupRequest` as (c) does, so it compares with (c) and (b-dyn).
+ */
+async function peerScenarios(bench: Bench, setup: Setup): Promise<void> {
+  const peer = setup.peer!;
+  await bench.scenario('p-b', 'oauth2-proxy /oauth2/auth, one valid token → 202', peer, {
+    url: setup.peerUrl,
+    headers: { ...forwarded('GET'), authorization: `Bearer ${setup.single}` },
+    expected: 202,
+    duration: DURATION,
+  });
+  await bench.scenario(
+    'p-c',
+    `oauth2-proxy /oauth2/auth, ${fmt.int(TOKENS)} distinct tokens in rotation → 202`,
+    peer,
+    {
+      url: setup.peerUrl,
+      headers: forwarded('GET'),
+      expected: 202,
+      duration: DURATION,
+      setupRequest: new TokenRotation(setup.rotation).setupRequest,
+    },
+  );
+}
+
+async function main(bench: Bench): Promise<void> {
+  const setup = await setUp(bench);
+  if (PROFILE_DIR) {
+    await profile(bench, setup);
+    return;
+  }
+  const cacheNote = await gatewayScenarios(bench, setup);
+  await peerScenarios(bench, setup);
+  if (setup.traefik) await traefikScenarios(bench, setup);
 
   // The machine may have changed under the run (another tenant of the host, CPU steal that a
   // VM does not report): the bare server once more tells.
-  await bench.scenario('bare-end', 'bare node:http again (drift check)', bare, {
-    url: `http://127.0.0.1:${barePort}/`,
+  await bench.scenario('bare-end', 'bare node:http again (drift check)', setup.bare, {
+    url: setup.bareUrl,
     expected: 200,
     duration: DURATION,
   });
+  report(bench, cacheNote, await machineLine());
+}
 
-  console.log(`\nResults (${await machineLine()})\n`);
+function report(bench: Bench, cacheNote: string, machine: string): void {
+  console.log(`\nResults (${machine})\n`);
   console.log(table(bench.rows));
   console.log(`\n${cacheNote}.`);
   console.log(
     `(c-cold) is one pass of ${fmt.int(TOKENS)} requests (about ${bench.rows.find((row) => row.id === 'c-cold')!.result.seconds.toFixed(1)} s) rather than a fixed duration, so that no token is presented twice.`,
   );
+  if (QUICK) {
+    console.log(
+      `--quick: ${DURATION} s per scenario and ${fmt.int(TOKENS)} tokens check the harness; the numbers are not results.`,
+    );
+  }
   const disturbed = bench.rows.filter((row) => row.otherCores > OTHER_LOAD_LIMIT);
   if (disturbed.length > 0) {
     console.log(
