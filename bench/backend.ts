@@ -5,12 +5,9 @@
  * `node --import tsx bench/backend.ts PORT`.
  */
 import { createServer } from 'node:http';
+import { portFromArgs, serveUntilSignalled } from './serve.js';
 
-const port = Number(process.argv[2]);
-if (!Number.isInteger(port) || port <= 0) {
-  process.stderr.write('usage: backend.ts PORT\n');
-  process.exit(2);
-}
+const port = portFromArgs('backend.ts');
 
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
@@ -34,12 +31,4 @@ const server = createServer((req, res) => {
     res.end(body);
   });
 });
-server.keepAliveTimeout = 5_000;
-server.listen(port, '127.0.0.1');
-
-const stop = () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+serveUntilSignalled(server, port);

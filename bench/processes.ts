@@ -151,29 +151,31 @@ export class ManagedProcess {
  */
 export type Track = (process: ManagedProcess) => void;
 
-export async function startBareServer(port: number, track: Track): Promise<ManagedProcess> {
-  const bare = new ManagedProcess('bare server', [
-    '--import',
-    'tsx',
-    path.join(ROOT, 'bench', 'bare-server.ts'),
-    String(port),
-  ]);
-  track(bare);
-  await bare.waitUntilAnswering(`http://127.0.0.1:${port}/`, 200);
-  return bare;
+export function startBareServer(port: number, track: Track): Promise<ManagedProcess> {
+  return startBenchScript('bare server', 'bare-server.ts', port, track);
 }
 
 /** The MCP server behind Traefik (bench/backend.ts). */
-export async function startBackend(port: number, track: Track): Promise<ManagedProcess> {
-  const backend = new ManagedProcess('MCP backend', [
+export function startBackend(port: number, track: Track): Promise<ManagedProcess> {
+  return startBenchScript('MCP backend', 'backend.ts', port, track);
+}
+
+/** Runs `bench/<script> <port>` under tsx; resolves once it answers 200 on `/`. */
+async function startBenchScript(
+  name: string,
+  script: string,
+  port: number,
+  track: Track,
+): Promise<ManagedProcess> {
+  const child = new ManagedProcess(name, [
     '--import',
     'tsx',
-    path.join(ROOT, 'bench', 'backend.ts'),
+    path.join(ROOT, 'bench', script),
     String(port),
   ]);
-  track(backend);
-  await backend.waitUntilAnswering(`http://127.0.0.1:${port}/`, 200);
-  return backend;
+  track(child);
+  await child.waitUntilAnswering(`http://127.0.0.1:${port}/`, 200);
+  return child;
 }
 
 export interface GatewayFiles {
