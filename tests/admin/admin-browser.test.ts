@@ -36,7 +36,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { parse } from 'yaml';
 import { describeWithBinary } from '../helpers/binaries.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { launchChromium, wordsSplitAcrossLines } from '../helpers/chromium.js';
 import { startCaddy, type RunningProxy } from '../helpers/caddy.js';
 import { compileSharedSchema, SHARED_SCHEMA_DIR } from '../helpers/config-files.js';
 import { startGatewayBehind, type RunningGateway } from '../helpers/gateway.js';
@@ -118,44 +118,6 @@ async function signInAt(page: Page, gwUrl: string, user: string): Promise<void> 
     page.waitForURL((url) => url.pathname === '/admin'),
     page.getByRole('button', { name: `Continue as ${user}`, exact: true }).click(),
   ]);
-}
-
-/** The DOM members the in-page code uses (this project's lib is Node's, without the DOM). */
-interface PageText {
-  textContent: string | null;
-}
-interface PageDocument {
-  createTreeWalker(root: unknown, whatToShow: number): { nextNode(): PageText | null };
-  createRange(): {
-    setStart(node: PageText, offset: number): void;
-    setEnd(node: PageText, offset: number): void;
-    getClientRects(): Iterable<{ top: number }>;
-  };
-}
-
-/**
- * The words of the elements matching `selector` that the page shows broken across two lines
- * (a column heading or a button cut mid-word reads as two words).
- */
-async function wordsSplitAcrossLines(page: Page, selector: string): Promise<string[]> {
-  return page.locator(selector).evaluateAll((elements) => {
-    // Runs in the page (serialized: nothing from this module is in scope there).
-    const { document } = globalThis as unknown as { document: PageDocument };
-    const split: string[] = [];
-    for (const element of elements) {
-      const walker = document.createTreeWalker(element, 4 /* NodeFilter.SHOW_TEXT */);
-      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-        for (const match of (node.textContent ?? '').matchAll(/\S+/g)) {
-          const range = document.createRange();
-          range.setStart(node, match.index);
-          range.setEnd(node, match.index + match[0].length);
-          const tops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
-          if (tops.size > 1) split.push(match[0]);
-        }
-      }
-    }
-    return split;
-  });
 }
 
 /**

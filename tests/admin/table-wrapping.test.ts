@@ -15,7 +15,7 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ask } from '../helpers/admin-activity.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { launchChromium, wordsSplitAcrossLines } from '../helpers/chromium.js';
 import { describeWithBinary } from '../helpers/binaries.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { devLogin, LOOPBACK_REDIRECT, pkcePair, redeemCode } from '../helpers/oauth-flow.js';
@@ -45,46 +45,13 @@ const DESKTOP = 1280;
 /** Where text is shown in cells, lists, headings and the navigation. */
 const TEXT = 'th, td, dt, dd, h1, h2, nav, label';
 
-/** The DOM members the in-page code uses (this project's lib is Node's, without the DOM). */
-interface PageText {
-  textContent: string | null;
-  parentElement: { closest(selector: string): unknown } | null;
-}
-interface PageDocument {
-  createTreeWalker(root: unknown, whatToShow: number): { nextNode(): PageText | null };
-  createRange(): {
-    setStart(node: PageText, offset: number): void;
-    setEnd(node: PageText, offset: number): void;
-    getClientRects(): Iterable<{ top: number; width: number }>;
-  };
-}
-
 /** The words the page shows broken across lines in the elements matching `selector`. */
 function splitWords(page: Page, selector: string): Promise<string[]> {
-  return page.locator(selector).evaluateAll((elements) => {
-    // Runs in the page (serialized: nothing from this module is in scope there).
-    const { document } = globalThis as unknown as { document: PageDocument };
-    const split: string[] = [];
-    for (const element of elements) {
-      const walker = document.createTreeWalker(element, 4 /* NodeFilter.SHOW_TEXT */);
-      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-        if (node.parentElement?.closest('.opaque')) continue;
-        const text = node.textContent ?? '';
-        // A word: up to whitespace, or up to a hyphen followed by a letter.
-        for (const match of text.matchAll(/(?:[^\s-]|-(?!\p{L}))+-?/gu)) {
-          const range = document.createRange();
-          range.setStart(node, match.index);
-          range.setEnd(node, match.index + match[0].length);
-          const lines = new Set(
-            [...range.getClientRects()]
-              .filter((rect) => rect.width > 0)
-              .map((rect) => Math.round(rect.top)),
-          );
-          if (lines.size > 1) split.push(match[0]);
-        }
-      }
-    }
-    return split;
+  return wordsSplitAcrossLines(page, selector, {
+    // A word: up to whitespace, or up to a hyphen followed by a letter.
+    words: /(?:[^\s-]|-(?!\p{L}))+-?/gu,
+    skipWithin: '.opaque',
+    ignoreEmptyRects: true,
   });
 }
 

@@ -230,3 +230,70 @@ export async function revokeInAdminConsole(
     await page.close().catch(() => undefined);
   }
 }
+
+/** The DOM members the in-page code uses (this project's lib is Node's, without the DOM). */
+interface PageText {
+  textContent: string | null;
+  parentElement: { closest(selector: string): unknown } | null;
+}
+interface PageDocument {
+  createTreeWalker(root: unknown, whatToShow: number): { nextNode(): PageText | null };
+  createRange(): {
+    setStart(node: PageText, offset: number): void;
+    setEnd(node: PageText, offset: number): void;
+    getClientRects(): Iterable<{ top: number; width: number }>;
+  };
+}
+
+export interface SplitWordsOptions {
+  /** What a word is (a global regular expression); default: up to whitespace. */
+  words?: RegExp;
+  /** Text inside an element matching this selector is not read (opaque identifiers). */
+  skipWithin?: string;
+  /** Count only line boxes with a width (a zero-width box at a line's end is no line). */
+  ignoreEmptyRects?: boolean;
+}
+
+/**
+ * The words of the elements matching `selector` that the page shows broken across two lines
+ * (a column heading or a button cut mid-word reads as two words).
+ */
+export function wordsSplitAcrossLines(
+  page: Page,
+  selector: string,
+  options: SplitWordsOptions = {},
+): Promise<string[]> {
+  const words = options.words ?? /\S+/g;
+  return page.locator(selector).evaluateAll(
+    (elements, { source, flags, skipWithin, ignoreEmptyRects }) => {
+      // Runs in the page (serialized: nothing from this module is in scope there).
+      const { document } = globalThis as unknown as { document: PageDocument };
+      const pattern = new RegExp(source, flags);
+      const split: string[] = [];
+      for (const element of elements) {
+        const walker = document.createTreeWalker(element, 4 /* NodeFilter.SHOW_TEXT */);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          if (skipWithin && node.parentElement?.closest(skipWithin)) continue;
+          for (const match of (node.textContent ?? '').matchAll(pattern)) {
+            const range = document.createRange();
+            range.setStart(node, match.index);
+            range.setEnd(node, match.index + match[0].length);
+            const tops = new Set(
+              [...range.getClientRects()]
+                .filter((rect) => !ignoreEmptyRects || rect.width > 0)
+                .map((rect) => Math.round(rect.top)),
+            );
+            if (tops.size > 1) split.push(match[0]);
+          }
+        }
+      }
+      return split;
+    },
+    {
+      source: words.source,
+      flags: words.flags,
+      skipWithin: options.skipWithin,
+      ignoreEmptyRects: options.ignoreEmptyRects ?? false,
+    },
+  );
+}
