@@ -17,7 +17,7 @@ import { errors as oidcErrors } from 'oidc-provider';
 import type { SecurityEvents } from '../events/security-events.js';
 import { InvalidRequest, OAuthHttpError, sendOAuthError } from '../http/errors.js';
 import type { Logger } from '../logging/logger.js';
-import { InteractionMismatch } from '../login/interactions.js';
+import { InteractionMismatch } from '../login/steps/interaction.js';
 import { renderErrorPage, sendSignInExpired } from '../web/error-page.js';
 import { sendPage } from '../web/send-page.js';
 

@@ -43,8 +43,6 @@ import { callbackRelocation, callbackStep } from './steps/upstream-callback.js';
 import { UpstreamLogins } from './steps/upstream-logins.js';
 import { upstreamStartStep } from './steps/upstream-start.js';
 
-export { InteractionMismatch };
-
 export interface InteractionDependencies {
   /** `tokens.loginTtl` for pending upstream logins; `access` and `login` for the access rules. */
   config: Pick<GatewayConfig, 'tokens' | 'access' | 'login'>;

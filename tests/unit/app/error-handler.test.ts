@@ -14,7 +14,7 @@ import {
   TooManyRequests,
 } from '../../../src/http/errors.js';
 import type { Logger } from '../../../src/logging/logger.js';
-import { InteractionMismatch } from '../../../src/login/interactions.js';
+import { InteractionMismatch } from '../../../src/login/steps/interaction.js';
 
 interface Answer {
   status?: number;
