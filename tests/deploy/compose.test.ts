@@ -808,6 +808,16 @@ describe('compose deployment: cross-checks', () => {
     expect(checkDeployment(deployment)).toEqual([]);
   });
 
+  it('runs Traefik with the Go collector settings docs/performance.md measured', () => {
+    // forwardAuth allocates a body buffer per MCP request; at GOGC=100 Traefik spends a large
+    // share of its CPU collecting (docs/performance.md, "The auth hop in Traefik").
+    const traefik = record(record(deployment.compose.services).traefik);
+    expect(Object.fromEntries(environmentEntries(traefik.environment))).toMatchObject({
+      GOGC: '400',
+      GOMEMLIMIT: '512MiB',
+    });
+  });
+
   it('refuses to start with .env.example unchanged (no bouncer key)', () => {
     const dotenv = parseDotEnv(deployment.envExample);
     expect(dotenv.values.CROWDSEC_BOUNCER_KEY).toBe('');

@@ -138,6 +138,14 @@ function crossCheck(staticConfig: Json, dynamicConfig: Json): string[] {
     if (forwardAuth.trustForwardHeader !== false) {
       problems.push('forwardAuth trustForwardHeader is not false');
     }
+    // Traefik allocates this buffer for every answer: set (unset reads without limit), and
+    // under Go's 32 KiB small-object size (docs/performance.md, "The auth hop in Traefik").
+    const answerLimit = forwardAuth.maxResponseBodySize;
+    if (typeof answerLimit !== 'number' || answerLimit < 4096 || answerLimit > 32768) {
+      problems.push(
+        `forwardAuth maxResponseBodySize is ${String(answerLimit)}, not between 4096 and 32768`,
+      );
+    }
   }
 
   // Routers on the MCP host.
@@ -262,6 +270,15 @@ describe('Traefik files: cross-checks', () => {
           router.middlewares = strings(router.middlewares).filter((m) => m !== 'mcp-auth');
         }),
       /mcp-example does not run mcp-auth/,
+    ],
+    [
+      'a forwardAuth answer buffer of a large Go object',
+      () =>
+        dynamicCopy((http) => {
+          record(record(record(http.middlewares)['mcp-auth']).forwardAuth).maxResponseBodySize =
+            65536;
+        }),
+      /maxResponseBodySize is 65536, not between 4096 and 32768/,
     ],
     [
       'forwardAuth on the discovery router',
