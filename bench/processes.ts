@@ -4,7 +4,7 @@
  * neither shares an event loop with autocannon; and the peer, oauth2-proxy (bench/peer.ts).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,15 +56,16 @@ export class ManagedProcess {
   /** Set when the process ended without being asked to. */
   unexpectedExit: string | undefined;
 
-  /** `command` defaults to the benchmark's own `node`. */
+  /** `command` defaults to the benchmark's own `node`; `env` is added to the benchmark's. */
   constructor(
     readonly name: string,
     args: string[],
     command: string = process.execPath,
+    env: Record<string, string> = {},
   ) {
     this.child = spawn(command, args, {
       cwd: ROOT,
-      env: process.env,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const keep = (chunk: Buffer) => {
@@ -133,6 +134,18 @@ export class ManagedProcess {
     }
   }
 
+  /** Waits until the process has printed something matching `pattern`. */
+  async waitUntilOutput(pattern: RegExp, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(this.log)) {
+      this.assertRunning();
+      if (Date.now() > deadline) {
+        throw new Error(`${this.name} did not print ${String(pattern)} in time\n${this.log}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
   async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
@@ -191,7 +204,10 @@ export async function writeGatewayConfig(
   dir: string,
   port: number,
   extraResources: string[] = [],
+  /** Keys set as given (e.g. `store`, `keys` and the shared `issuer` of two replicas). */
+  overrides: Record<string, unknown> = {},
 ): Promise<GatewayFiles> {
+  await mkdir(dir, { recursive: true });
   const dataDir = path.join(dir, 'data');
   const configFile = path.join(dir, 'gateway.yaml');
   const config = {
@@ -205,6 +221,7 @@ export async function writeGatewayConfig(
       scopes: RESOURCE_SCOPES,
     })),
     log: { level: 'error' },
+    ...overrides,
   };
   await writeFile(configFile, stringify(config));
   return { configFile, dataDir };

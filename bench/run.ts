@@ -6,7 +6,7 @@
  *
  *   --quick         `npm run bench -- --quick`: a check of the harness in under a minute
  *                   (2 s per scenario after a 1 s warm-up, 5 000 tokens, no controls (bare-h),
- *                   (b-s) and (t-gw-nb)); the variables below still apply
+ *                   (b-s), (t-gw-16k) and (t-0)); the variables below still apply
  *   BENCH_DURATION  seconds measured per scenario (default 10; each also gets a 2 s warm-up)
  *   BENCH_TOKENS    distinct tokens for scenarios (c-cold), (c) and (p-c) (default 100000)
  *   BENCH_PIN       1: autocannon on CPU 0, the servers on CPU 1 (taskset), so that the load
@@ -23,17 +23,18 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatSummary, summarizeProfile } from './cpu-profile.js';
-import {
-  CONNECTIONS,
-  PIPELINING,
-  runLoad,
-  TokenRotation,
-  type LoadOptions,
-  type Measurement,
-} from './load.js';
+import { fmt, report, statusLine, type Row } from './report.js';
+import { redisServerVersion, SCALE_ROUTES, startScaleOut } from './scale-out.js';
+import { CONNECTIONS, PIPELINING, runLoad, TokenRotation, type LoadOptions } from './load.js';
 import { benchClaims, mintTokens, readSigningKey } from './mint.js';
 import { ensurePeer, startPeer, type Peer } from './peer.js';
-import { NO_BODY_HEADER, startTraefik, TRAEFIK_ROUTES, traefikVersion } from './traefik.js';
+import {
+  NO_BODY_HEADER,
+  SMALL_BODY_HEADER,
+  startTraefik,
+  TRAEFIK_ROUTES,
+  traefikVersion,
+} from './traefik.js';
 import {
   DEV_USER,
   freePort,
@@ -56,10 +57,6 @@ const TOKENS = positiveNumber('BENCH_TOKENS', QUICK ? 5_000 : 100_000);
 const COLD_WARMUP_TOKENS = Math.min(10_000, Math.ceil(TOKENS / 10));
 /** The gateway's `verify.cacheSize` default (src/config/schema.ts); the config leaves it. */
 const CACHE_SIZE = 100_000;
-/** Cores of "other load" (not the server, not autocannon) above which a row is flagged. */
-const OTHER_LOAD_LIMIT = 0.2;
-/** Change of the bare server's req/s between the first and the last scenario that is flagged. */
-const DRIFT_LIMIT = 0.1;
 /** Pin the load generator and the servers to separate CPUs (see `pinProcesses`). */
 const PIN = process.env.BENCH_PIN === '1';
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : '';
@@ -81,36 +78,6 @@ function forwarded(method: string): Record<string, string> {
     'x-forwarded-uri': url.pathname,
     'x-forwarded-method': method,
   };
-}
-
-interface Row {
-  id: string;
-  description: string;
-  expected: number;
-  result: Measurement;
-  warmupRequests: number;
-  warmupErrors: number;
-  /** CPU time of the server process per request of the measured run, µs (all its threads). */
-  serverCpuUs: number;
-  /** CPU time of this process (autocannon) per request, µs. */
-  clientCpuUs: number;
-  /** Cores kept busy by anything but the server and autocannon (kernel softirq, other work). */
-  otherCores: number;
-}
-
-const fmt = {
-  int: (value: number) => Math.round(value).toLocaleString('en-US'),
-  ms: (value: number) => value.toFixed(2),
-  ratio: (value: number) => `${value.toFixed(2)}×`,
-  seconds: (ms: number) => `${(ms / 1000).toFixed(1)} s`,
-};
-
-function statusLine(statuses: Record<string, number>): string {
-  return (
-    Object.entries(statuses)
-      .map(([code, count]) => `${code}: ${fmt.int(count)}`)
-      .join(', ') || 'none'
-  );
 }
 
 async function machineLine(): Promise<string> {
@@ -282,97 +249,6 @@ async function verifyOnce(url: string, headers: Record<string, string>) {
   return response;
 }
 
-function table(rows: Row[]): string {
-  const bare = rows.find((row) => row.id === 'bare')!.result;
-  const lines = [
-    '| scenario | req/s (mean) | p50 ms | p99 ms | errors | req/s ÷ bare | p99 ÷ bare p99 | server CPU µs/req | autocannon CPU µs/req | other load (cores) |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map(({ id, description, result, serverCpuUs, clientCpuUs, otherCores }) =>
-      [
-        `(${id}) ${description}`,
-        fmt.int(result.rps),
-        fmt.ms(result.p50),
-        fmt.ms(result.p99),
-        String(result.errors),
-        fmt.ratio(result.rps / bare.rps),
-        fmt.ratio(result.p99 / bare.p99),
-        fmt.int(serverCpuUs),
-        fmt.int(clientCpuUs),
-        otherCores.toFixed(2),
-      ].join(' | '),
-    ),
-  ];
-  return lines.map((line) => (line.startsWith('|') ? line : `| ${line} |`)).join('\n');
-}
-
-function targets(rows: Row[]): string[] {
-  const row = (id: string) => rows.find((entry) => entry.id === id);
-  const get = (id: string) => row(id)?.result;
-  const bare = get('bare')!;
-  const b = get('b')!;
-  const c = get('c')!;
-  const bDyn = get('b-dyn')!;
-  const signedPercent = (ratio: number) =>
-    `${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed(0)}%`;
-  const check = (met: boolean, text: string) => `  [${met ? 'met' : 'MISSED'}] ${text}`;
-  const lines = [
-    check(
-      b.rps >= 0.7 * bare.rps,
-      `(b) valid token req/s ≥ 70% of bare: ${fmt.int(b.rps)} vs ${fmt.int(bare.rps)} = ${((b.rps / bare.rps) * 100).toFixed(0)}%`,
-    ),
-    check(
-      b.p99 <= 2 * bare.p99,
-      `(b) p99 ≤ 2× bare p99: ${fmt.ms(b.p99)} ms vs ${fmt.ms(bare.p99)} ms = ${fmt.ratio(b.p99 / bare.p99)}`,
-    ),
-    check(
-      Math.abs(c.rps - b.rps) <= 0.2 * b.rps,
-      `(c) req/s within 20% of (b): ${fmt.int(c.rps)} vs ${fmt.int(b.rps)} = ${signedPercent(c.rps / b.rps)}`,
-    ),
-    `  (control, not a target) (c) against (b-dyn), the same autocannon work per request: ${fmt.int(c.rps)} vs ${fmt.int(bDyn.rps)} = ${signedPercent(c.rps / bDyn.rps)}`,
-  ];
-  const bCpu = row('b')!.serverCpuUs;
-  const bareCpu = row('bare')!.serverCpuUs;
-  lines.push(
-    check(
-      bCpu <= 2 * bareCpu,
-      `(b) server CPU per decision ≤ 2× bare's: ${fmt.int(bCpu)} µs vs ${fmt.int(bareCpu)} µs = ${fmt.ratio(bCpu / bareCpu)}`,
-    ),
-  );
-  for (const [ours, theirs] of [
-    ['b', 'p-b'],
-    ['c', 'p-c'],
-  ] as const) {
-    const gateway = get(ours);
-    const peer = get(theirs);
-    if (!gateway || !peer) continue;
-    lines.push(
-      check(
-        gateway.rps >= 2 * peer.rps && gateway.p99 < peer.p99,
-        `(${ours}) ≥ 2× oauth2-proxy's (${theirs}) decisions/s with a lower p99: ${fmt.int(gateway.rps)} vs ${fmt.int(peer.rps)} = ${fmt.ratio(gateway.rps / peer.rps)}; p99 ${fmt.ms(gateway.p99)} vs ${fmt.ms(peer.p99)} ms`,
-      ),
-    );
-  }
-  const alone = row('t');
-  const viaGateway = row('t-gw');
-  const viaPeer = row('t-p');
-  if (alone && viaGateway && viaPeer) {
-    const hop = (via: Row) =>
-      `+${fmt.ms(via.result.p50 - alone.result.p50)} ms p50, +${fmt.ms(via.result.p99 - alone.result.p99)} ms p99, +${fmt.int(via.serverCpuUs - alone.serverCpuUs)} µs server CPU`;
-    lines.push(
-      `  (not a target) the auth hop through Traefik adds: gateway ${hop(viaGateway)}; oauth2-proxy ${hop(viaPeer)}`,
-      check(
-        viaGateway.result.rps >= 0.6 * alone.result.rps,
-        `(t-gw) ≥ 60% of Traefik alone's req/s: ${fmt.int(viaGateway.result.rps)} vs ${fmt.int(alone.result.rps)} = ${((viaGateway.result.rps / alone.result.rps) * 100).toFixed(0)}%`,
-      ),
-      check(
-        viaGateway.serverCpuUs < viaPeer.serverCpuUs && viaGateway.result.p50 < viaPeer.result.p50,
-        `(t-gw) costs less than (t-p): server CPU ${fmt.int(viaGateway.serverCpuUs)} vs ${fmt.int(viaPeer.serverCpuUs)} µs/req, p50 ${fmt.ms(viaGateway.result.p50)} vs ${fmt.ms(viaPeer.result.p50)} ms`,
-      ),
-    );
-  }
-  return lines;
-}
-
 /**
  * Unpinned on two cores, autocannon and the server measured share both: the scheduler moves
  * them around and each wake-up of one preempts the other, which costs the bare server more
@@ -390,10 +266,14 @@ async function pinProcesses(...servers: ManagedProcess[]): Promise<void> {
 
 /** What the scenarios need: the running servers, their URLs and the minted tokens. */
 interface Setup {
+  /** The run's temporary directory (removed at the end). */
+  dir: string;
   bare: ManagedProcess;
   gateway: ManagedProcess;
   /** Undefined under BENCH_CPU_PROF, which measures the gateway alone. */
   peer: ManagedProcess | undefined;
+  /** oauth2-proxy's version (`v7.15.6`), or '' without it. */
+  peerVersion: string;
   bareUrl: string;
   verifyUrl: string;
   peerUrl: string;
@@ -488,9 +368,11 @@ async function setUp(bench: Bench): Promise<Setup> {
     await pinProcesses(bare, gateway, ...others);
   }
   const setup: Setup = {
+    dir,
     bare,
     gateway,
     peer,
+    peerVersion: peerBinary?.version ?? '',
     bareUrl: `http://127.0.0.1:${barePort}/`,
     verifyUrl: `http://127.0.0.1:${gatewayPort}/verify`,
     peerUrl: `http://127.0.0.1:${peerPort}/oauth2/auth`,
@@ -561,6 +443,7 @@ async function checkTraefik(setup: Setup): Promise<void> {
   const routes = [
     [TRAEFIK_ROUTES.gateway, setup.traefikToken, {}],
     [TRAEFIK_ROUTES.gateway, setup.traefikToken, NO_BODY_HEADER],
+    [TRAEFIK_ROUTES.gateway, setup.traefikToken, SMALL_BODY_HEADER],
     [TRAEFIK_ROUTES.peer, setup.single, {}],
   ] as const;
   for (const [route, token, extra] of routes) {
@@ -612,22 +495,45 @@ async function traefikScenarios(bench: Bench, setup: Setup): Promise<void> {
       duration: DURATION,
     },
   );
-  // A control: the same without `forwardBody`, to tell Traefik's cost of sending the body to
-  // /verify (and the gateway's of reading it) from the rest of the hop.
-  if (!QUICK) {
+  // Controls: the same without `forwardBody` (like oauth2-proxy's hop, which reads no body:
+  // Traefik's cost of sending the body to /verify, and the gateway's of reading it), with a
+  // 16 KiB `maxBodySize` (the cost of the buffer Traefik allocates for every body), and
+  // against the backend itself, which allows anything (the hop's cost in Traefik whatever
+  // answers it).
+  // --quick keeps the like-for-like row (t-gw-nb) only.
+  {
     const { headers, ...post } = mcpPost(setup.traefikToken);
-    await bench.scenario(
-      't-gw-nb',
-      'Traefik + the gateway forwardAuth without forwardBody (control) → backend → 200',
-      [proxy, backend, setup.gateway],
-      {
-        url: `${url}${TRAEFIK_ROUTES.gateway}`,
-        ...post,
-        headers: { ...headers, ...NO_BODY_HEADER },
-        expected: 200,
-        duration: DURATION,
-      },
-    );
+    const controls = [
+      ['t-gw-nb', 'without forwardBody', NO_BODY_HEADER],
+      ['t-gw-16k', 'with maxBodySize 16 KiB', SMALL_BODY_HEADER],
+    ] as const;
+    for (const [id, description, extra] of QUICK ? controls.slice(0, 1) : controls) {
+      await bench.scenario(
+        id,
+        `Traefik + the gateway forwardAuth ${description} (control) → backend → 200`,
+        [proxy, backend, setup.gateway],
+        {
+          url: `${url}${TRAEFIK_ROUTES.gateway}`,
+          ...post,
+          headers: { ...headers, ...extra },
+          expected: 200,
+          duration: DURATION,
+        },
+      );
+    }
+    if (!QUICK) {
+      await bench.scenario(
+        't-0',
+        'Traefik + the same forwardAuth to the backend, which allows anything (control) → backend → 200',
+        [proxy, backend],
+        {
+          url: `${url}${TRAEFIK_ROUTES.zero}`,
+          ...mcpPost(setup.traefikToken),
+          expected: 200,
+          duration: DURATION,
+        },
+      );
+    }
   }
   await bench.scenario(
     't-p',
@@ -639,6 +545,49 @@ async function traefikScenarios(bench: Bench, setup: Setup): Promise<void> {
       expected: 200,
       duration: DURATION,
     },
+  );
+}
+
+/**
+ * (s-1) and (s-2): decisions per second Traefik gets from one auth service process and from
+ * two on one Redis (bench/scale-out.ts), after checking that both serve the same tokens and
+ * revocations. Left out, with a warning, without `redis-server`.
+ */
+async function scaleOutScenarios(bench: Bench, setup: Setup): Promise<void> {
+  const redisAt = await redisServerVersion();
+  if (redisAt === 'missing') {
+    console.log('\nWARNING: redis-server is not on PATH: the scale-out scenarios are left out');
+    return;
+  }
+  const withToken = (token: string) => ({
+    ...forwarded('GET'),
+    authorization: `Bearer ${token}`,
+  });
+  const scale = await startScaleOut(
+    path.join(setup.dir, 'scale-out'),
+    withToken,
+    (process) => void bench.track(process),
+  );
+  console.log(
+    `scale-out: redis-server ${redisAt} pid ${scale.redis.pid}, auth service pids ${scale.replicas.map((replica) => replica.pid).join(' and ')}, traefik (balancer) pid ${scale.balancer.pid}`,
+  );
+  const load = (route: string) => ({
+    url: `${scale.url}${route}`,
+    headers: withToken(scale.token),
+    expected: 200,
+    duration: DURATION,
+  });
+  await bench.scenario(
+    's-1',
+    'one auth service process behind Traefik, on Redis, one valid token → 200',
+    [scale.balancer, scale.replicas[0], scale.redis],
+    load(SCALE_ROUTES.one),
+  );
+  await bench.scenario(
+    's-2',
+    'two auth service processes behind Traefik, on one Redis, one valid token → 200',
+    [scale.balancer, ...scale.replicas, scale.redis],
+    load(SCALE_ROUTES.two),
   );
 }
 
@@ -811,6 +760,7 @@ async function main(bench: Bench): Promise<void> {
   const cacheNote = await gatewayScenarios(bench, setup);
   await peerScenarios(bench, setup);
   if (setup.traefik) await traefikScenarios(bench, setup);
+  if (setup.traefik) await scaleOutScenarios(bench, setup);
 
   // The machine may have changed under the run (another tenant of the host, CPU steal that a
   // VM does not report): the bare server once more tells.
@@ -819,36 +769,14 @@ async function main(bench: Bench): Promise<void> {
     expected: 200,
     duration: DURATION,
   });
-  report(bench, cacheNote, await machineLine());
-}
-
-function report(bench: Bench, cacheNote: string, machine: string): void {
-  console.log(`\nResults (${machine})\n`);
-  console.log(table(bench.rows));
-  console.log(`\n${cacheNote}.`);
-  console.log(
-    `(c-cold) is one pass of ${fmt.int(TOKENS)} requests (about ${bench.rows.find((row) => row.id === 'c-cold')!.result.seconds.toFixed(1)} s) rather than a fixed duration, so that no token is presented twice.`,
-  );
-  if (QUICK) {
-    console.log(
-      `--quick: ${DURATION} s per scenario and ${fmt.int(TOKENS)} tokens check the harness; the numbers are not results.`,
-    );
-  }
-  const disturbed = bench.rows.filter((row) => row.otherCores > OTHER_LOAD_LIMIT);
-  if (disturbed.length > 0) {
-    console.log(
-      `\nWARNING: other work kept up to ${Math.max(...disturbed.map((row) => row.otherCores)).toFixed(2)} cores busy during ${disturbed.map((row) => `(${row.id})`).join(', ')} ("other load" column): the machine was not quiet, so those numbers are low and the ratios unreliable; rerun on a quiet machine.`,
-    );
-  }
-  const first = bench.rows.find((row) => row.id === 'bare')!.result.rps;
-  const last = bench.rows.find((row) => row.id === 'bare-end')!.result.rps;
-  if (Math.abs(last / first - 1) > DRIFT_LIMIT) {
-    console.log(
-      `\nWARNING: the bare server did ${fmt.int(first)} req/s at the start and ${fmt.int(last)} at the end (${((last / first - 1) * 100).toFixed(0)}%): the machine's speed changed during the run, so rows far apart compare badly; rerun.`,
-    );
-  }
-  console.log('\nTargets:');
-  for (const line of targets(bench.rows)) console.log(line);
+  report(bench.rows, {
+    cacheNote,
+    machine: await machineLine(),
+    tokens: TOKENS,
+    quick: QUICK,
+    duration: DURATION,
+    peerVersion: setup.peerVersion,
+  });
 }
 
 const bench = new Bench();
