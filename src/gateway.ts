@@ -51,6 +51,8 @@ import { createProvider } from './oauth/provider.js';
 import { ClientHostApprovals } from './clients/host-approvals.js';
 import { ACCOUNT_CLIENT_ID, SESSION_TTL } from './oauth/constants.js';
 import { ResourceRegistry } from './resources/registry.js';
+import type { ToolPinning } from './tool-pinning/pinning.js';
+import { createToolPinning } from './tool-pinning/setup.js';
 import { hasAccessRules } from './policy/access.js';
 import { RedisStore } from './store/redis-store.js';
 import { evictingRedisRefusal } from './store/redis-eviction.js';
@@ -166,6 +168,9 @@ interface SharedParts {
   disabledClients: DisabledClients;
   resources: ResourceRegistry;
   catalog: ServerCatalog | undefined;
+  /** The JWTs MCP servers receive (`upstreamAuthorization: jwt`), and tool pinning's own. */
+  backendSigner: BackendTokenSigner;
+  pins: ToolPinning;
 }
 
 /**
@@ -212,6 +217,21 @@ async function buildSharedParts(
     ? await createServerCatalog({ config, store, registry: resources, audit, logger })
     : undefined;
   await catalog?.start();
+  const backendSigner = new BackendTokenSigner(
+    config.issuer,
+    keys.keys[0]!.jwk,
+    config.verify.backendTokenTtl,
+  );
+  const pins = createToolPinning({
+    store,
+    resources,
+    signer: backendSigner,
+    events,
+    logger,
+    audit,
+    env: process.env,
+  });
+  await pins.start();
   return {
     config,
     logger,
@@ -228,6 +248,8 @@ async function buildSharedParts(
     disabledClients,
     resources,
     catalog,
+    backendSigner,
+    pins,
   };
 }
 
@@ -317,11 +339,7 @@ function buildDecisionPoint(
           }
         : {}),
     }),
-    backendSigner: new BackendTokenSigner(
-      config.issuer,
-      keys.keys[0]!.jwk,
-      config.verify.backendTokenTtl,
-    ),
+    backendSigner: parts.backendSigner,
     events,
     logger,
     observers: [
@@ -340,6 +358,7 @@ function buildDecisionPoint(
         })
       : undefined,
     failureLimiter: limits.verifyFailures,
+    pins: parts.pins,
   });
 }
 
@@ -466,6 +485,7 @@ function shutdownOrder(
     () => parts.revocations.stop(),
     () => parts.disabledClients.stop(),
     () => parts.catalog?.stop(),
+    () => parts.pins.stop(),
     () => parts.tracing?.shutdown(),
     () => parts.audit?.close(),
     () => parts.activity?.close(),

@@ -18,6 +18,7 @@ import { text } from 'node:stream/consumers';
 import { runClientsCommand } from './cli/clients-command.js';
 import { runConfigCommand } from './cli/config-command.js';
 import { runServersCommand } from './cli/servers-command.js';
+import { runToolsCommand } from './cli/tools-command.js';
 import { EXIT, processIo } from './cli/io.js';
 import { DEFAULT_TUNNEL_DIR, runTunnelCommand } from './tunnel/command.js';
 
@@ -28,6 +29,7 @@ const USAGE = `Usage: mcp-gateway [--config FILE]
                           | rotate-site NAME --public-key KEY | rotate-hub | list [--json]  [--dir DIR]
        mcp-gateway clients list|revoke|disable|enable CLIENT_ID [--config FILE]
        mcp-gateway servers list|add FILE|-|remove SERVER_ID|URL [--config FILE]
+       mcp-gateway tools list|diff URL|approve URL [FINGERPRINT]|reject URL [FINGERPRINT] [--config FILE]
        mcp-gateway clients pending-hosts|approved-hosts|approve-host HOST|unapprove-host HOST [--config FILE]
 
   --config FILE   gateway configuration (YAML); default: $MCP_GATEWAY_CONFIG, else the
@@ -48,7 +50,7 @@ async function subcommand(argv: string[]): Promise<number | undefined> {
       dir: process.env.MCP_GATEWAY_TUNNEL_DIR || DEFAULT_TUNNEL_DIR,
     });
   }
-  if (name === 'clients' || name === 'servers') {
+  if (name === 'clients' || name === 'servers' || name === 'tools') {
     const parsed = parseArgs({
       args: rest,
       options: { config: { type: 'string' } },
@@ -63,6 +65,7 @@ async function subcommand(argv: string[]): Promise<number | undefined> {
           stdin: () => text(process.stdin),
         });
       }
+      if (name === 'tools') return await runToolsCommand(parsed.positionals, config, processIo);
       return await runClientsCommand(parsed.positionals, config, processIo);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;

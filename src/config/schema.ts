@@ -141,6 +141,38 @@ export const originSchema = z
   .regex(/^https?:\/\/[^/?#]+$/, 'must be an origin such as https://app.example.com (no path)')
   .transform((value) => value.toLowerCase());
 
+/** Tool definition pinning of one MCP server (src/tool-pinning/, docs/tool-pinning.md). */
+const toolDefinitionsSchema = z
+  .strictObject({
+    mode: z
+      .enum(['off', 'monitor', 'enforce'])
+      .default('monitor')
+      .describe(
+        '`enforce`: while definitions are new, changed or flagged and not yet approved, ' +
+          '`/verify` refuses `tools/call` of those tools and the server’s `tools/list`; ' +
+          '`monitor`: everything is allowed, every change or flag is a security event; `off`: ' +
+          'not listed at all. `monitor` by default: an administrator must be there to approve, ' +
+          'and a server update should not cut users off until one turns `enforce` on.',
+      ),
+    recheck: duration
+      .default(300)
+      .describe('How often the definitions are listed again (also at start and on new sessions).'),
+    authorizationEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+      .optional()
+      .describe(
+        'An environment variable whose value the gateway sends as `Authorization` when it ' +
+          'lists the server (a credential of its own). Unset: the gateway’s JWT with ' +
+          '`upstreamAuthorization: jwt`, else nothing.',
+      ),
+  })
+  .default({ mode: 'monitor', recheck: 300 })
+  .describe(
+    'Pinning of the server’s tool definitions (needs `upstream`): listed, hashed, scanned, and ' +
+      'held for an administrator when they change or look poisoned.',
+  );
+
 export const resourceSchema = z.strictObject({
   url: httpUrl
     .transform((value, ctx) => {
@@ -194,6 +226,15 @@ export const resourceSchema = z.strictObject({
         'the gateway (`jwt`, `typ: mcp-gateway+jwt`, `aud` = this resource, lifetime ' +
         '`verify.backendTokenTtl`), verifiable with `<issuer>/jwks`. Never the client’s token.',
     ),
+  upstream: httpUrl
+    .optional()
+    .describe(
+      'Where the gateway itself reaches this MCP server (its MCP endpoint on the internal ' +
+        'network, as the proxy forwards to it), to list and pin its tool definitions ' +
+        '(`toolDefinitions`). Unset: the definitions are not pinned. Servers added at run time ' +
+        'always have one.',
+    ),
+  toolDefinitions: toolDefinitionsSchema,
   access: accessRules
     .optional()
     .describe(

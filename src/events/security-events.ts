@@ -37,7 +37,13 @@ export type SecurityEventKind =
   /** A JSON-RPC body refused before it was read: duplicate or case-folded keys, too deep. */
   | 'unreadable_body'
   /** An abuse limit refused a request (`route`, `keyType`: `ip` or `client`, `limit`). */
-  | 'rate_limited';
+  | 'rate_limited'
+  /** An MCP server's tool definitions changed since approval (`resource`, counts, keys). */
+  | 'tool_definition_changed'
+  /** The scanner flagged a tool definition (`resource`, `definition`, `rules`). */
+  | 'tool_definition_flagged'
+  /** A tool named like another server's tool behind the gateway (`resource`, `definition`). */
+  | 'tool_shadowing';
 
 export interface SecurityEventDetails {
   ip?: string | undefined;

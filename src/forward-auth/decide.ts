@@ -13,13 +13,15 @@
  *  5. the resource's baseline scopes (403 `insufficient_scope`);
  *  6. the MCP session, if the request names one, is this token's user's and client's (404 as
  *     for an unknown session otherwise; session-binding.ts);
- *  7. per-tool rules on the MCP operation (403, or 400/413 for a bad body; tool-rules.ts).
+ *  7. per-tool checks on the MCP operation: definitions held by tool pinning, then the tool
+ *     rules (403, or 400/413 for a bad body; tool-rules.ts).
  *
  * A decision on a cached token, with no session to bind, no body to read and no backend JWT to
  * sign, is returned synchronously: no promise per request on the hot path. Anything else
  * returns a promise. Neither ever throws or rejects: an unexpected error is a `failed` decision.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { ResourceConfig } from '../config/schema.js';
 import type { SecurityEvents } from '../events/security-events.js';
 import type { TrustFunction } from '../http/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
@@ -52,6 +54,7 @@ import {
 import type { ClaimOutcome, SessionBindings } from './session-binding.js';
 import { sessionNamed } from './session-names.js';
 import { TokenRejected, TokenVerifier, type VerifiedToken } from './token-verifier.js';
+import type { HeldDefinitions } from '../tool-pinning/pinning.js';
 import { checkTools, union, type ToolRefusal } from './tool-rules.js';
 
 /** The forwardAuth subrequest, as far as the decision reads it. */
@@ -83,6 +86,13 @@ export interface DecisionDependencies {
   sessions?: SessionBindings | undefined;
   /** Client IPs refused for now (`limits.verifyFailures`); counted by the adapter. */
   failureLimiter?: { readonly active: boolean; isBlocked(ip: string): number } | undefined;
+  /** Tool definition pinning (src/tool-pinning/): what is held back, and new sessions. */
+  pins?:
+    | {
+        held(resource: ResourceConfig): HeldDefinitions | undefined;
+        sessionStarted(url: string): void;
+      }
+    | undefined;
 }
 
 /** What every decision tells, whatever it is: the observers' facts. */
@@ -344,13 +354,20 @@ class DecisionRun {
   /** Step 7: after the session (if any) is known to be this token's. */
   private withSession(verified: VerifiedToken): Decision | Promise<Decision> {
     const policy = this.match.toolPolicy;
-    if (!policy?.hasRules) return this.allow(verified);
+    const { pins } = this.deps;
+    const held = pins?.held(this.match.resource);
+    if (pins && this.request.method === 'POST' && !this.subrequest.headers['mcp-session-id']) {
+      // A POST without a session is how an MCP session starts: list the server again soon.
+      pins.sessionStarted(this.match.resource.url);
+    }
+    if (!policy?.hasRules && !held) return this.allow(verified);
     return checkTools({
       body: () => this.subrequest.body(),
       headers: this.subrequest.headers,
       request: this.request,
       resourceUrl: this.match.resource.url,
-      policy,
+      policy: policy?.hasRules ? policy : undefined,
+      held,
       token: verified,
       prmUrl: this.prmUrl,
       events: this.deps.events,

@@ -1,7 +1,9 @@
 /**
- * Per-tool rules at `/verify`: the MCP operation a request carries (mcp-operation.ts), judged
- * against the resource's tool policy (src/policy/tools.ts). Only resources with tool rules get
- * here, and only they have their forwarded body read.
+ * Per-tool checks at `/verify`: the MCP operation a request carries (mcp-operation.ts), judged
+ * against the definitions held by tool pinning (src/tool-pinning/: new, changed or flagged
+ * tools an administrator has not approved, in `enforce` mode) and the resource's tool policy
+ * (src/policy/tools.ts). Only resources with tool rules or held definitions get here, and only
+ * they have their forwarded body read.
  */
 import { createHash } from 'node:crypto';
 import type { SecurityEvents } from '../events/security-events.js';
@@ -14,7 +16,8 @@ import {
   jsonRpcError,
   type Denial,
 } from './challenges.js';
-import { readOperation } from './mcp-operation.js';
+import type { HeldDefinitions } from '../tool-pinning/pinning.js';
+import { readOperation, type McpMessage } from './mcp-operation.js';
 import type { PublicRequest } from './public-request.js';
 import type { VerifiedToken } from './token-verifier.js';
 
@@ -33,7 +36,10 @@ export interface ToolCheck {
   headers: Readonly<Record<string, string | string[] | undefined>>;
   request: PublicRequest;
   resourceUrl: string;
-  policy: ToolPolicy;
+  /** The tool rules, when the resource has any. */
+  policy: ToolPolicy | undefined;
+  /** What tool pinning holds back (`enforce` mode), when anything. */
+  held?: HeldDefinitions | undefined;
   token: VerifiedToken;
   prmUrl: string;
   events: SecurityEvents;
@@ -56,7 +62,7 @@ export async function checkTools(check: ToolCheck): Promise<ToolRefusal | undefi
     method: request.method,
     headers: check.headers,
     body,
-    operationFrom: policy.operationFrom,
+    operationFrom: policy?.operationFrom ?? 'body',
   });
   if (!operation.ok) {
     if (operation.refusal !== 'operation_unknown') {
@@ -76,6 +82,22 @@ export async function checkTools(check: ToolCheck): Promise<ToolRefusal | undefi
       reason: operation.refusal === 'operation_unknown' ? 'operation_unknown' : 'bad_request',
     };
   }
+  if (check.held) {
+    for (const message of operation.messages) {
+      const refusal = heldRefusal(check.held, message);
+      if (!refusal) continue;
+      events.emit('tool_denied', {
+        ip: request.clientIp(),
+        resource: resourceUrl,
+        clientId: token.clientId,
+        subject: token.sub,
+        tool: message.name ?? message.method,
+        reason: 'definition_held',
+      });
+      return refusal;
+    }
+  }
+  if (!policy) return undefined;
   for (const message of operation.messages) {
     if (message.method !== 'tools/call') continue;
     const tool = message.name ?? '';
@@ -119,6 +141,39 @@ export async function checkTools(check: ToolCheck): Promise<ToolRefusal | undefi
     };
   }
   return undefined;
+}
+
+/** What a user is told when pinning holds a definition back. */
+export const HELD_MESSAGE =
+  'The tool definitions of this MCP server changed (or look unsafe) and must be reviewed by ' +
+  'an administrator of the gateway before they can be used';
+
+/**
+ * The refusal of one message by tool pinning: a call of a held tool or prompt, or a list that
+ * would show held definitions to the model. 403 with a JSON-RPC error, so the text never
+ * reaches the model through the gateway.
+ */
+function heldRefusal(held: HeldDefinitions, message: McpMessage): ToolRefusal | undefined {
+  const { method, name } = message;
+  const refused =
+    (held.unchecked &&
+      (method === 'tools/list' ||
+        method === 'tools/call' ||
+        method === 'prompts/list' ||
+        method === 'prompts/get' ||
+        method === 'resources/templates/list')) ||
+    (method === 'tools/list' && held.toolList) ||
+    (method === 'tools/call' && held.tools.has(name ?? '')) ||
+    (method === 'prompts/list' && held.promptList) ||
+    (method === 'prompts/get' && held.prompts.has(name ?? '')) ||
+    (method === 'resources/templates/list' && held.resourceTemplates);
+  if (!refused) return undefined;
+  const what = method === 'tools/call' || method === 'prompts/get' ? ` (${name ?? ''})` : '';
+  return {
+    denial: jsonRpcError(403, JSONRPC_FORBIDDEN, `${HELD_MESSAGE}${what}`, message.id ?? null),
+    reason: 'definition_held',
+    ...(name !== undefined && method === 'tools/call' ? { tool: name } : {}),
+  };
 }
 
 /** The scopes of both lists, each once, in order of first appearance. */

@@ -79,6 +79,8 @@ export function asResource(server: ManagedServer): ResourceConfig {
     allowedOrigins: server.allowedOrigins,
     ...(server.tools ? { tools: server.tools } : {}),
     upstreamAuthorization: server.upstreamAuthorization,
+    upstream: server.upstream,
+    toolDefinitions: server.toolDefinitions,
   };
 }
 

@@ -13,6 +13,7 @@
  *
  * Each TTL named here is the one given at the write (a setting, when it is configured).
  */
+import { createHash } from 'node:crypto';
 // ---------------------------------------------------------------------------------------------
 // The authorization server (oidc-provider's records, src/oauth/store-adapter.ts)
 
@@ -172,6 +173,19 @@ export const serverUrlKey = (url: string) => `servers:url:${url}`;
 
 /** Channel announcing a changed server's id to every replica. */
 export const SERVERS_CHANNEL = 'servers';
+
+// ---------------------------------------------------------------------------------------------
+// Tool definition pinning (src/tool-pinning/)
+
+/**
+ * The pinned state of one MCP server (approved snapshot, pending change, last listing), keyed
+ * by a SHA-256 of its canonical URL. No TTL.
+ */
+export const toolPinsKey = (resource: string) =>
+  `tool-pins:${createHash('sha256').update(resource).digest('hex')}`;
+
+/** Channel announcing the resource URL whose pins changed (an approval, a new change). */
+export const TOOL_PINS_CHANNEL = 'tool-pins';
 
 // ---------------------------------------------------------------------------------------------
 // Signing keys (src/keys/key-material.ts)

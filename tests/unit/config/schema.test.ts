@@ -216,6 +216,7 @@ describe('the configuration schema', () => {
           scopes: ['mcp'],
           allowedOrigins: [],
           upstreamAuthorization: 'none',
+          toolDefinitions: { mode: 'monitor', recheck: 300 },
         },
       ],
       clients: [],
