@@ -16,15 +16,14 @@
  *                                lists the approved ones again
  */
 import { userInfo } from 'node:os';
-import { createTwoFilesPatch } from 'diff';
 import { createAuditLog, createStore } from '../app/services.js';
 import type { GatewayConfig, ResourceConfig } from '../config/schema.js';
 import { createLogger } from '../logging/logger.js';
 import { tryCanonicalResourceUrl } from '../resources/resource-url.js';
 import { createServerCatalog } from '../servers/setup.js';
 import { asResource } from '../servers/managed-server.js';
-import type { PinRecord } from '../tool-pinning/pin-records.js';
 import { pinned, PinningError, ToolPinning } from '../tool-pinning/pinning.js';
+import { describePending } from '../tool-pinning/review.js';
 import { ListingFailed } from '../tool-pinning/upstream-lister.js';
 import { EXIT, type CliIo } from './io.js';
 
@@ -117,34 +116,4 @@ async function listing(resources: ResourceConfig[], pins: ToolPinning): Promise<
     );
   }
   return `${lines.join('\n')}\n`;
-}
-
-/** The pending change as a reader reviews it: one unified diff per definition, findings. */
-export function describePending(record: PinRecord | undefined): string {
-  const pending = record?.pending;
-  if (!pending) return 'nothing is waiting for approval\n';
-  const out = [
-    `fingerprint ${pending.fingerprint}`,
-    `detected ${new Date(pending.detectedAt).toISOString()}, ${pending.status}${pending.decidedBy ? ` by ${pending.decidedBy}` : ''}`,
-    '',
-  ];
-  for (const change of pending.changes) {
-    const text = (value: unknown) => (value ? `${JSON.stringify(value, null, 2)}\n` : '');
-    out.push(
-      createTwoFilesPatch(
-        `approved/${change.key}`,
-        `listed/${change.key}`,
-        text(change.before),
-        text(change.after),
-        '',
-        '',
-        { context: 3 },
-      ).trimEnd(),
-    );
-    for (const finding of pending.findings[change.key] ?? []) {
-      out.push(`  finding ${finding.rule} at ${finding.where}: ${finding.excerpt}`);
-    }
-    out.push('');
-  }
-  return `${out.join('\n')}\n`;
 }
