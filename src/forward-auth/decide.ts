@@ -90,6 +90,7 @@ export interface DecisionDependencies {
   pins?:
     | {
         held(resource: ResourceConfig): HeldDefinitions | undefined;
+        fresh(resource: ResourceConfig): Promise<HeldDefinitions | undefined>;
         sessionStarted(url: string): void;
       }
     | undefined;
@@ -368,6 +369,7 @@ class DecisionRun {
       resourceUrl: this.match.resource.url,
       policy: policy?.hasRules ? policy : undefined,
       held,
+      freshHeld: held ? () => pins!.fresh(this.match.resource) : undefined,
       token: verified,
       prmUrl: this.prmUrl,
       events: this.deps.events,

@@ -40,6 +40,8 @@ export interface ToolCheck {
   policy: ToolPolicy | undefined;
   /** What tool pinning holds back (`enforce` mode), when anything. */
   held?: HeldDefinitions | undefined;
+  /** The same on a fresh listing (for the list methods, which show definitions). */
+  freshHeld?: (() => Promise<HeldDefinitions | undefined>) | undefined;
   token: VerifiedToken;
   prmUrl: string;
   events: SecurityEvents;
@@ -83,8 +85,10 @@ export async function checkTools(check: ToolCheck): Promise<ToolRefusal | undefi
     };
   }
   if (check.held) {
+    const lists = operation.messages.some((message) => LIST_METHODS.has(message.method ?? ''));
+    const held = (lists && (await check.freshHeld?.())) || check.held;
     for (const message of operation.messages) {
-      const refusal = heldRefusal(check.held, message);
+      const refusal = heldRefusal(held, message);
       if (!refusal) continue;
       events.emit('tool_denied', {
         ip: request.clientIp(),
@@ -142,6 +146,9 @@ export async function checkTools(check: ToolCheck): Promise<ToolRefusal | undefi
   }
   return undefined;
 }
+
+/** The methods that show definitions to the model. */
+const LIST_METHODS = new Set(['tools/list', 'prompts/list', 'resources/templates/list']);
 
 /** What a user is told when pinning holds a definition back. */
 export const HELD_MESSAGE =

@@ -71,6 +71,8 @@ interface ServerState {
   held: HeldDefinitions | undefined;
   nextCheck: number;
   running: Promise<void> | undefined;
+  /** When the latest listing started (epoch ms). */
+  startedAt?: number;
 }
 
 const NOTHING_HELD: HeldDefinitions = {
@@ -123,6 +125,36 @@ export class ToolPinning {
       return { ...NOTHING_HELD, unchecked: true };
     }
     return state.held;
+  }
+
+  /**
+   * What is held for `resource` on a listing that started after this call: in `enforce` mode a
+   * `tools/list` (or `prompts/list`, `resources/templates/list`) is judged on one, so a server
+   * that changed its tools and told its clients (`notifications/tools/list_changed`) cannot
+   * show them the change before the gateway has seen it. Calls arriving together share one
+   * listing; a listing that fails leaves the last state.
+   */
+  async fresh(resource: ResourceConfig): Promise<HeldDefinitions | undefined> {
+    const state = this.servers.get(resource.url);
+    if (!state || this.held(resource) === undefined) return this.held(resource);
+    const asked = Date.now();
+    while ((state.startedAt ?? 0) < asked) {
+      if (state.running) {
+        await state.running;
+        continue;
+      }
+      this.run(resource, state);
+    }
+    await state.running;
+    return this.held(resource);
+  }
+
+  /** Starts a listing of `resource` (the schedule's and on-demand ones alike). */
+  private run(resource: ResourceConfig, state: ServerState): void {
+    state.startedAt = Date.now();
+    state.running = this.check(resource).finally(() => {
+      state.running = undefined;
+    });
   }
 
   /** A new MCP session started on `resource`: list it again soon (rate-limited). */
@@ -215,9 +247,7 @@ export class ToolPinning {
       }
       if (state.running || state.nextCheck > now) continue;
       state.nextCheck = now + resource.toolDefinitions.recheck * 1000;
-      state.running = this.check(resource).finally(() => {
-        state.running = undefined;
-      });
+      this.run(resource, state);
     }
     for (const url of this.servers.keys()) if (!current.has(url)) this.servers.delete(url);
   }
