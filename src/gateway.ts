@@ -231,6 +231,7 @@ async function buildSharedParts(
     audit,
     env: process.env,
   });
+  metrics?.readToolPins(() => pins.gauges());
   await pins.start();
   return {
     config,
@@ -472,6 +473,7 @@ function mountPages(app: Express, parts: SharedParts, oauth: AuthorizationServer
       disabledClients,
       resources,
       catalog,
+      pins: parts.pins,
     }),
   );
 }

@@ -1,6 +1,7 @@
 /**
  * The admin console (`/admin`): clients (with revocation), recent activity (decisions and
- * security events, activity-feed.ts; audit records), and the configured MCP servers.
+ * security events, activity-feed.ts; audit records), the configured MCP servers, and their
+ * pinned tool definitions (tools-routes.ts).
  *
  * Sign-in is the `/account` page's (src/account/session.ts): the same oidc-provider session,
  * and without one the same sign-in through the built-in account client, which brings the
@@ -30,6 +31,7 @@ import type { DisabledClients } from '../clients/disabled-clients.js';
 import type { ResourceRegistry } from '../resources/registry.js';
 import type { ServerCatalog } from '../servers/catalog.js';
 import type { Store } from '../store/store.js';
+import type { ToolPinning } from '../tool-pinning/pinning.js';
 import {
   ACTIVITY_FILTERS,
   recentActivity,
@@ -41,6 +43,7 @@ import { pageOf, parsePage } from './paging.js';
 import { clientStateHandler, clientStateNotice } from './client-state.js';
 import { createAdminGuard } from './guard.js';
 import { createServerRoutes } from './server-routes.js';
+import { createToolsRoutes } from './tools-routes.js';
 import { renderActivity, renderClients, renderOverview } from './views.js';
 
 export { isAdmin } from './guard.js';
@@ -70,6 +73,8 @@ export interface AdminDependencies {
   catalog: ServerCatalog | undefined;
   /** Clients an administrator disabled (src/clients/disabled-clients.ts). */
   disabledClients: Pick<DisabledClients, 'disable' | 'enable'>;
+  /** Tool definition pinning (src/tool-pinning/): the Tools view reads and decides with it. */
+  pins: Pick<ToolPinning, 'status' | 'approve' | 'reject'>;
 }
 
 export function createAdminRouter(deps: AdminDependencies): Router {
@@ -89,6 +94,7 @@ export function createAdminRouter(deps: AdminDependencies): Router {
       logger,
     }),
   );
+  router.use(createToolsRoutes({ guard, resources: deps.resources, pins: deps.pins, logger }));
 
   router.get(ADMIN_PATH, async (req, res) => {
     const who = await admin(req, res, true);

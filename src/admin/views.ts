@@ -34,7 +34,7 @@ form.filter label{display:flex;flex-direction:column;font-size:.85rem}
 </style>`,
 );
 
-export type Section = 'overview' | 'clients' | 'activity' | 'servers';
+export type Section = 'overview' | 'clients' | 'activity' | 'servers' | 'tools';
 
 export function adminPage(title: string, user: string, current: Section, body: SafeHtml): string {
   const link = (section: Section, href: string, label: string) =>
@@ -48,6 +48,7 @@ export function adminPage(title: string, user: string, current: Section, body: S
         ${link('overview', '/admin', 'Overview')} ${link('clients', '/admin/clients', 'Clients')}
         ${link('activity', '/admin/activity', 'Activity')}
         ${link('servers', '/admin/servers', 'MCP servers')}
+        ${link('tools', '/admin/tools', 'Tools')}
         <span class="who">Signed in as <strong>${user}</strong></span>
       </nav>
       ${body}`,
@@ -81,6 +82,8 @@ export function renderOverview(view: OverviewView): string {
         </dd>
         <dt><a href="/admin/servers">MCP servers</a></dt>
         <dd>${view.servers} configured</dd>
+        <dt><a href="/admin/tools">Tools</a></dt>
+        <dd>Their pinned tool definitions, and the changes waiting for approval</dd>
       </dl>`,
   );
 }

@@ -22,6 +22,17 @@ import type { DecisionObserver, DecisionOutcome } from '../forward-auth/decision
 
 type DecisionChild = ReturnType<CounterType<'result' | 'reason' | 'resource'>['labels']>;
 
+/** One pinned MCP server as the tool-pinning gauges show it. */
+export interface ToolPinsGauge {
+  resource: string;
+  mode: string;
+  /** Definition changes waiting for an administrator. */
+  held: number;
+  failing: boolean;
+  /** Seconds since the last successful listing; undefined before the first. */
+  listedAgeSeconds: number | undefined;
+}
+
 export type LoginResult = 'success' | 'denied' | 'failed';
 export type RegistrationKind = 'dcr' | 'cimd';
 
@@ -110,6 +121,27 @@ export class GatewayMetrics implements DecisionObserver {
     },
   });
 
+  private toolPinsSource: (() => readonly ToolPinsGauge[]) | undefined;
+  private readonly toolHeld = new Gauge({
+    name: 'mcp_gateway_tool_definitions_held',
+    help: 'tool definitions of an MCP server changed or flagged and waiting for an administrator',
+    labelNames: ['resource', 'mode'] as const,
+    registers: [this.registry],
+    collect: () => this.collectToolPins(),
+  });
+  private readonly toolListingFailing = new Gauge({
+    name: 'mcp_gateway_tool_listing_failing',
+    help: '1 when the last listing of an MCP server’s tool definitions failed',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+  private readonly toolListingAge = new Gauge({
+    name: 'mcp_gateway_tool_listing_age_seconds',
+    help: 'seconds since an MCP server’s tool definitions were last listed successfully',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+
   /** Bound children: result → reason → resource (no label hashing per request). */
   private readonly decisionChildren = {
     allow: new Map<string, Map<string, DecisionChild>>(),
@@ -147,6 +179,25 @@ export class GatewayMetrics implements DecisionObserver {
   /** The audit log's count of dropped records, read at every scrape. */
   readAuditDropped(source: () => number): void {
     this.auditDroppedSource = source;
+  }
+
+  /** Tool definition pinning's state per server, read at every scrape. */
+  readToolPins(source: () => readonly ToolPinsGauge[]): void {
+    this.toolPinsSource = source;
+  }
+
+  private collectToolPins(): void {
+    if (!this.toolPinsSource) return;
+    this.toolHeld.reset();
+    this.toolListingFailing.reset();
+    this.toolListingAge.reset();
+    for (const server of this.toolPinsSource()) {
+      this.toolHeld.labels(server.resource, server.mode).set(server.held);
+      this.toolListingFailing.labels(server.resource).set(server.failing ? 1 : 0);
+      if (server.listedAgeSeconds !== undefined) {
+        this.toolListingAge.labels(server.resource).set(server.listedAgeSeconds);
+      }
+    }
   }
 
   tokenIssued(grantType: string): void {

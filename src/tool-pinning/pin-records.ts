@@ -42,6 +42,8 @@ export interface PinRecord {
   approvedBy?: string;
   pending: PendingChange | null;
   lastCheck: LastCheck | null;
+  /** When the server was last listed successfully (epoch ms). */
+  lastListedAt?: number;
 }
 
 /** The fingerprint of a snapshot: a hash of its sorted `key hash` lines. */

@@ -165,6 +165,28 @@ export class ToolPinning {
     if (Date.now() - last >= SESSION_RECHECK_MS) state.nextCheck = 0;
   }
 
+  /** Every pinned server's state as this replica knows it (the metrics' gauges). */
+  gauges(): {
+    resource: string;
+    mode: string;
+    held: number;
+    failing: boolean;
+    listedAgeSeconds: number | undefined;
+  }[] {
+    const modes = new Map(this.options.resources().map((entry) => [entry.url, entry]));
+    return [...this.servers].map(([url, state]) => {
+      const record = state.record;
+      const lastGood = record?.lastListedAt;
+      return {
+        resource: url,
+        mode: modes.get(url)?.toolDefinitions.mode ?? 'off',
+        held: record?.pending?.changes.length ?? 0,
+        failing: record?.lastCheck?.ok === false,
+        listedAgeSeconds: lastGood === undefined ? undefined : (Date.now() - lastGood) / 1000,
+      };
+    });
+  }
+
   /** The shared record of a server (CLI, admin console, diagnostics). */
   status(url: string): Promise<PinRecord | undefined> {
     return this.records.read(url);
@@ -311,6 +333,7 @@ export class ToolPinning {
     durationMs: number,
   ): PinRecord {
     const lastCheck = { at: snapshot.takenAt, ok: true, durationMs };
+    current = { ...current, lastListedAt: snapshot.takenAt };
     const findings = this.scan(url, snapshot);
     const baseline = current.approved ?? withoutFlagged(snapshot, findings);
     const changes = diffSnapshots(baseline, snapshot);
