@@ -49,6 +49,8 @@ const NOT_FAILURES = new Set([
   'rate_limited',
   'store_unavailable',
   'session_quota',
+  // The MCP server's definitions changed: the client did nothing wrong.
+  'definition_held',
 ]);
 
 /** The subrequest as {@link decide} reads it; the body is read from the socket only if asked. */

@@ -87,18 +87,11 @@ export async function checkTools(check: ToolCheck): Promise<ToolRefusal | undefi
   if (check.held) {
     const lists = operation.messages.some((message) => LIST_METHODS.has(message.method ?? ''));
     const held = (lists && (await check.freshHeld?.())) || check.held;
+    // No security event per refusal: the server's change is the event (tool_definition_*),
+    // and a client calling a held tool is no sign of abuse (CrowdSec must not ban it).
     for (const message of operation.messages) {
       const refusal = heldRefusal(held, message);
-      if (!refusal) continue;
-      events.emit('tool_denied', {
-        ip: request.clientIp(),
-        resource: resourceUrl,
-        clientId: token.clientId,
-        subject: token.sub,
-        tool: message.name ?? message.method,
-        reason: 'definition_held',
-      });
-      return refusal;
+      if (refusal) return refusal;
     }
   }
   if (!policy) return undefined;
