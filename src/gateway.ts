@@ -223,6 +223,7 @@ async function buildSharedParts(
     config.verify.backendTokenTtl,
   );
   const pins = createToolPinning({
+    settings: config.toolPinning,
     store,
     resources,
     signer: backendSigner,

@@ -991,6 +991,35 @@ const logSettings = z.strictObject({
 });
 
 /** Every key of the file, before the rules that relate one key to another. */
+/** An external classifier of tool definitions, beside the built-in scanner. */
+const toolPinningSettings = z.strictObject({
+  classifier: z
+    .strictObject({
+      url: httpUrl.describe(
+        'Where each new or changed definition is POSTed as JSON `{ resource, kind, name, ' +
+          'definition }`; it answers `{ "flagged": true|false, "reason": "…" }`.',
+      ),
+      timeout: duration
+        .default(5)
+        .describe('How long one answer may take; then `failPolicy` decides.'),
+      failPolicy: z
+        .enum(['flag', 'pass'])
+        .default('flag')
+        .describe(
+          'A definition the classifier could not judge (timeout, error, an answer that is not ' +
+            'the expected JSON): `flag` holds it (fail closed), `pass` leaves it to the ' +
+            'built-in scanner.',
+        ),
+      authorizationEnv: z
+        .string()
+        .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+        .optional()
+        .describe('An environment variable whose value is sent as `Authorization`.'),
+    })
+    .optional()
+    .describe('An optional external classifier (an HTTP service). Unset: the scanner alone.'),
+});
+
 const configObject = z.strictObject({
   issuer: httpUrl
     .transform((value) => value.replace(/\/+$/, ''))
@@ -1059,6 +1088,12 @@ const configObject = z.strictObject({
       'MCP servers administrators add, edit and remove at run time (the admin console’s ' +
         'servers page, `mcp-gateway servers …`), kept in the store and applied by every ' +
         'replica without a restart, beside this file’s `resources`.',
+    ),
+  toolPinning: toolPinningSettings
+    .prefault({})
+    .describe(
+      'Settings of tool definition pinning shared by every MCP server (each server’s own are ' +
+        'its `toolDefinitions`): docs/tool-pinning.md.',
     ),
   admins: adminSettings
     .prefault({})

@@ -63,6 +63,8 @@ export interface ToolPinningOptions {
   logger: Logger;
   /** Records approvals and rejections (the audit log); optional. */
   audit?: ((kind: string, fields: Record<string, unknown>) => Promise<void>) | undefined;
+  /** An external classifier's findings on a new or changed definition (classifier.ts). */
+  classify?: ((resource: string, definition: PinnedDefinition) => Promise<Finding[]>) | undefined;
 }
 
 /** What the service remembers of one server between listings. */
@@ -302,8 +304,9 @@ export class ToolPinning {
     }
     const snapshot = snapshotOf(lists, started);
     try {
+      const findings = await this.findingsOn(resource.url, snapshot);
       const record = await this.records.update(resource.url, (current) =>
-        this.compare(resource.url, current, snapshot, Date.now() - started),
+        this.compare(current, snapshot, findings, Date.now() - started),
       );
       this.remember(resource.url, record);
       await this.options.store.publish(TOOL_PINS_CHANNEL, resource.url);
@@ -325,16 +328,33 @@ export class ToolPinning {
     }
   }
 
+  /**
+   * The scanner's findings on every definition, and the external classifier's on those not
+   * approved as they are (asked once per definition hash).
+   */
+  private async findingsOn(url: string, snapshot: Snapshot): Promise<Record<string, Finding[]>> {
+    const findings = this.scan(url, snapshot);
+    const { classify } = this.options;
+    if (!classify) return findings;
+    const approved = this.servers.get(url)?.record?.approved?.definitions ?? {};
+    for (const [key, definition] of Object.entries(snapshot.definitions)) {
+      if (approved[key]?.hash === definition.hash) continue;
+      const classified = await classify(url, definition);
+      if (classified.length > 0) findings[key] = [...(findings[key] ?? []), ...classified];
+    }
+    return findings;
+  }
+
   /** The record after `snapshot` was listed: approved, unchanged, or a change to hold. */
   private compare(
-    url: string,
     current: PinRecord,
     snapshot: Snapshot,
+    findings: Record<string, Finding[]>,
     durationMs: number,
   ): PinRecord {
+    const url = current.resource;
     const lastCheck = { at: snapshot.takenAt, ok: true, durationMs };
     current = { ...current, lastListedAt: snapshot.takenAt };
-    const findings = this.scan(url, snapshot);
     const baseline = current.approved ?? withoutFlagged(snapshot, findings);
     const changes = diffSnapshots(baseline, snapshot);
     const fingerprint = fingerprintOf(snapshot);

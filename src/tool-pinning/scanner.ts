@@ -234,6 +234,11 @@ export const STRUCTURE_RULES = {
       '2 000), or mostly repeated filler, is where hidden instructions usually sit; it is held ' +
       'for a look.',
   },
+  classifier: {
+    reason:
+      'The external classifier (`toolPinning.classifier`) flagged it, or could not judge it ' +
+      'and `failPolicy` is `flag`.',
+  },
   'name-collision': {
     reason:
       'A tool named like another server’s tool behind the gateway can shadow it: the model ' +

@@ -2,11 +2,12 @@
  * Tool pinning as the service runs it: the upstream lister authenticating as the gateway, the
  * audit of approvals, and the schedule (pinning.ts).
  */
-import type { ResourceConfig } from '../config/schema.js';
+import type { GatewayConfig, ResourceConfig } from '../config/schema.js';
 import type { SecurityEvents } from '../events/security-events.js';
 import type { BackendTokenSigner } from '../forward-auth/backend-token.js';
 import type { Logger } from '../logging/logger.js';
 import type { Store } from '../store/store.js';
+import { ExternalClassifier } from './classifier.js';
 import { ToolPinning } from './pinning.js';
 import { GATEWAY_SUBJECT, listDefinitions } from './upstream-lister.js';
 
@@ -14,6 +15,8 @@ import { GATEWAY_SUBJECT, listDefinitions } from './upstream-lister.js';
 export const LISTING_TIMEOUT_MS = 10_000;
 
 export interface ToolPinningSetup {
+  /** `toolPinning` of the configuration. */
+  settings: GatewayConfig['toolPinning'];
   store: Store;
   resources: { list(): ResourceConfig[] };
   signer: BackendTokenSigner;
@@ -57,7 +60,22 @@ function authorizationFor(
 
 export function createToolPinning(setup: ToolPinningSetup): ToolPinning {
   const { signer, env, audit } = setup;
+  const settings = setup.settings.classifier;
+  const classifier = settings
+    ? new ExternalClassifier(
+        {
+          url: settings.url,
+          timeoutMs: settings.timeout * 1000,
+          failPolicy: settings.failPolicy,
+          authorization: settings.authorizationEnv ? env[settings.authorizationEnv] : undefined,
+        },
+        setup.logger,
+      )
+    : undefined;
   return new ToolPinning({
+    classify: classifier
+      ? (resource, definition) => classifier.findings(resource, definition)
+      : undefined,
     store: setup.store,
     resources: () => setup.resources.list(),
     list: (resource) =>

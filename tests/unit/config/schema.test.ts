@@ -271,6 +271,7 @@ describe('the configuration schema', () => {
         },
         defaults: { rateLimitAverage: 50, rateLimitBurst: 100, inFlight: 20 },
       },
+      toolPinning: {},
       admins: { emails: [], groups: [] },
       audit: { enabled: true, maxRecords: 1_000_000 },
       activity: { enabled: true, maxEntries: 1000 },
