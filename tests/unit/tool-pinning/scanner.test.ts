@@ -2,9 +2,15 @@
  * The tool-definition scanner (src/tool-pinning/scanner.ts), rule by rule: each published
  * technique it must flag, and honest definitions it must leave alone.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { snapshotOf } from '../../../src/tool-pinning/definitions.js';
-import { contextFor, scanDefinition } from '../../../src/tool-pinning/scanner.js';
+import {
+  contextFor,
+  scanDefinition,
+  STRUCTURE_RULES,
+  TEXT_RULES,
+} from '../../../src/tool-pinning/scanner.js';
 
 function rules(definition: Record<string, unknown>, others: string[] = []): string[] {
   const snapshot = snapshotOf({ tool: [definition] });
@@ -111,5 +117,11 @@ describe('the tool-definition scanner', () => {
     'Recherche dans la documentation du produit.',
   ])('leaves an honest description alone: %s', (description) => {
     expect(rules({ name: 'tool', description, inputSchema: schema })).toEqual([]);
+  });
+
+  it('is documented rule by rule in docs/tool-pinning.md', () => {
+    const doc = readFileSync(new URL('../../../docs/tool-pinning.md', import.meta.url), 'utf8');
+    const ids = [...TEXT_RULES.map((rule) => rule.id), ...Object.keys(STRUCTURE_RULES)];
+    expect(ids.filter((id) => !doc.includes(`| \`${id}\``))).toEqual([]);
   });
 });
