@@ -203,40 +203,58 @@ export class ToolPinning {
   }
 
   /** Approves the held change of `url` (the one with `fingerprint`, when given). */
-  async approve(url: string, actor: string, fingerprint?: string): Promise<PinRecord> {
-    let approved: PendingChange | undefined;
-    const record = await this.records.update(url, (current) => {
-      const pending = current.pending;
-      if (!pending) throw new PinningError('nothing is waiting for approval');
-      if (fingerprint && pending.fingerprint !== fingerprint) {
-        throw new PinningError('the definitions changed again since they were shown');
-      }
-      approved = pending;
-      return {
+  approve(url: string, actor: string, fingerprint?: string): Promise<PinRecord> {
+    return this.decide(
+      url,
+      actor,
+      fingerprint,
+      'tool_definitions_approved',
+      (current, pending) => ({
         ...current,
         approved: pending.snapshot,
         approvedAt: Date.now(),
         approvedBy: actor,
         pending: null,
-      };
-    });
-    await this.decided(url, record, 'tool_definitions_approved', actor, approved!);
-    return record;
+      }),
+    );
   }
 
   /** Rejects the held change of `url`: its definitions stay refused until the server reverts. */
-  async reject(url: string, actor: string, fingerprint?: string): Promise<PinRecord> {
-    let rejected: PendingChange | undefined;
+  reject(url: string, actor: string, fingerprint?: string): Promise<PinRecord> {
+    return this.decide(
+      url,
+      actor,
+      fingerprint,
+      'tool_definitions_rejected',
+      (current, pending) => ({
+        ...current,
+        pending: { ...pending, status: 'rejected', decidedBy: actor },
+      }),
+    );
+  }
+
+  /**
+   * An administrator's decision on the held change of `url`: refused (PinningError) when none
+   * is held or it is not the one shown (`fingerprint`); recorded, audited and announced.
+   */
+  private async decide(
+    url: string,
+    actor: string,
+    fingerprint: string | undefined,
+    kind: string,
+    apply: (current: PinRecord, pending: PendingChange) => PinRecord,
+  ): Promise<PinRecord> {
+    let decided: PendingChange | undefined;
     const record = await this.records.update(url, (current) => {
       const pending = current.pending;
       if (!pending) throw new PinningError('nothing is waiting for approval');
       if (fingerprint && pending.fingerprint !== fingerprint) {
         throw new PinningError('the definitions changed again since they were shown');
       }
-      rejected = pending;
-      return { ...current, pending: { ...pending, status: 'rejected', decidedBy: actor } };
+      decided = pending;
+      return apply(current, pending);
     });
-    await this.decided(url, record, 'tool_definitions_rejected', actor, rejected!);
+    await this.decided(url, record, kind, actor, decided!);
     return record;
   }
 
