@@ -9,6 +9,7 @@
  * definition (fail closed), `pass` leaves it to the scanner.
  */
 import type { Logger } from '../logging/logger.js';
+import { cappedFetch } from '../net/capped-fetch.js';
 import type { PinnedDefinition } from './definitions.js';
 import { visible, type Finding } from './scanner.js';
 
@@ -64,7 +65,7 @@ export class ExternalClassifier {
   }
 
   private async ask(resource: string, definition: PinnedDefinition): Promise<Finding[]> {
-    const response = await fetch(this.settings.url, {
+    const response = await cappedFetch(MAX_ANSWER)(this.settings.url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -79,9 +80,11 @@ export class ExternalClassifier {
       redirect: 'error',
       signal: AbortSignal.timeout(this.settings.timeoutMs),
     });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`status ${response.status}`);
+    }
     const text = await response.text();
-    if (!response.ok) throw new Error(`status ${response.status}`);
-    if (text.length > MAX_ANSWER) throw new Error('answer too large');
     const answer = JSON.parse(text) as { flagged?: unknown; reason?: unknown };
     if (typeof answer.flagged !== 'boolean') throw new Error('no boolean "flagged" in the answer');
     if (!answer.flagged) return [];

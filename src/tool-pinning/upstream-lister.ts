@@ -13,6 +13,7 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { cappedFetch } from '../net/capped-fetch.js';
 import type { DefinitionKind } from './definitions.js';
 
 /** The `sub` of the JWT the gateway signs to list a server's tools. */
@@ -32,6 +33,11 @@ export type Lists = Record<DefinitionKind, Record<string, unknown>[]>;
 /** Raised when a server cannot be listed; the message is for diagnostics. */
 export class ListingFailed extends Error {}
 
+/** The most one answer of a server may weigh (all its tools at once, say). */
+export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+/** The most definitions one server may list (tools, prompts and templates together). */
+export const MAX_DEFINITIONS = 5_000;
+
 /** Every page of one list. */
 async function allPages(
   list: (cursor: string | undefined) => Promise<{ nextCursor?: string | undefined }>,
@@ -42,6 +48,8 @@ async function allPages(
   for (let page = 0; page < 100; page += 1) {
     const result = await list(cursor);
     out.push(...items(result as never));
+    if (out.length > MAX_DEFINITIONS)
+      throw new ListingFailed(`more than ${MAX_DEFINITIONS} definitions`);
     if (!result.nextCursor) return out;
     cursor = result.nextCursor;
   }
@@ -54,6 +62,9 @@ export async function listDefinitions(target: ListingTarget): Promise<Lists> {
   const authorization = await target.authorization();
   const transport = new StreamableHTTPClientTransport(new URL(target.upstream), {
     requestInit: { headers: authorization ? { Authorization: authorization } : {} },
+    // An MCP server is not trusted to answer small: one answer, and all pages together, are
+    // bounded, so a listing cannot exhaust the gateway's memory.
+    fetch: cappedFetch(MAX_ANSWER_BYTES),
   });
   const client = new Client({ name: 'mcp-gateway-tool-pinning', version: '1.0.0' });
   const options = { signal, timeout: target.timeoutMs };
@@ -78,6 +89,9 @@ export async function listDefinitions(target: ListingTarget): Promise<Lists> {
           (page: { resourceTemplates: Record<string, unknown>[] }) => page.resourceTemplates,
         )
       : [];
+    if (tools.length + prompts.length + resourceTemplates.length > MAX_DEFINITIONS) {
+      throw new ListingFailed(`more than ${MAX_DEFINITIONS} definitions`);
+    }
     return { tool: tools, prompt: prompts, resourceTemplate: resourceTemplates };
   } catch (error) {
     if (error instanceof ListingFailed) throw error;
