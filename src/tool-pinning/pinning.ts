@@ -86,6 +86,9 @@ const NOTHING_HELD: HeldDefinitions = {
   resourceTemplates: false,
 };
 
+/** A server never listed successfully: every list and call held. */
+const UNCHECKED: HeldDefinitions = { ...NOTHING_HELD, unchecked: true };
+
 /** Whether a resource is pinned at all. */
 export function pinned(resource: ResourceConfig): boolean {
   return resource.toolDefinitions.mode !== 'off' && resource.upstream !== undefined;
@@ -122,11 +125,8 @@ export class ToolPinning {
     if (resource.toolDefinitions.mode !== 'enforce' || resource.upstream === undefined) {
       return undefined;
     }
-    const state = this.servers.get(resource.url);
-    if (!state?.record?.lastCheck && !state?.record?.approved) {
-      return { ...NOTHING_HELD, unchecked: true };
-    }
-    return state.held;
+    // No record yet on this replica: never listed, so held whole (fail closed).
+    return this.servers.get(resource.url)?.held ?? UNCHECKED;
   }
 
   /**
@@ -194,7 +194,7 @@ export class ToolPinning {
     return this.records.read(url);
   }
 
-  /** Lists `url` now and waits for the result (tests, the CLI's `tools check`). */
+  /** Lists `url` now and waits for the result (tests). */
   async checkNow(url: string): Promise<PinRecord | undefined> {
     const resource = this.options.resources().find((entry) => entry.url === url);
     if (!resource || !pinned(resource)) return undefined;
@@ -473,9 +473,7 @@ function withoutFlagged(snapshot: Snapshot, findings: Record<string, Finding[]>)
  */
 function heldBy(record: PinRecord): HeldDefinitions {
   if (!record.pending) {
-    return record.approved || record.lastCheck?.ok
-      ? NOTHING_HELD
-      : { ...NOTHING_HELD, unchecked: true };
+    return record.approved || record.lastCheck?.ok ? NOTHING_HELD : UNCHECKED;
   }
   const tools = new Set<string>();
   const prompts = new Set<string>();

@@ -412,16 +412,12 @@ const MODEL_CONTEXT_PROPERTY =
 /** Whitespace runs that push text out of view. */
 const PADDING = /[ \t\u00a0]{40,}|(\r?\n[ \t]*){8,}/;
 
-/** A property name that reads as a sentence (spaces, or very long), or asks for model context. */
-function propertyNameFindings(definition: Record<string, unknown>): Finding[] {
-  const findings: Finding[] = [];
-  for (const [where, text] of strings(definition, '')) {
-    if (!where.endsWith(' (key)') || !/\.properties\.[^.]+ \(key\)$/.test(where)) continue;
-    if (/\s/.test(text) || text.length > 64 || MODEL_CONTEXT_PROPERTY.test(text)) {
-      findings.push({ rule: 'schema-poisoning', where, excerpt: visible(text) });
-    }
-  }
-  return findings;
+/** A schema property name that reads as a sentence (spaces, or very long), or asks for model context. */
+function poisonedPropertyName(where: string, text: string): boolean {
+  return (
+    /\.properties\.[^.]+ \(key\)$/.test(where) &&
+    (/\s/.test(text) || text.length > 64 || MODEL_CONTEXT_PROPERTY.test(text))
+  );
 }
 
 function median(values: readonly number[]): number {
@@ -436,8 +432,11 @@ export function scanDefinition(definition: PinnedDefinition, context: ScanContex
   for (const [where, text] of strings(definition.definition, '')) {
     findings.push(...scanString(text, where));
     // Identifiers spell sentences with underscores: content_from_reading_ssh_id_rsa.
-    if (where.endsWith(' (key)') && /[_-]/.test(text)) {
-      findings.push(...textFindings(text.replace(/[_-]+/g, ' '), where));
+    if (where.endsWith(' (key)')) {
+      if (/[_-]/.test(text)) findings.push(...textFindings(text.replace(/[_-]+/g, ' '), where));
+      if (poisonedPropertyName(where, text)) {
+        findings.push({ rule: 'schema-poisoning', where, excerpt: visible(text) });
+      }
     }
     const padded = PADDING.exec(text);
     if (padded) {
@@ -448,7 +447,6 @@ export function scanDefinition(definition: PinnedDefinition, context: ScanContex
       });
     }
   }
-  findings.push(...propertyNameFindings(definition.definition));
   const description = definition.definition.description;
   if (typeof description === 'string') {
     const typical = median(context.peerDescriptionLengths);
