@@ -22,7 +22,7 @@ import { createLogger } from '../logging/logger.js';
 import { tryCanonicalResourceUrl } from '../resources/resource-url.js';
 import { createServerCatalog } from '../servers/setup.js';
 import { asResource } from '../servers/managed-server.js';
-import { pinned, PinningError, ToolPinning } from '../tool-pinning/pinning.js';
+import { pinned, ToolPinning } from '../tool-pinning/pinning.js';
 import { describePending } from '../tool-pinning/review.js';
 import { ListingFailed } from '../tool-pinning/upstream-lister.js';
 import { EXIT, type CliIo } from './io.js';
@@ -94,7 +94,7 @@ export async function runToolsCommand(
     return EXIT.ok;
   } catch (error) {
     io.stderr(`tools: ${(error as Error).message}\n`);
-    return error instanceof PinningError ? EXIT.failed : EXIT.failed;
+    return EXIT.failed;
   } finally {
     await audit?.close();
     await store.close();
@@ -107,7 +107,7 @@ async function listing(resources: ResourceConfig[], pins: ToolPinning): Promise<
     const record = await pins.status(resource.url);
     const approved = Object.keys(record?.approved?.definitions ?? {}).length;
     const held = record?.pending?.changes.length ?? 0;
-    const status = record?.pending ? record.pending.status : held ? '' : 'ok';
+    const status = record?.pending?.status ?? 'ok';
     const last = record?.lastCheck
       ? `${new Date(record.lastCheck.at).toISOString()} ${record.lastCheck.ok ? 'ok' : `failed: ${record.lastCheck.error ?? ''}`}`
       : 'never';

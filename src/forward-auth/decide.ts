@@ -21,7 +21,6 @@
  * returns a promise. Neither ever throws or rejects: an unexpected error is a `failed` decision.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ResourceConfig } from '../config/schema.js';
 import type { SecurityEvents } from '../events/security-events.js';
 import type { TrustFunction } from '../http/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
@@ -54,7 +53,7 @@ import {
 import type { ClaimOutcome, SessionBindings } from './session-binding.js';
 import { sessionNamed } from './session-names.js';
 import { TokenRejected, TokenVerifier, type VerifiedToken } from './token-verifier.js';
-import type { HeldDefinitions } from '../tool-pinning/pinning.js';
+import type { ToolPinning } from '../tool-pinning/pinning.js';
 import { checkTools, union, type ToolRefusal } from './tool-rules.js';
 
 /** The forwardAuth subrequest, as far as the decision reads it. */
@@ -87,13 +86,7 @@ export interface DecisionDependencies {
   /** Client IPs refused for now (`limits.verifyFailures`); counted by the adapter. */
   failureLimiter?: { readonly active: boolean; isBlocked(ip: string): number } | undefined;
   /** Tool definition pinning (src/tool-pinning/): what is held back, and new sessions. */
-  pins?:
-    | {
-        held(resource: ResourceConfig): HeldDefinitions | undefined;
-        fresh(resource: ResourceConfig): Promise<HeldDefinitions | undefined>;
-        sessionStarted(url: string): void;
-      }
-    | undefined;
+  pins?: Pick<ToolPinning, 'held' | 'fresh' | 'sessionStarted'> | undefined;
 }
 
 /** What every decision tells, whatever it is: the observers' facts. */

@@ -19,6 +19,7 @@
 import type { ResourceConfig } from '../config/schema.js';
 import type { SecurityEvents } from '../events/security-events.js';
 import type { Logger } from '../logging/logger.js';
+import type { ToolPinsGauge } from '../observability/metrics.js';
 import { TOOL_PINS_CHANNEL } from '../store/keys.js';
 import type { Store } from '../store/store.js';
 import {
@@ -168,13 +169,7 @@ export class ToolPinning {
   }
 
   /** Every pinned server's state as this replica knows it (the metrics' gauges). */
-  gauges(): {
-    resource: string;
-    mode: string;
-    held: number;
-    failing: boolean;
-    listedAgeSeconds: number | undefined;
-  }[] {
+  gauges(): ToolPinsGauge[] {
     const modes = new Map(this.options.resources().map((entry) => [entry.url, entry]));
     return [...this.servers].map(([url, state]) => {
       const record = state.record;

@@ -39,15 +39,15 @@ export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 export const MAX_DEFINITIONS = 5_000;
 
 /** Every page of one list. */
-async function allPages(
-  list: (cursor: string | undefined) => Promise<{ nextCursor?: string | undefined }>,
-  items: (page: never) => Record<string, unknown>[],
+async function allPages<Page extends { nextCursor?: string | undefined }>(
+  list: (cursor: string | undefined) => Promise<Page>,
+  items: (page: Page) => Record<string, unknown>[],
 ): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < 100; page += 1) {
     const result = await list(cursor);
-    out.push(...items(result as never));
+    out.push(...items(result));
     if (out.length > MAX_DEFINITIONS)
       throw new ListingFailed(`more than ${MAX_DEFINITIONS} definitions`);
     if (!result.nextCursor) return out;
@@ -74,19 +74,19 @@ export async function listDefinitions(target: ListingTarget): Promise<Lists> {
     const tools = capabilities.tools
       ? await allPages(
           (cursor) => client.listTools(cursor ? { cursor } : {}, options),
-          (page: { tools: Record<string, unknown>[] }) => page.tools,
+          (page) => page.tools,
         )
       : [];
     const prompts = capabilities.prompts
       ? await allPages(
           (cursor) => client.listPrompts(cursor ? { cursor } : {}, options),
-          (page: { prompts: Record<string, unknown>[] }) => page.prompts,
+          (page) => page.prompts,
         )
       : [];
     const resourceTemplates = capabilities.resources
       ? await allPages(
           (cursor) => client.listResourceTemplates(cursor ? { cursor } : {}, options),
-          (page: { resourceTemplates: Record<string, unknown>[] }) => page.resourceTemplates,
+          (page) => page.resourceTemplates,
         )
       : [];
     if (tools.length + prompts.length + resourceTemplates.length > MAX_DEFINITIONS) {
