@@ -478,74 +478,86 @@ ${setup.traefik!.proxy.output()}`,
 async function traefikScenarios(bench: Bench, setup: Setup): Promise<void> {
   const { proxy, backend, url } = setup.traefik!;
   await checkTraefik(setup);
-  await bench.scenario('t', 'Traefik alone → backend, POST tools/call → 200', [proxy, backend], {
-    url: `${url}${TRAEFIK_ROUTES.alone}`,
-    ...mcpPost(setup.single),
-    expected: 200,
-    duration: DURATION,
-  });
-  await bench.scenario(
-    't-gw',
-    'Traefik + the gateway forwardAuth (forwardBody) → backend → 200',
-    [proxy, backend, setup.gateway],
-    {
-      url: `${url}${TRAEFIK_ROUTES.gateway}`,
-      ...mcpPost(setup.traefikToken),
-      expected: 200,
-      duration: DURATION,
-    },
-  );
-  // Controls: the same without `forwardBody` (like oauth2-proxy's hop, which reads no body:
-  // Traefik's cost of sending the body to /verify, and the gateway's of reading it), with a
-  // 16 KiB `maxBodySize` (the cost of the buffer Traefik allocates for every body), and
-  // against the backend itself, which allows anything (the hop's cost in Traefik whatever
-  // answers it).
+  const auth = [proxy, backend, setup.gateway];
+  // The controls: the gateway's hop without `forwardBody` (like oauth2-proxy's, which reads no
+  // body: what sending the body costs Traefik and the gateway), with a 16 KiB `maxBodySize`
+  // (the price of the buffer Traefik allocates for every body), and the same settings against
+  // the backend itself, which allows anything (the hop's cost in Traefik whatever answers it).
   // --quick keeps the like-for-like row (t-gw-nb) only.
-  {
-    const { headers, ...post } = mcpPost(setup.traefikToken);
-    const controls = [
-      ['t-gw-nb', 'without forwardBody', NO_BODY_HEADER],
-      ['t-gw-16k', 'with maxBodySize 16 KiB', SMALL_BODY_HEADER],
-    ] as const;
-    for (const [id, description, extra] of QUICK ? controls.slice(0, 1) : controls) {
-      await bench.scenario(
-        id,
-        `Traefik + the gateway forwardAuth ${description} (control) → backend → 200`,
-        [proxy, backend, setup.gateway],
-        {
-          url: `${url}${TRAEFIK_ROUTES.gateway}`,
-          ...post,
-          headers: { ...headers, ...extra },
-          expected: 200,
-          duration: DURATION,
-        },
-      );
-    }
-    if (!QUICK) {
-      await bench.scenario(
-        't-0',
-        'Traefik + the same forwardAuth to the backend, which allows anything (control) → backend → 200',
-        [proxy, backend],
-        {
-          url: `${url}${TRAEFIK_ROUTES.zero}`,
-          ...mcpPost(setup.traefikToken),
-          expected: 200,
-          duration: DURATION,
-        },
-      );
-    }
-  }
-  await bench.scenario(
-    't-p',
-    'Traefik + oauth2-proxy forwardAuth → backend → 200',
-    [proxy, backend, setup.peer!],
+  const rows: {
+    id: string;
+    description: string;
+    servers: ManagedProcess[];
+    route: string;
+    token: string;
+    extra?: Record<string, string>;
+    quick: boolean;
+  }[] = [
     {
-      url: `${url}${TRAEFIK_ROUTES.peer}`,
-      ...mcpPost(setup.single),
+      id: 't',
+      description: 'Traefik alone → backend, POST tools/call → 200',
+      servers: [proxy, backend],
+      route: TRAEFIK_ROUTES.alone,
+      token: setup.single,
+      quick: true,
+    },
+    {
+      id: 't-gw',
+      description: 'Traefik + the gateway forwardAuth (forwardBody) → backend → 200',
+      servers: auth,
+      route: TRAEFIK_ROUTES.gateway,
+      token: setup.traefikToken,
+      quick: true,
+    },
+    {
+      id: 't-gw-nb',
+      description:
+        'Traefik + the gateway forwardAuth without forwardBody (control) → backend → 200',
+      servers: auth,
+      route: TRAEFIK_ROUTES.gateway,
+      token: setup.traefikToken,
+      extra: NO_BODY_HEADER,
+      quick: true,
+    },
+    {
+      id: 't-gw-16k',
+      description:
+        'Traefik + the gateway forwardAuth with maxBodySize 16 KiB (control) → backend → 200',
+      servers: auth,
+      route: TRAEFIK_ROUTES.gateway,
+      token: setup.traefikToken,
+      extra: SMALL_BODY_HEADER,
+      quick: false,
+    },
+    {
+      id: 't-0',
+      description:
+        'Traefik + the same forwardAuth to the backend, which allows anything (control) → backend → 200',
+      servers: [proxy, backend],
+      route: TRAEFIK_ROUTES.zero,
+      token: setup.traefikToken,
+      quick: false,
+    },
+    {
+      id: 't-p',
+      description: 'Traefik + oauth2-proxy forwardAuth → backend → 200',
+      servers: [proxy, backend, setup.peer!],
+      route: TRAEFIK_ROUTES.peer,
+      token: setup.single,
+      quick: true,
+    },
+  ];
+  for (const row of rows) {
+    if (QUICK && !row.quick) continue;
+    const { headers, ...post } = mcpPost(row.token);
+    await bench.scenario(row.id, row.description, row.servers, {
+      url: `${url}${row.route}`,
+      ...post,
+      headers: { ...headers, ...row.extra },
       expected: 200,
       duration: DURATION,
-    },
-  );
+    });
+  }
 }
 
 /**

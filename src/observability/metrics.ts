@@ -127,6 +127,8 @@ export class GatewayMetrics implements DecisionObserver {
     help: 'tool definitions of an MCP server changed or flagged and waiting for an administrator',
     labelNames: ['resource', 'mode'] as const,
     registers: [this.registry],
+    // Sets all three tool-pinning gauges at once: registered first, it is collected before the
+    // two below are read.
     collect: () => this.collectToolPins(),
   });
   private readonly toolListingFailing = new Gauge({
