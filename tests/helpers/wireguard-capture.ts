@@ -9,6 +9,11 @@ import { waitFor } from './netns.js';
 
 export interface Capture {
   file: string;
+  /**
+   * The packets written so far (tcpdump -U writes each one whole), or `undefined` while the
+   * file is not readable as pcap yet: for waiting until the capture holds what was sent.
+   */
+  packets(): Promise<Buffer[] | undefined>;
   /** Stops tcpdump (it flushes on SIGTERM) and returns the pcap file's bytes. */
   stop(): Promise<Buffer>;
 }
@@ -49,6 +54,13 @@ export async function startCapture(
   }
   return {
     file,
+    async packets() {
+      try {
+        return parsePcap(await readFile(file)).packets;
+      } catch {
+        return undefined;
+      }
+    },
     async stop() {
       await tcpdump.stop(5_000);
       return readFile(file);

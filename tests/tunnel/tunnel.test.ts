@@ -385,6 +385,23 @@ describeWithNetns(
       const underlay = await startCapture(lab, ns.edge, 'u0', path.join(work, 'underlay.pcap'));
       const inside = await startCapture(lab, ns.edge, WG.hub, path.join(work, 'inside.pcap'));
       expect(await echo(marker)).toContain(marker);
+      // tcpdump reads what the kernel hands it when it is next scheduled: on a busy machine a
+      // capture stopped at once loses packets. Stop once the inside capture holds the marker and
+      // the underlay at least as many packets as the inside (each one travels in one of them).
+      await waitFor(
+        async () => {
+          const inner = await inside.packets();
+          const outer = await underlay.packets();
+          return (
+            inner !== undefined &&
+            outer !== undefined &&
+            inner.some((packet) => packet.includes(marker)) &&
+            outer.length >= inner.length
+          );
+        },
+        10_000,
+        'both captures to hold the tool call',
+      );
       const underlayBytes = await underlay.stop();
       const insideBytes = await inside.stop();
 
